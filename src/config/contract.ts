@@ -1,0 +1,43 @@
+/**
+ * The public contract's names (ARCHITECTURE.md): labels and annotations that users, the Helm
+ * chart, the kubectl plugin and the acceptance tests depend on. Change one only together with
+ * the docs.
+ */
+export const PREFIX = 'kube-canary.io/';
+
+export const LABEL_ENABLED = `${PREFIX}enabled`;
+export const LABEL_ROLE = `${PREFIX}role`;
+export const LABEL_STABLE_NAME = `${PREFIX}stable`;
+export const ROLE_CANARY = 'canary';
+
+/** Written by the webhook when it captures a release. */
+export const ANN_REVISION = `${PREFIX}revision`;
+export const ANN_STABLE_REVISION = `${PREFIX}stable-revision`;
+/** Written by the progressor. */
+export const ANN_STATUS = `${PREFIX}status`;
+export const ANN_FAILED_REVISION = `${PREFIX}failed-revision`;
+/** Written by users. */
+export const ANN_ANALYSIS = `${PREFIX}analysis`;
+export const ANN_PROGRESS_DEADLINE = `${PREFIX}progress-deadline`;
+export const ANN_SKIP_ANALYSIS = `${PREFIX}skip-analysis`;
+export const ANN_PROVIDER = `${PREFIX}provider`;
+export const ANN_SERVICE = `${PREFIX}service`;
+
+/** Annotations the webhook and progressor own; a user's rewrite of the object must not drop them mid-release. */
+export const MANAGED_ANNOTATIONS = [ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS, ANN_FAILED_REVISION] as const;
+
+/** Annotations a user may set, validated by src/config/release-config.ts. */
+export const USER_ANNOTATIONS = [ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_SKIP_ANALYSIS, ANN_PROVIDER, ANN_SERVICE] as const;
+
+export const DEFAULT_TRACK_LABEL = 'version';
+export const TRACK_STABLE = 'stable';
+export const TRACK_CANARY = 'canary';
+
+/** Never acted on, whatever their labels say. */
+export const SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'] as const;
+
+export const DEFAULT_PROGRESSOR_USER = 'system:serviceaccount:kube-canary:kube-canary-progressor';
+
+export function canaryName(stableName: string): string {
+  return `${stableName}-canary`;
+}

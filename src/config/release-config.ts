@@ -1,0 +1,78 @@
+/**
+ * Everything a user configures on an opted-in Deployment through `kube-canary.io/*` annotations,
+ * parsed and validated in one place so the webhook (which denies bad config at admission) and
+ * the progressor (which acts on it) can never disagree.
+ */
+import { type Analysis, parseAnalysis, show } from './analysis.js';
+import { ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_PROVIDER, ANN_SERVICE, ANN_SKIP_ANALYSIS, PREFIX, MANAGED_ANNOTATIONS, USER_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME } from './contract.js';
+import { parseDuration } from './duration.js';
+
+export const TRAFFIC_PROVIDERS = ['istio', 'gateway-api', 'replicas'] as const;
+export type TrafficProviderName = (typeof TRAFFIC_PROVIDERS)[number];
+
+export interface ReleaseConfig {
+  analysis: Analysis;
+  progressDeadlineMs: number;
+  skipAnalysis: boolean;
+  provider: TrafficProviderName;
+  /** The Service whose host the traffic provider routes; defaults to the Deployment's name. */
+  service: string;
+}
+
+export interface ClusterDefaults {
+  /** Analysis source (same shape as the annotation) used for fields the annotation leaves out. */
+  analysis?: unknown;
+  progressDeadlineMs?: number;
+  provider?: TrafficProviderName;
+}
+
+export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
+
+const KNOWN = new Set<string>([...USER_ANNOTATIONS, ...MANAGED_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME]);
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function parseReleaseConfig(
+  deploymentName: string,
+  annotations: Record<string, string> | undefined,
+  defaults: ClusterDefaults = {},
+): { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] } {
+  const ann = annotations ?? {};
+  const errors: string[] = [];
+
+  for (const key of Object.keys(ann)) {
+    if (key.startsWith(PREFIX) && !KNOWN.has(key)) {
+      errors.push(`annotation ${key} is not a kube-canary annotation; known: ${USER_ANNOTATIONS.join(', ')}`);
+    }
+  }
+
+  const analysis = parseAnalysis(ann[ANN_ANALYSIS], defaults.analysis);
+  if (!analysis.ok) errors.push(...analysis.errors.map((e) => `${ANN_ANALYSIS}: ${e}`));
+
+  let progressDeadlineMs = defaults.progressDeadlineMs ?? DEFAULT_PROGRESS_DEADLINE_MS;
+  if (ann[ANN_PROGRESS_DEADLINE] !== undefined) {
+    const d = parseDuration(ann[ANN_PROGRESS_DEADLINE]);
+    if ('error' in d) errors.push(`${ANN_PROGRESS_DEADLINE}: ${d.error}`);
+    else if (d.ms < 1000) errors.push(`${ANN_PROGRESS_DEADLINE}: ${show(ann[ANN_PROGRESS_DEADLINE])} is shorter than 1s; a canary needs time to start`);
+    else progressDeadlineMs = d.ms;
+  }
+
+  let skipAnalysis = false;
+  const skip = ann[ANN_SKIP_ANALYSIS];
+  if (skip !== undefined) {
+    if (skip === 'true' || skip === 'false') skipAnalysis = skip === 'true';
+    else errors.push(`${ANN_SKIP_ANALYSIS}: ${show(skip)} is not "true" or "false"`);
+  }
+
+  let provider: TrafficProviderName = defaults.provider ?? 'istio';
+  const p = ann[ANN_PROVIDER];
+  if (p !== undefined) {
+    if ((TRAFFIC_PROVIDERS as readonly string[]).includes(p)) provider = p as TrafficProviderName;
+    else errors.push(`${ANN_PROVIDER}: ${show(p)} is not a traffic provider; allowed: ${TRAFFIC_PROVIDERS.join(', ')}`);
+  }
+
+  const service = ann[ANN_SERVICE] ?? deploymentName;
+  if (!DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);
+
+  if (errors.length > 0 || !analysis.ok) return { ok: false, errors };
+  return { ok: true, value: { analysis: analysis.value, progressDeadlineMs, skipAnalysis, provider, service } };
+}

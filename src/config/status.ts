@@ -1,0 +1,60 @@
+/**
+ * The release state the progressor keeps in `kube-canary.io/status` on the stable Deployment
+ * (all state lives in the API). The webhook reads it only to explain a denial.
+ */
+export const PHASES = [
+  'Initializing',
+  'Progressing',
+  'Waiting',
+  'Paused',
+  'Promoting',
+  'Finalising',
+  'Succeeded',
+  'RollingBack',
+  'Failed',
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface ReleaseStatus {
+  phase: Phase;
+  /** Template hash of the release this status is about. */
+  revision: string;
+  stableRevision: string;
+  /** Canary weight currently applied, 0-100. */
+  weight: number;
+  /** Index into analysis.steps of the weight applied, -1 before the first step. */
+  stepIndex: number;
+  failedChecks: number;
+  /** ISO timestamps. */
+  startedAt: string;
+  lastTransitionAt: string;
+  /** When the last gate run (pass or fail) happened, to schedule the next one an interval later. */
+  lastCheckAt?: string;
+  message: string;
+}
+
+export function parseStatus(text: string | undefined): ReleaseStatus | undefined {
+  if (!text) return undefined;
+  try {
+    const s = JSON.parse(text) as Partial<ReleaseStatus>;
+    if (typeof s !== 'object' || s === null || !PHASES.includes(s.phase as Phase) || typeof s.revision !== 'string') return undefined;
+    return {
+      phase: s.phase as Phase,
+      revision: s.revision,
+      stableRevision: typeof s.stableRevision === 'string' ? s.stableRevision : '',
+      weight: typeof s.weight === 'number' ? s.weight : 0,
+      stepIndex: typeof s.stepIndex === 'number' ? s.stepIndex : -1,
+      failedChecks: typeof s.failedChecks === 'number' ? s.failedChecks : 0,
+      startedAt: typeof s.startedAt === 'string' ? s.startedAt : '',
+      lastTransitionAt: typeof s.lastTransitionAt === 'string' ? s.lastTransitionAt : '',
+      ...(typeof s.lastCheckAt === 'string' ? { lastCheckAt: s.lastCheckAt } : {}),
+      message: typeof s.message === 'string' ? s.message : '',
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export function serializeStatus(s: ReleaseStatus): string {
+  return JSON.stringify(s);
+}
