@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { parseReleaseConfig } from '../config/release-config.js';
+import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract.js';
+import { createLogger } from '../kube/logger.js';
+import { createWebhookMetrics } from '../webhook/metrics.js';
+import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
+import { envOption, intOption, listOption } from './options.js';
+
+interface WebhookFlags {
+  port: number;
+  bind: string;
+  tlsCert: string;
+  tlsKey: string;
+  trackLabel: string;
+  progressorUser: string[];
+  namespace: string;
+  defaultAnalysis?: string;
+  bodyLimit: number;
+}
+
+export function registerWebhook(program: Command): void {
+  const cmd = program
+    .command('webhook')
+    .description('Serve the mutating admission webhook over HTTPS: POST /mutate, POST /mutate/namespace, GET /healthz, /readyz, /metrics.');
+  envOption(cmd, '--port <n>', 'HTTPS port', 'KUBE_CANARY_PORT', intOption('--port', 0, 65535), 8443);
+  envOption(cmd, '--bind <addr>', 'address to listen on', 'KUBE_CANARY_BIND', String, '127.0.0.1');
+  envOption(cmd, '--tls-cert <file>', 'PEM serving certificate (re-read when it changes)', 'KUBE_CANARY_TLS_CERT', String);
+  envOption(cmd, '--tls-key <file>', 'PEM private key of the serving certificate', 'KUBE_CANARY_TLS_KEY', String);
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', String, DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', listOption, [DEFAULT_PROGRESSOR_USER]);
+  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', String, 'kube-canary');
+  envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
+  envOption(cmd, '--body-limit <bytes>', 'largest accepted request body', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
+  cmd.action(async (f: WebhookFlags) => {
+    if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key are required (make them with: kube-canary certs --out DIR)');
+    const log = createLogger('webhook');
+    const defaults = f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis) } : {};
+    const check = parseReleaseConfig('default', {}, defaults);
+    if (!check.ok) throw new Error(`--default-analysis is invalid: ${check.errors.join('; ')}`);
+    const metrics = createWebhookMetrics({ processMetrics: true });
+    let ready = true;
+    const app = createApp({
+      config: { trackLabel: f.trackLabel, progressorUsers: f.progressorUser, ownNamespace: f.namespace, defaults },
+      metrics,
+      log,
+      bodyLimit: f.bodyLimit,
+      isReady: () => ready,
+    });
+    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log });
+    log.info({ address: `https://${f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
+    const stop = (signal: string) => {
+      if (!ready) return;
+      ready = false;
+      log.info({ signal }, 'stopping: finishing requests in flight');
+      void running.shutdown().then(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** `@path` reads a file; the text is validated later by the same parser as the annotation. */
+function readAnalysisDefault(value: string): unknown {
+  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
+  return parseYaml(text, { maxAliasCount: 50 });
+}

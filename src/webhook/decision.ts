@@ -1,0 +1,205 @@
+/**
+ * The admission decision: a pure function of the AdmissionRequest and the webhook's own
+ * configuration. It never reads or writes the API (ARCHITECTURE.md: the webhook *captures* the
+ * release in the object being written; the progressor acts on the persisted object).
+ */
+import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import { describeAnalysis } from '../config/analysis.js';
+import {
+  ANN_FAILED_REVISION,
+  ANN_REVISION,
+  ANN_SKIP_ANALYSIS,
+  ANN_STABLE_REVISION,
+  ANN_STATUS,
+  TRACK_STABLE,
+  canaryName,
+} from '../config/contract.js';
+import { type ClusterDefaults, parseReleaseConfig, type ReleaseConfig } from '../config/release-config.js';
+import { parseStatus } from '../config/status.js';
+import { templateHash } from '../config/template-hash.js';
+import { type OptInSource, scopeOf, wasOptedIn } from './filters.js';
+import type { AdmissionRequest, AdmissionResponse, JsonPatchOp } from './review.js';
+
+export interface WebhookConfig {
+  /** Pod label key that separates stable and canary pods (`version` by default). */
+  trackLabel: string;
+  /** Usernames (from request.userInfo) of the progressor; their writes pass untouched. */
+  progressorUsers: string[];
+  /** kube-canary's own namespace, never managed. */
+  ownNamespace: string;
+  defaults: ClusterDefaults;
+}
+
+export type Outcome = 'allowed' | 'patched' | 'denied';
+
+export interface Decision {
+  outcome: Outcome;
+  /** Why, for logs and tests; users see `response.status.message` or `response.warnings`. */
+  reason: string;
+  response: AdmissionResponse;
+  /** The JSON Patch that `response.patch` carries, for tests and logs. */
+  patch: JsonPatchOp[];
+}
+
+/** Annotations that mark a release in progress; a user's rewrite of the object must not drop them. */
+const IN_PROGRESS_ANNOTATIONS = [ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS];
+
+export function decide(req: AdmissionRequest, source: OptInSource, config: WebhookConfig): Decision {
+  const allow = (reason: string, warnings: string[] = []): Decision => ({
+    outcome: 'allowed',
+    reason,
+    patch: [],
+    response: { uid: req.uid, allowed: true, ...(warnings.length ? { warnings } : {}) },
+  });
+  const deny = (code: number, message: string): Decision => ({
+    outcome: 'denied',
+    reason: message,
+    patch: [],
+    response: { uid: req.uid, allowed: false, status: { code, message, reason: code === 403 ? 'Forbidden' : 'BadRequest' } },
+  });
+
+  if (req.subResource) return allow(`subresource ${req.subResource} does not change the pod template`);
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return allow(`${req.operation} is not handled`);
+  const k = req.kind;
+  if (k.group !== 'apps' || k.version !== 'v1' || k.kind !== 'Deployment') {
+    return deny(
+      400,
+      `kube-canary handles apps/v1 Deployments only, got ${k.group ? `${k.group}/` : ''}${k.version} ${k.kind}; the MutatingWebhookConfiguration's rules should select only apps/v1 deployments`,
+    );
+  }
+  const obj = req.object as V1Deployment | undefined;
+  if (!isDeployment(obj)) return deny(400, `request.object is not an apps/v1 Deployment (apiVersion ${JSON.stringify((req.object as V1Deployment | undefined)?.apiVersion)}, kind ${JSON.stringify((req.object as V1Deployment | undefined)?.kind)})`);
+  const name = obj.metadata?.name ?? req.name ?? '';
+  const namespace = req.namespace ?? obj.metadata?.namespace ?? '';
+  const ref = `${namespace}/${name}`;
+  if (!obj.spec?.template) return deny(400, `Deployment ${ref} has no spec.template; a Deployment needs a pod template`);
+  const old = req.oldObject as V1Deployment | undefined;
+  if (req.operation === 'UPDATE' && !isDeployment(old)) return deny(400, `UPDATE of Deployment ${ref} came without an apps/v1 Deployment in request.oldObject`);
+
+  const scope = scopeOf(obj, namespace, source, config.ownNamespace);
+  if (!scope.inScope) return allow(scope.reason);
+  if (req.userInfo.username && config.progressorUsers.includes(req.userInfo.username)) return allow('written by the progressor');
+
+  const parsed = parseReleaseConfig(name, obj.metadata?.annotations, config.defaults);
+  if (!parsed.ok) {
+    return deny(400, `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`);
+  }
+  const selectorProblem = trackSelectorProblem(obj, config.trackLabel);
+  if (selectorProblem) return deny(400, `Deployment ${ref}: ${selectorProblem}`);
+
+  const mutated = structuredClone(obj);
+  const warnings: string[] = [];
+  const result = (reason: string): Decision => patched(req.uid, obj, mutated, reason, warnings);
+
+  if (req.operation === 'CREATE') {
+    const stale = IN_PROGRESS_ANNOTATIONS.filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
+    for (const a of stale) delete mutated.metadata!.annotations![a];
+    if (stale.length) warnings.push(`kube-canary: removed ${stale.join(', ')} from the new Deployment ${ref}: they describe a release of another object`);
+    ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    return result('created: stable track label ensured');
+  }
+
+  const oldAnn = old!.metadata?.annotations ?? {};
+  const inProgress = oldAnn[ANN_REVISION] !== undefined;
+  if (inProgress) carryOver(oldAnn, mutated);
+
+  if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true) {
+    return deny(
+      403,
+      `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back`,
+    );
+  }
+
+  const newHash = templateHash(obj.spec.template, config.trackLabel);
+  const oldHash = templateHash(old!.spec?.template, config.trackLabel);
+  const optIn = !wasOptedIn(old, source) || old!.spec?.template?.metadata?.labels?.[config.trackLabel] !== TRACK_STABLE;
+  if (optIn) {
+    ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    if (newHash !== oldHash) {
+      warnings.push(`kube-canary: ${ref} is being opted in with this update, so this rollout is not a canary (the running pods do not carry ${config.trackLabel}=${TRACK_STABLE} yet); the next template change will be`);
+    }
+    return result('opt-in: stable track label ensured');
+  }
+  if (newHash === oldHash) {
+    ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    return result('no template change');
+  }
+
+  if (oldAnn[ANN_FAILED_REVISION] === newHash) return deny(403, failedRevisionMessage(ref, name, namespace, newHash, oldAnn));
+
+  const stableRevision = inProgress ? (oldAnn[ANN_STABLE_REVISION] ?? oldHash) : oldHash;
+  ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+  mutated.spec!.paused = true;
+  mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_REVISION]: newHash, [ANN_STABLE_REVISION]: stableRevision };
+  if (newHash === stableRevision) {
+    warnings.push(`kube-canary: ${ref} is back on the running revision ${stableRevision}; the canary release of ${oldAnn[ANN_REVISION]} is cancelled and traffic returns to stable`);
+    return result('reverted to the stable revision mid-release');
+  }
+  warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, inProgress ? oldAnn[ANN_REVISION] : undefined));
+  return result(`new revision ${newHash} captured (stable ${stableRevision})`);
+}
+
+function isDeployment(o: unknown): o is V1Deployment {
+  if (o === null || typeof o !== 'object') return false;
+  const d = o as V1Deployment;
+  // The apiserver always sends apiVersion and kind on admission objects; tolerate their absence only together.
+  return (d.apiVersion === undefined && d.kind === undefined) || (d.apiVersion === 'apps/v1' && d.kind === 'Deployment');
+}
+
+function ensureTrack(template: V1PodTemplateSpec, key: string, warnings: string[]): void {
+  template.metadata ??= {};
+  template.metadata.labels ??= {};
+  const current = template.metadata.labels[key];
+  if (current !== undefined && current !== TRACK_STABLE) {
+    warnings.push(`kube-canary: pod label ${key}=${current} replaced by ${key}=${TRACK_STABLE}; kube-canary owns the ${key} label (set the webhook's --track-label to use another key)`);
+  }
+  template.metadata.labels[key] = TRACK_STABLE;
+}
+
+function trackSelectorProblem(d: V1Deployment, key: string): string | undefined {
+  const sel = d.spec?.selector;
+  const value = sel?.matchLabels?.[key];
+  if ((value !== undefined && value !== TRACK_STABLE) || sel?.matchExpressions?.some((e) => e.key === key)) {
+    return `spec.selector uses the track label key "${key}"${value !== undefined ? ` (${key}=${value})` : ''}, which kube-canary sets to ${TRACK_STABLE}/canary on the pods; remove it from the selector, or configure the webhook and progressor with another --track-label`;
+  }
+  return undefined;
+}
+
+function carryOver(oldAnn: Record<string, string>, mutated: V1Deployment): void {
+  for (const a of IN_PROGRESS_ANNOTATIONS) {
+    if (oldAnn[a] !== undefined && mutated.metadata?.annotations?.[a] === undefined) {
+      mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [a]: oldAnn[a]! };
+    }
+  }
+}
+
+function failedRevisionMessage(ref: string, name: string, namespace: string, rev: string, oldAnn: Record<string, string>): string {
+  const status = parseStatus(oldAnn[ANN_STATUS]);
+  const detail =
+    status && status.revision === rev && status.phase === 'Failed'
+      ? ` at ${status.lastTransitionAt || 'an earlier time'}: ${status.message || 'no reason recorded'}`
+      : '';
+  return `revision ${rev} of Deployment ${ref} failed its canary analysis${detail}. It is not shipped again by accident: to retry it, run "kubectl canary retry ${name} -n ${namespace}" (or remove the annotation: kubectl annotate deployment ${name} -n ${namespace} ${ANN_FAILED_REVISION}-) and apply it again`;
+}
+
+function captureWarnings(ref: string, name: string, namespace: string, rev: string, stable: string, cfg: ReleaseConfig, replaced?: string): string[] {
+  const canary = canaryName(name);
+  return [
+    `kube-canary: captured revision ${rev} of ${ref} as a canary release${replaced ? `, replacing ${replaced} (analysis restarts)` : ''}; the running pods stay on ${stable} until promotion`,
+    cfg.skipAnalysis
+      ? `kube-canary: ${canary} gets the new template; ${ANN_SKIP_ANALYSIS} is set, so it is promoted as soon as ${canary} is ready`
+      : `kube-canary: ${canary} gets the new template; ${describeAnalysis(cfg.analysis)}`,
+    `kube-canary: follow it with "kubectl canary watch ${name} -n ${namespace}" or "kubectl describe deployment ${name} -n ${namespace}"`,
+  ];
+}
+
+function patched(uid: string, original: V1Deployment, mutated: V1Deployment, reason: string, warnings: string[]): Decision {
+  const patch = fastJsonPatch.compare(original, mutated) as JsonPatchOp[];
+  const response: AdmissionResponse = { uid, allowed: true, ...(warnings.length ? { warnings } : {}) };
+  if (patch.length > 0) {
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+  }
+  return { outcome: patch.length > 0 ? 'patched' : 'allowed', reason, patch, response };
+}

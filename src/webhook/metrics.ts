@@ -1,0 +1,35 @@
+/** The webhook's Prometheus metrics, on a registry of its own so several apps can coexist in tests. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface WebhookMetrics {
+  registry: Registry;
+  admissions: Counter<'decision' | 'operation'>;
+  latency: Histogram<'decision'>;
+  certExpiry: Gauge;
+}
+
+export function createWebhookMetrics(opts: { processMetrics?: boolean } = {}): WebhookMetrics {
+  const registry = new Registry();
+  if (opts.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'kube_canary_webhook_' });
+  return {
+    registry,
+    admissions: new Counter({
+      name: 'kube_canary_webhook_admissions_total',
+      help: 'Admission requests by decision (allowed, patched, denied, invalid) and operation.',
+      labelNames: ['decision', 'operation'],
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'kube_canary_webhook_admission_duration_seconds',
+      help: 'Time from receiving an admission request to sending the answer, in seconds.',
+      labelNames: ['decision'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    certExpiry: new Gauge({
+      name: 'kube_canary_webhook_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (notAfter) of the serving certificate in use, as a Unix timestamp.',
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The AdmissionReview envelope: parsing the raw body into a request the decision can trust, and
+ * building the response. Anything malformed becomes an `EnvelopeError` (a 4xx), never a crash.
+ */
+import type { V1Deployment } from '@kubernetes/client-node';
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+  userInfo: { username?: string; uid?: string; groups?: string[] };
+  object?: V1Deployment | Record<string, unknown>;
+  oldObject?: V1Deployment | Record<string, unknown>;
+  dryRun?: boolean;
+  options?: unknown;
+}
+
+export interface JsonPatchOp {
+  op: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: { code: number; message: string; reason?: string };
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+}
+
+export class EnvelopeError extends Error {
+  constructor(
+    readonly httpStatus: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Deeper than any real Deployment; bounds the recursion of everything after parsing. */
+export const MAX_JSON_DEPTH = 64;
+
+export function parseReview(body: Buffer | string | undefined): AdmissionRequest {
+  const text = Buffer.isBuffer(body) ? body.toString('utf8') : (body ?? '');
+  if (text.trim() === '') throw new EnvelopeError(400, 'empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON');
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new EnvelopeError(400, `JSON nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
+  let review: unknown;
+  try {
+    review = JSON.parse(text);
+  } catch (e) {
+    throw new EnvelopeError(400, `body is not JSON (${(e as Error).message}); expected an AdmissionReview (admission.k8s.io/v1)`);
+  }
+  if (review === null || typeof review !== 'object' || Array.isArray(review)) {
+    throw new EnvelopeError(400, 'body is not a JSON object; expected an AdmissionReview (admission.k8s.io/v1)');
+  }
+  const r = review as Record<string, unknown>;
+  if (r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') {
+    throw new EnvelopeError(
+      400,
+      `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${JSON.stringify(r.apiVersion)}, kind ${JSON.stringify(r.kind)}. Set admissionReviewVersions: ["v1"] in the webhook configuration`,
+    );
+  }
+  const req = r.request;
+  if (req === null || typeof req !== 'object' || Array.isArray(req)) throw new EnvelopeError(400, 'AdmissionReview has no request');
+  const q = req as Record<string, unknown>;
+  if (typeof q.uid !== 'string' || q.uid === '') throw new EnvelopeError(400, 'AdmissionReview request has no uid');
+  if (typeof q.operation !== 'string' || !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(q.operation)) {
+    throw new EnvelopeError(400, `AdmissionReview request has operation ${JSON.stringify(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
+  }
+  const kind = q.kind as Record<string, unknown> | undefined;
+  if (!kind || typeof kind.kind !== 'string') throw new EnvelopeError(400, 'AdmissionReview request has no kind');
+  return {
+    ...(q as unknown as AdmissionRequest),
+    kind: { group: String(kind.group ?? ''), version: String(kind.version ?? ''), kind: kind.kind },
+    userInfo: (q.userInfo as AdmissionRequest['userInfo']) ?? {},
+  };
+}
+
+/** Maximum nesting of a JSON text, found by one pass over it (strings skipped) without parsing. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) max = depth;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return max;
+}
+
+export function reviewResponse(response: AdmissionResponse): object {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}
