@@ -1,0 +1,243 @@
+/**
+ * Metric gates over Prometheus (Istio's standard telemetry), modelled on Flagger's built-in
+ * queries. Query building and result judging are pure functions (unit-tested); the HTTP call is
+ * a thin shell around them.
+ *
+ * Anything that is not exactly one finite sample is a FAILED check, never a pass: Prometheus
+ * unreachable, an HTTP error, a timeout, an empty result, several series, NaN or +/-Inf.
+ */
+import type { MetricCheck } from '../config/analysis.js';
+import { formatDuration } from '../config/duration.js';
+import type { CheckResult, MetricProvider, MetricTarget } from './provider.js';
+
+export interface PrometheusOptions {
+  /** Base URL, e.g. http://127.0.0.1:9090 (a path prefix is kept; user:pass@ becomes basic auth). */
+  url: string;
+  /** Per query; the request is aborted and the check fails after this long. */
+  timeoutMs: number;
+}
+
+/** Template variables Flagger offers in custom queries, plus kube-canary's {{ canary }} / {{ stable }}. */
+export interface QueryVars {
+  namespace: string;
+  /** Flagger's `target`: the workload under analysis, i.e. the canary Deployment. */
+  target: string;
+  canary: string;
+  stable: string;
+  /** A PromQL duration, e.g. "30s", "1m". */
+  interval: string;
+}
+
+/** Prometheus' duration syntax: "1m", "30s", "1500ms" (formatDuration already emits that). */
+export function promDuration(ms: number): string {
+  const whole = Math.max(1, Math.round(ms));
+  return formatDuration(whole);
+}
+
+/** A PromQL double-quoted string literal with the value escaped. */
+export function promString(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+}
+
+export function varsFor(metric: MetricCheck, target: MetricTarget): QueryVars {
+  const ms = metric.intervalMs > 0 ? metric.intervalMs : target.intervalMs;
+  return { namespace: target.namespace, target: target.canary, canary: target.canary, stable: target.stable, interval: promDuration(ms) };
+}
+
+/** Flagger's istio `request-success-rate`: percentage of non-5xx responses seen by the canary's sidecars. */
+export function successRateQuery(v: QueryVars): string {
+  const sel = `reporter="destination",destination_workload_namespace=${promString(v.namespace)},destination_workload=${promString(v.target)}`;
+  return (
+    `sum(rate(istio_requests_total{${sel},response_code!~"5.*"}[${v.interval}])) / ` +
+    `sum(rate(istio_requests_total{${sel}}[${v.interval}])) * 100`
+  );
+}
+
+/** Flagger's istio `request-duration`: p99 latency in milliseconds. */
+export function durationQuery(v: QueryVars): string {
+  const sel = `reporter="destination",destination_workload_namespace=${promString(v.namespace)},destination_workload=${promString(v.target)}`;
+  return `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${v.interval}])))`;
+}
+
+const TEMPLATE_VAR = /\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g;
+
+/**
+ * Substitutes Flagger's template variables ({{ namespace }}, {{ target }}, {{ interval }}) and
+ * {{ canary }} / {{ stable }}. An unknown variable is an error naming it (the query is not sent).
+ */
+export function renderQuery(template: string, v: QueryVars): { query: string } | { error: string } {
+  const known: Record<string, string> = { namespace: v.namespace, target: v.target, canary: v.canary, stable: v.stable, interval: v.interval };
+  const unknown = new Set<string>();
+  const query = template.replace(TEMPLATE_VAR, (whole, name: string) => {
+    const value = known[name];
+    if (value === undefined) {
+      unknown.add(name);
+      return whole;
+    }
+    return value;
+  });
+  if (unknown.size > 0) {
+    return { error: `query uses unknown template variable${unknown.size > 1 ? 's' : ''} ${[...unknown].map((n) => `{{ ${n} }}`).join(', ')}; allowed: {{ namespace }}, {{ target }}, {{ canary }}, {{ stable }}, {{ interval }}` };
+  }
+  return { query };
+}
+
+/** The PromQL a metric check runs, or why it cannot be built. */
+export function buildQuery(metric: MetricCheck, target: MetricTarget): { query: string } | { error: string } {
+  const v = varsFor(metric, target);
+  if (metric.query !== undefined) return renderQuery(metric.query, v);
+  if (metric.name === 'request-success-rate') return { query: successRateQuery(v) };
+  if (metric.name === 'request-duration') return { query: durationQuery(v) };
+  return { error: `"${metric.name}" is not a built-in metric and has no query` };
+}
+
+/** Parses a Prometheus sample value ("12.5", "NaN", "+Inf", "-Inf"). */
+export function parseSampleValue(s: unknown): number {
+  if (typeof s !== 'string') return Number.NaN;
+  if (s === '+Inf' || s === 'Inf') return Number.POSITIVE_INFINITY;
+  if (s === '-Inf') return Number.NEGATIVE_INFINITY;
+  const n = Number(s);
+  return s.trim() === '' ? Number.NaN : n;
+}
+
+/** The single value of an instant-query answer (`data` of /api/v1/query), or why there is none. */
+export function extractValue(body: unknown): { value: number } | { error: string } {
+  const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } } | null;
+  if (b === null || typeof b !== 'object') return { error: 'Prometheus answered with something that is not a JSON object' };
+  if (b.status !== 'success') {
+    return { error: `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}` };
+  }
+  const data = b.data;
+  if (!data || typeof data !== 'object') return { error: 'Prometheus answer has no data' };
+  const { resultType, result } = data;
+  if (resultType === 'scalar') {
+    if (!Array.isArray(result) || result.length < 2) return { error: 'Prometheus scalar result is malformed' };
+    return { value: parseSampleValue(result[1]) };
+  }
+  if (resultType === 'vector') {
+    if (!Array.isArray(result)) return { error: 'Prometheus vector result is malformed' };
+    if (result.length === 0) return { error: 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)' };
+    if (result.length > 1) return { error: `the query returned ${result.length} series; it must return exactly one (aggregate it, e.g. with sum(...))` };
+    const sample = (result[0] as { value?: unknown }).value;
+    if (!Array.isArray(sample) || sample.length < 2) return { error: 'Prometheus sample is malformed' };
+    return { value: parseSampleValue(sample[1]) };
+  }
+  return { error: `the query returned a ${String(resultType)}; it must return a single instant value (a scalar or one-element vector)` };
+}
+
+/** Compares a value against the inclusive range [min, max]. NaN and +/-Inf never pass. */
+export function judge(name: string, value: number, min?: number, max?: number): CheckResult {
+  const range = { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) };
+  const shown = fmt(value);
+  if (Number.isNaN(value)) {
+    return { name, passed: false, value, ...range, message: `${name}: no data: the query returned NaN (e.g. 0/0: no requests in the window)` };
+  }
+  if (!Number.isFinite(value)) {
+    return { name, passed: false, value, ...range, message: `${name}: the query returned ${value > 0 ? '+Inf' : '-Inf'}, which is never a pass` };
+  }
+  if (min !== undefined && value < min) return { name, passed: false, value, ...range, message: `${name} ${shown} is below the minimum ${fmt(min)}` };
+  if (max !== undefined && value > max) return { name, passed: false, value, ...range, message: `${name} ${shown} is above the maximum ${fmt(max)}` };
+  return { name, passed: true, value, ...range, message: `${name} ${shown} is within ${rangeText(min, max)}` };
+}
+
+function rangeText(min?: number, max?: number): string {
+  if (min !== undefined && max !== undefined) return `[${fmt(min)}, ${fmt(max)}]`;
+  if (min !== undefined) return `the minimum ${fmt(min)}`;
+  return `the maximum ${fmt(max!)}`;
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  return Number.isInteger(n) ? String(n) : String(Math.round(n * 1000) / 1000);
+}
+
+/** A URL safe to print: no user:password, no query string. */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+export class PrometheusProvider implements MetricProvider {
+  private readonly endpoint: string;
+  private readonly authorization: string | undefined;
+  private readonly shownUrl: string;
+  readonly timeoutMs: number;
+  /** HTTP queries sent so far (for the benchmark's "queries per check"). */
+  queries = 0;
+
+  constructor(opts: PrometheusOptions) {
+    const u = new URL(opts.url);
+    if (u.username || u.password) {
+      this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+      u.username = '';
+      u.password = '';
+    }
+    u.search = '';
+    u.hash = '';
+    u.pathname = `${u.pathname.replace(/\/+$/, '')}/api/v1/query`;
+    this.endpoint = u.toString();
+    this.shownUrl = redactUrl(opts.url);
+    this.timeoutMs = opts.timeoutMs;
+  }
+
+  async check(metric: MetricCheck, target: MetricTarget, signal?: AbortSignal): Promise<CheckResult> {
+    const range = { ...(metric.min !== undefined ? { min: metric.min } : {}), ...(metric.max !== undefined ? { max: metric.max } : {}) };
+    const fail = (message: string): CheckResult => ({ name: metric.name, passed: false, ...range, message: `${metric.name}: ${message}` });
+    const built = buildQuery(metric, target);
+    if ('error' in built) return fail(built.error);
+    const answer = await this.query(built.query, signal);
+    if ('error' in answer) return fail(answer.error);
+    const extracted = extractValue(answer.body);
+    if ('error' in extracted) return fail(extracted.error);
+    return judge(metric.name, extracted.value, metric.min, metric.max);
+  }
+
+  /** One instant query. Never throws: returns the parsed JSON body or a message saying what went wrong. */
+  async query(promql: string, signal?: AbortSignal): Promise<{ body: unknown } | { error: string }> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const form = new URLSearchParams({ query: promql, timeout: `${Math.max(1, Math.floor(this.timeoutMs / 1000))}s` });
+    this.queries += 1;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(this.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) },
+        body: form,
+        signal: combined,
+        redirect: 'error',
+      });
+      text = await res.text();
+    } catch (e) {
+      if (timeout.aborted) return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
+      if (signal?.aborted) return { error: 'the check was cancelled before Prometheus answered' };
+      return { error: `Prometheus at ${this.shownUrl} is unreachable: ${describeFetchError(e)}` };
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (!res.ok) {
+      const detail = body && typeof body === 'object' && typeof (body as { error?: unknown }).error === 'string' ? `: ${(body as { error: string }).error}` : '';
+      return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status}${detail}` };
+    }
+    if (body === undefined) return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status} with a body that is not JSON` };
+    return { body };
+  }
+}
+
+/** Node's fetch hides the reason in `cause` (ECONNREFUSED, ENOTFOUND, ...). */
+export function describeFetchError(e: unknown): string {
+  const err = e as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = err?.cause;
+  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
+  if (cause?.message) return cause.message;
+  return err?.message ?? String(e);
+}

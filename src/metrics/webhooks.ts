@@ -1,0 +1,70 @@
+/**
+ * Webhook gates, compatible with Flagger's loadtester: POST a JSON payload
+ * `{ name, namespace, phase, checksum, metadata }`; any 2xx passes, anything else (another
+ * status, a redirect, a network error, the gate's timeout) fails with a message naming the URL
+ * and what happened. Metadata values may carry secrets (tokens in a load-test command), so they
+ * never appear in a message: the response body is shown only with every metadata value masked.
+ */
+import type { WebhookGate } from '../config/analysis.js';
+import { describeFetchError, redactUrl } from './prometheus.js';
+import type { CheckResult, GateRunner, WebhookPayload } from './provider.js';
+
+const BODY_SNIPPET = 200;
+
+/** The exact JSON Flagger's loadtester expects. */
+export function webhookBody(payload: WebhookPayload): string {
+  return JSON.stringify({ name: payload.name, namespace: payload.namespace, phase: payload.phase, checksum: payload.checksum, metadata: payload.metadata });
+}
+
+/** A short, single-line excerpt of a response body with every secret-looking value masked. */
+export function bodySnippet(text: string, secrets: string[]): string {
+  let s = text;
+  for (const v of secrets.filter((x) => x.length > 0).sort((a, b) => b.length - a.length)) s = s.split(v).join('***');
+  s = s.replace(/\s+/g, ' ').trim();
+  return s.length > BODY_SNIPPET ? `${s.slice(0, BODY_SNIPPET - 3)}...` : s;
+}
+
+export class HttpGateRunner implements GateRunner {
+  /** Calls made so far (for metrics and the benchmark). */
+  calls = 0;
+
+  async run(gate: WebhookGate, payload: WebhookPayload, signal?: AbortSignal): Promise<CheckResult> {
+    const shown = redactUrl(gate.url);
+    const label = `webhook ${gate.name} (${gate.type}) ${shown}`;
+    const fail = (message: string): CheckResult => ({ name: gate.name, passed: false, message: `${label}: ${message}` });
+    let url: URL;
+    try {
+      url = new URL(gate.url);
+    } catch {
+      return fail('the URL is not valid');
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*' };
+    if (url.username || url.password) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+      url.username = '';
+      url.password = '';
+    }
+    const timeout = AbortSignal.timeout(gate.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    this.calls += 1;
+    let res: Response;
+    let text = '';
+    try {
+      res = await fetch(url, { method: 'POST', headers, body: webhookBody(payload), signal: combined, redirect: 'manual' });
+      text = await res.text();
+    } catch (e) {
+      if (timeout.aborted) return fail(`no answer within the gate's timeout of ${gate.timeoutMs}ms`);
+      if (signal?.aborted) return fail('cancelled before it answered');
+      return fail(`unreachable: ${describeFetchError(e)}`);
+    }
+    const secrets = Object.values(payload.metadata);
+    const snippet = bodySnippet(text, secrets);
+    if (res.status >= 200 && res.status < 300) {
+      return { name: gate.name, passed: true, message: `${label}: HTTP ${res.status}` };
+    }
+    if (res.status >= 300 && res.status < 400) {
+      return fail(`HTTP ${res.status} redirect; a gate must answer 2xx itself (redirects are not followed)`);
+    }
+    return fail(`HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`);
+  }
+}

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { MetricCheck } from '../../src/config/analysis.js';
+import {
+  PrometheusProvider,
+  buildQuery,
+  durationQuery,
+  extractValue,
+  judge,
+  parseSampleValue,
+  promDuration,
+  redactUrl,
+  renderQuery,
+  successRateQuery,
+  varsFor,
+} from '../../src/metrics/prometheus.js';
+import type { MetricTarget } from '../../src/metrics/provider.js';
+
+const target: MetricTarget = { namespace: 'test', stable: 'review', canary: 'review-canary', intervalMs: 60_000 };
+const sr: MetricCheck = { name: 'request-success-rate', min: 99, intervalMs: 30_000 };
+const dur: MetricCheck = { name: 'request-duration', max: 500, intervalMs: 30_000 };
+
+describe('prometheus: query building (pure)', () => {
+  it('builds Flagger\'s request-success-rate over the canary workload, reporter=destination, the metric interval as window', () => {
+    const q = buildQuery(sr, target);
+    assert.ok('query' in q);
+    assert.equal(
+      q.query,
+      'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary",response_code!~"5.*"}[30s])) / ' +
+        'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary"}[30s])) * 100',
+    );
+  });
+
+  it('builds the p99 request-duration from the Istio histogram', () => {
+    const q = buildQuery(dur, target);
+    assert.ok('query' in q);
+    assert.equal(
+      q.query,
+      'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary"}[30s])))',
+    );
+  });
+
+  it('falls back to the analysis interval when the metric has none', () => {
+    assert.equal(varsFor({ ...sr, intervalMs: 0 }, target).interval, '1m');
+    assert.equal(promDuration(1500), '1500ms');
+    assert.equal(promDuration(90_000), '90s');
+  });
+
+  it('escapes label values so a name cannot break out of the selector', () => {
+    const q = successRateQuery({ namespace: 'a"b', target: 'x\\y', canary: 'x', stable: 's', interval: '1m' });
+    assert.match(q, /destination_workload_namespace="a\\"b"/);
+    assert.match(q, /destination_workload="x\\\\y"/);
+    assert.match(durationQuery({ namespace: 'n', target: 't', canary: 't', stable: 's', interval: '5s' }), /\[5s\]/);
+  });
+
+  it('substitutes Flagger template variables in custom queries, with or without spaces', () => {
+    const r = renderQuery('sum(rate(x{ns="{{ namespace }}",w="{{target}}",c="{{ canary }}",s="{{  stable }}"}[{{ interval }}]))', varsFor(sr, target));
+    assert.deepEqual(r, { query: 'sum(rate(x{ns="test",w="review-canary",c="review-canary",s="review"}[30s]))' });
+  });
+
+  it('refuses a custom query with an unknown variable, naming it', () => {
+    const r = renderQuery('x{a="{{ variables.foo }}", b="{{ nope }}"}', varsFor(sr, target));
+    assert.ok('error' in r);
+    assert.match(r.error, /\{\{ variables\.foo \}\}, \{\{ nope \}\}/);
+  });
+
+  it('refuses an unknown metric without a query', () => {
+    assert.ok('error' in buildQuery({ name: 'foo', intervalMs: 1000 }, target));
+  });
+});
+
+describe('prometheus: result judging (pure)', () => {
+  const vec = (...vals: string[]) => ({ status: 'success', data: { resultType: 'vector', result: vals.map((v, i) => ({ metric: { i: String(i) }, value: [1, v] })) } });
+
+  it('takes the single sample of a vector or a scalar', () => {
+    assert.deepEqual(extractValue(vec('99.5')), { value: 99.5 });
+    assert.deepEqual(extractValue({ status: 'success', data: { resultType: 'scalar', result: [1, '3'] } }), { value: 3 });
+  });
+
+  it('an empty result is "no data"', () => {
+    const r = extractValue(vec());
+    assert.ok('error' in r);
+    assert.match(r.error, /no data/);
+  });
+
+  it('more than one series is an error naming the count', () => {
+    const r = extractValue(vec('1', '2'));
+    assert.ok('error' in r);
+    assert.match(r.error, /2 series/);
+  });
+
+  it('a matrix or a Prometheus error is an error', () => {
+    assert.ok('error' in extractValue({ status: 'success', data: { resultType: 'matrix', result: [] } }));
+    const e = extractValue({ status: 'error', errorType: 'bad_data', error: 'parse error' });
+    assert.ok('error' in e);
+    assert.match(e.error, /bad_data: parse error/);
+    assert.ok('error' in extractValue('nope'));
+  });
+
+  it('parses NaN and infinities', () => {
+    assert.ok(Number.isNaN(parseSampleValue('NaN')));
+    assert.equal(parseSampleValue('+Inf'), Infinity);
+    assert.equal(parseSampleValue('-Inf'), -Infinity);
+    assert.ok(Number.isNaN(parseSampleValue('')));
+    assert.ok(Number.isNaN(parseSampleValue(5)));
+  });
+
+  it('compares against an inclusive range', () => {
+    assert.equal(judge('m', 99, 99).passed, true);
+    assert.equal(judge('m', 500, undefined, 500).passed, true);
+    assert.equal(judge('m', 5, 1, 5).passed, true);
+    const low = judge('m', 98.9, 99);
+    assert.equal(low.passed, false);
+    assert.match(low.message, /98\.9 is below the minimum 99/);
+    const high = judge('m', 501, undefined, 500);
+    assert.equal(high.passed, false);
+    assert.match(high.message, /above the maximum 500/);
+    assert.deepEqual({ min: low.min, value: low.value }, { min: 99, value: 98.9 });
+  });
+
+  it('NaN and Inf never pass, whatever the range', () => {
+    for (const v of [NaN, Infinity, -Infinity]) {
+      assert.equal(judge('m', v, -Infinity as number).passed, false);
+      assert.equal(judge('m', v, undefined, Infinity).passed, false);
+    }
+    assert.match(judge('m', NaN, 1).message, /NaN/);
+    assert.match(judge('m', Infinity, 1).message, /\+Inf/);
+  });
+
+  it('redacts credentials and query strings from printed URLs', () => {
+    assert.equal(redactUrl('http://user:secret@prom:9090/sub?token=abc'), 'http://prom:9090/sub');
+  });
+});
+
+describe('prometheus: HTTP failures are failed checks, never passes', () => {
+  let server: Server;
+  let base = '';
+  let handler: (path: string, body: string, headers: Record<string, unknown>) => { status: number; body: string; delayMs?: number } = () => ({ status: 200, body: '{}' });
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const r = handler(req.url ?? '', body, req.headers);
+        const send = () => {
+          if (res.destroyed) return;
+          res.writeHead(r.status, { 'content-type': 'application/json' }).end(r.body);
+        };
+        if (r.delayMs) setTimeout(send, r.delayMs);
+        else send();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('passes a good value and sends the query as a form POST to /api/v1/query', async () => {
+    let seen: { path: string; query: string | null; auth: unknown } | undefined;
+    handler = (path, body, headers) => {
+      seen = { path, query: new URLSearchParams(body).get('query'), auth: headers.authorization };
+      return { status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [1, '99.9'] }] } }) };
+    };
+    const p = new PrometheusProvider({ url: `${base.replace('http://', 'http://u:p%40ss@')}/prefix/`, timeoutMs: 2000 });
+    const r = await p.check(sr, target);
+    assert.equal(r.passed, true, r.message);
+    assert.equal(r.value, 99.9);
+    assert.equal(seen?.path, '/prefix/api/v1/query');
+    assert.match(seen?.query ?? '', /^sum\(rate\(istio_requests_total/);
+    assert.equal(seen?.auth, `Basic ${Buffer.from('u:p@ss').toString('base64')}`);
+    assert.equal(p.queries, 1);
+  });
+
+  it('HTTP error: failed, naming the status and Prometheus\' error, never the credentials', async () => {
+    handler = () => ({ status: 400, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'parse error at char 3' }) });
+    const r = await new PrometheusProvider({ url: base.replace('http://', 'http://u:secret@'), timeoutMs: 2000 }).check(sr, target);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /HTTP 400: parse error at char 3/);
+    assert.doesNotMatch(r.message, /secret/);
+  });
+
+  it('timeout: failed, saying it timed out', async () => {
+    handler = () => ({ status: 200, body: '{}', delayMs: 1000 });
+    const t0 = Date.now();
+    const r = await new PrometheusProvider({ url: base, timeoutMs: 150 }).check(sr, target);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /timeout/);
+    assert.ok(Date.now() - t0 < 900);
+  });
+
+  it('caller abort: failed, saying it was cancelled', async () => {
+    handler = () => ({ status: 200, body: '{}', delayMs: 1000 });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const r = await new PrometheusProvider({ url: base, timeoutMs: 5000 }).check(sr, target, ac.signal);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /cancelled/);
+  });
+
+  it('unreachable: failed, saying so', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const r = await new PrometheusProvider({ url: `http://127.0.0.1:${port}`, timeoutMs: 2000 }).check(dur, target);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /unreachable: ECONNREFUSED/);
+    assert.equal(r.max, 500);
+  });
+
+  it('empty result, NaN, Inf, several series, non-JSON: all failed with a reason', async () => {
+    const cases: Array<[string, RegExp]> = [
+      [JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }), /no data/],
+      [JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [1, 'NaN'] }] } }), /NaN/],
+      [JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [1, '+Inf'] }] } }), /\+Inf/],
+      [JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: { a: '1' }, value: [1, '1'] }, { metric: { a: '2' }, value: [1, '1'] }] } }), /2 series/],
+      ['<html>proxy</html>', /not JSON/],
+    ];
+    for (const [body, re] of cases) {
+      handler = () => ({ status: 200, body });
+      const r = await new PrometheusProvider({ url: base, timeoutMs: 2000 }).check({ name: 'custom', query: 'up', min: 0, intervalMs: 1000 }, target);
+      assert.equal(r.passed, false, body);
+      assert.match(r.message, re);
+    }
+  });
+
+  it('an unknown template variable fails without querying', async () => {
+    const p = new PrometheusProvider({ url: base, timeoutMs: 2000 });
+    const r = await p.check({ name: 'custom', query: 'x{a="{{ foo }}"}', max: 1, intervalMs: 1000 }, target);
+    assert.equal(r.passed, false);
+    assert.equal(p.queries, 0);
+  });
+});

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { WebhookGate } from '../../src/config/analysis.js';
+import type { WebhookPayload } from '../../src/metrics/provider.js';
+import { HttpGateRunner, bodySnippet } from '../../src/metrics/webhooks.js';
+
+const payload: WebhookPayload = {
+  name: 'review',
+  namespace: 'test',
+  phase: 'Progressing',
+  checksum: '5f2c9a1',
+  metadata: { cmd: 'hey -z 1m http://review.test/', token: 's3cr3t-t0ken' },
+};
+
+describe('webhooks: HttpGateRunner against a real HTTP server on 127.0.0.1', () => {
+  let server: Server;
+  let base = '';
+  let received: Array<{ method?: string; url?: string; headers: IncomingHttpHeaders; body: string }> = [];
+  let respond: (url: string) => { status: number; body?: string; delayMs?: number; headers?: Record<string, string> } = () => ({ status: 200 });
+  before(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push({ method: req.method, url: req.url, headers: req.headers, body });
+        const r = respond(req.url ?? '');
+        const send = () => !res.destroyed && res.writeHead(r.status, r.headers ?? {}).end(r.body ?? '');
+        if (r.delayMs) setTimeout(send, r.delayMs);
+        else send();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  beforeEach(() => (received = []));
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const gate = (over: Partial<WebhookGate> = {}): WebhookGate => ({ name: 'load-test', type: 'rollout', url: `${base}/hook`, timeoutMs: 2000, metadata: payload.metadata, ...over });
+
+  it('POSTs Flagger\'s loadtester payload as JSON and passes on 2xx', async () => {
+    for (const status of [200, 202, 204]) {
+      respond = () => ({ status });
+      const r = await new HttpGateRunner().run(gate(), payload);
+      assert.equal(r.passed, true, r.message);
+      assert.equal(r.name, 'load-test');
+    }
+    const got = received[0]!;
+    assert.equal(got.method, 'POST');
+    assert.equal(got.url, '/hook');
+    assert.equal(got.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(got.body), { name: 'review', namespace: 'test', phase: 'Progressing', checksum: '5f2c9a1', metadata: payload.metadata });
+  });
+
+  it('fails on any other status, naming the URL and status, masking metadata values echoed in the body', async () => {
+    respond = () => ({ status: 500, body: 'command failed: hey -z 1m http://review.test/ with s3cr3t-t0ken' });
+    const r = await new HttpGateRunner().run(gate({ url: `${base}/hook?apikey=zzz` }), payload);
+    assert.equal(r.passed, false);
+    assert.match(r.message, new RegExp(`webhook load-test \\(rollout\\) ${base}/hook: HTTP 500`));
+    assert.doesNotMatch(r.message, /s3cr3t|apikey|zzz|hey -z/);
+    assert.match(r.message, /command failed: \*\*\* with \*\*\*/);
+    for (const status of [400, 403, 404, 503]) {
+      respond = () => ({ status });
+      const x = await new HttpGateRunner().run(gate(), payload);
+      assert.equal(x.passed, false);
+      assert.match(x.message, new RegExp(`HTTP ${status}`));
+    }
+  });
+
+  it('does not follow redirects (a 3xx fails)', async () => {
+    respond = (url) => (url === '/hook' ? { status: 307, headers: { location: `${base}/elsewhere` } } : { status: 200 });
+    const r = await new HttpGateRunner().run(gate(), payload);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /HTTP 307 redirect/);
+    assert.equal(received.length, 1);
+  });
+
+  it('fails after the gate\'s timeout', async () => {
+    respond = () => ({ status: 200, delayMs: 1500 });
+    const t0 = Date.now();
+    const r = await new HttpGateRunner().run(gate({ timeoutMs: 100 }), payload);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /timeout of 100ms/);
+    assert.ok(Date.now() - t0 < 1000);
+  });
+
+  it('fails on a network error, naming the URL without credentials', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const r = await new HttpGateRunner().run(gate({ url: `http://user:pw@127.0.0.1:${port}/x` }), payload);
+    assert.equal(r.passed, false);
+    assert.match(r.message, new RegExp(`http://127.0.0.1:${port}/x: unreachable: ECONNREFUSED`));
+    assert.doesNotMatch(r.message, /pw/);
+  });
+
+  it('sends URL credentials as basic auth, not in the URL', async () => {
+    respond = () => ({ status: 200 });
+    const r = await new HttpGateRunner().run(gate({ url: base.replace('http://', 'http://ci:pw@') + '/hook' }), payload);
+    assert.equal(r.passed, true, r.message);
+    assert.equal(received[0]!.headers.authorization, `Basic ${Buffer.from('ci:pw').toString('base64')}`);
+  });
+
+  it('body snippets are single-line, bounded, with secrets masked', () => {
+    assert.equal(bodySnippet('a\n b  SECRET c', ['SECRET', '']), 'a b *** c');
+    assert.ok(bodySnippet('x'.repeat(1000), []).length <= 200);
+  });
+});
