@@ -1,0 +1,193 @@
+/**
+ * Issue #3, tests 2-6: the kube-canary admission webhook running on the host, called by the real
+ * kube-apiserver through `clientConfig.url: https://127.0.0.1:PORT/mutate` with the caBundle from
+ * `kube-canary certs`.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { V1Deployment } from '@kubernetes/client-node';
+import {
+  applyDeployment,
+  clients,
+  createNamespace,
+  deleteNamespace,
+  deploymentManifest,
+  getDeployment,
+  kubectl,
+  podImages,
+  podsOf,
+  waitFor,
+  waitForDeploymentReady,
+} from './harness/cluster.js';
+import {
+  buildMutatingWebhookConfiguration,
+  ENABLED_LABEL,
+  registerWebhook,
+  startWebhook,
+  unregisterWebhook,
+  type RunningWebhook,
+} from './harness/webhook.js';
+
+const REVISION = 'kube-canary.io/revision';
+const STABLE_REVISION = 'kube-canary.io/stable-revision';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const annotations = (d: V1Deployment): Record<string, string> => d.metadata?.annotations ?? {};
+const templateImage = (d: V1Deployment): string | undefined => d.spec?.template.spec?.containers[0]?.image;
+
+/** The webhook's verdict on a template change: paused, stamped, new template stored, old pods kept. */
+async function assertCaptured(ns: string, name: string, oldImage: string, newImage: string): Promise<void> {
+  const d = await getDeployment(ns, name);
+  assert.equal(d.spec?.paused, true, `${ns}/${name} should be paused by the webhook`);
+  assert.ok(annotations(d)[REVISION], `${ns}/${name} should carry ${REVISION}: ${JSON.stringify(annotations(d))}`);
+  assert.ok(annotations(d)[STABLE_REVISION], `${ns}/${name} should carry ${STABLE_REVISION}: ${JSON.stringify(annotations(d))}`);
+  assert.equal(templateImage(d), newImage, 'the new image stays in the stored template');
+  // Give the deployment controller time to (not) act, then check the running pods.
+  await sleep(2000);
+  const pods = await podsOf(ns, name);
+  const replicas = d.spec?.replicas ?? 0;
+  assert.equal(pods.length, replicas, `expected ${replicas} pods, got ${podImages(pods).join(', ')}`);
+  assert.ok(
+    pods.every((p) => p.spec?.containers[0]?.image === oldImage),
+    `running pods should stay on ${oldImage}: ${podImages(pods).join(', ')}`,
+  );
+  const rs = await clients().apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: `app=${name}` });
+  assert.ok(
+    rs.items.every((r) => r.spec?.template?.spec?.containers[0]?.image === oldImage),
+    `no ReplicaSet for ${newImage} should be created while paused`,
+  );
+}
+
+/** A change went through untouched: not paused, no revision stamp, rolled out to the new image. */
+async function assertUntouchedRollout(ns: string, name: string, newImage: string, replicas = 3): Promise<void> {
+  const d = await getDeployment(ns, name);
+  assert.notEqual(d.spec?.paused, true, `${ns}/${name} must not be paused`);
+  assert.equal(annotations(d)[REVISION], undefined, `${ns}/${name} must not be stamped with ${REVISION}`);
+  assert.equal(templateImage(d), newImage);
+  await waitForDeploymentReady(ns, name, replicas);
+  await waitFor(`all pods of ${ns}/${name} on ${newImage}`, async () => {
+    const images = podImages(await podsOf(ns, name));
+    return images.length === replicas && images.every((i) => i === newImage) ? images : undefined;
+  });
+}
+
+describe('kube-canary webhook against the real API server', function () {
+  const configName = `kube-canary-e2e-${randomBytes(3).toString('hex')}`;
+  let webhook: RunningWebhook | undefined;
+  const namespaces: string[] = [];
+  const systemDeployments: string[] = [];
+
+  async function namespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
+    const ns = await createNamespace(prefix, labels);
+    namespaces.push(ns);
+    return ns;
+  }
+
+  async function readyDeployment(ns: string, name: string, image: string, labels: Record<string, string> = {}, replicas = 3): Promise<void> {
+    await applyDeployment(deploymentManifest({ name, namespace: ns, image, replicas, labels }));
+    await waitForDeploymentReady(ns, name, replicas);
+  }
+
+  before(async function () {
+    webhook = await startWebhook();
+    await registerWebhook(buildMutatingWebhookConfiguration({ name: configName, baseUrl: webhook.baseUrl, caPem: webhook.caPem }));
+  });
+
+  after(async function () {
+    await unregisterWebhook(configName);
+    await webhook?.stop();
+    for (const name of systemDeployments) {
+      await clients().apps.deleteNamespacedDeployment({ name, namespace: 'kube-system' }).catch(() => undefined);
+    }
+    for (const ns of namespaces) await deleteNamespace(ns);
+  });
+
+  it('2. `kubectl set image` on an opted-in Deployment is captured: warning, paused, stamped, pods stay on the old image', async function () {
+    const ns = await namespace('test');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+
+    const out = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0']);
+    assert.match(out.stderr, /Warning:.*kube-canary/i, `kubectl should print the webhook's warning; stderr: ${out.stderr}`);
+    await assertCaptured(ns, 'review', 'review:1.7.0', 'review:1.8.0');
+  });
+
+  it('3. opt-in through the Namespace label; "false" on the Deployment opts out; kube-system is never touched', async function () {
+    const ns = await namespace('test-ns-optin', { [ENABLED_LABEL]: 'true' });
+    await readyDeployment(ns, 'review', 'review:1.7.0');
+    await readyDeployment(ns, 'optout', 'optout:1.0.0', { [ENABLED_LABEL]: 'false' });
+
+    const captured = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0']);
+    assert.match(captured.stderr, /Warning:.*kube-canary/i, `stderr: ${captured.stderr}`);
+    await assertCaptured(ns, 'review', 'review:1.7.0', 'review:1.8.0');
+
+    const optout = await kubectl(['-n', ns, 'set', 'image', 'deployment/optout', 'optout=optout:1.1.0']);
+    assert.doesNotMatch(optout.stderr, /kube-canary/i);
+    await assertUntouchedRollout(ns, 'optout', 'optout:1.1.0');
+
+    const sys = `e2e-sys-${randomBytes(3).toString('hex')}`;
+    systemDeployments.push(sys);
+    await readyDeployment('kube-system', sys, 'sys:1.0.0', { [ENABLED_LABEL]: 'true' }, 1);
+    const sysOut = await kubectl(['-n', 'kube-system', 'set', 'image', `deployment/${sys}`, `${sys}=sys:1.1.0`]);
+    assert.doesNotMatch(sysOut.stderr, /kube-canary/i);
+    await assertUntouchedRollout('kube-system', sys, 'sys:1.1.0', 1);
+  });
+
+  it('4. `kubectl apply --dry-run=server` of the same change returns the warning and stores nothing', async function () {
+    const ns = await namespace('test-dryrun');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+    const before = await getDeployment(ns, 'review');
+
+    const changed = deploymentManifest({ name: 'review', namespace: ns, image: 'review:1.8.0', labels: { [ENABLED_LABEL]: 'true' } });
+    const out = await kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', '-'], { input: JSON.stringify(changed) });
+    assert.match(out.stderr, /Warning:.*kube-canary/i, `stderr: ${out.stderr}`);
+    const dryRun = JSON.parse(out.stdout) as V1Deployment;
+    assert.equal(dryRun.spec?.paused, true, 'the dry-run answer shows what would be stored');
+
+    const after = await getDeployment(ns, 'review');
+    assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion, 'nothing is stored');
+    assert.equal(templateImage(after), 'review:1.7.0');
+    assert.notEqual(after.spec?.paused, true);
+    assert.equal(annotations(after)[REVISION], annotations(before)[REVISION]);
+  });
+
+  it('5. a replicas-only change (`kubectl scale`) of an opted-in Deployment is not paused', async function () {
+    const ns = await namespace('test-scale');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+
+    await kubectl(['-n', ns, 'scale', 'deployment/review', '--replicas=5']);
+    const d = await getDeployment(ns, 'review');
+    assert.notEqual(d.spec?.paused, true, 'scaling must not pause');
+    assert.equal(d.spec?.replicas, 5);
+    await waitForDeploymentReady(ns, 'review', 5);
+    assert.deepEqual([...new Set(podImages(await podsOf(ns, 'review')))], ['review:1.7.0']);
+  });
+
+  it('6. with the webhook down and failurePolicy Fail, opted-in updates are refused with a reason; others go through', async function () {
+    const optedIn = await namespace('test-down');
+    await readyDeployment(optedIn, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+    const nsOptedIn = await namespace('test-down-ns', { [ENABLED_LABEL]: 'true' });
+    await readyDeployment(nsOptedIn, 'review', 'review:1.7.0');
+    const plain = await namespace('test-down-plain');
+    await readyDeployment(plain, 'other', 'other:1.0.0');
+    const sys = `e2e-sys-${randomBytes(3).toString('hex')}`;
+    systemDeployments.push(sys);
+    await readyDeployment('kube-system', sys, 'sys:1.0.0', { [ENABLED_LABEL]: 'true' }, 1);
+
+    await webhook?.stop();
+    webhook = undefined;
+
+    for (const ns of [optedIn, nsOptedIn]) {
+      const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0'], { allowFailure: true });
+      assert.notEqual(refused.code, 0, `the update in ${ns} must be refused while the webhook is down`);
+      assert.match(refused.stderr, /failed calling webhook "[a-z.]*kube-canary\.io"/, `stderr: ${refused.stderr}`);
+      assert.match(refused.stderr, /connection refused|dial tcp|no such host|timeout/i, `the refusal says why; stderr: ${refused.stderr}`);
+      const d = await getDeployment(ns, 'review');
+      assert.equal(templateImage(d), 'review:1.7.0', 'nothing stored');
+    }
+
+    await kubectl(['-n', plain, 'set', 'image', 'deployment/other', 'other=other:1.1.0']);
+    await assertUntouchedRollout(plain, 'other', 'other:1.1.0');
+    await kubectl(['-n', 'kube-system', 'set', 'image', `deployment/${sys}`, `${sys}=sys:1.1.0`]);
+    await assertUntouchedRollout('kube-system', sys, 'sys:1.1.0', 1);
+  });
+});
