@@ -1,0 +1,338 @@
+import assert from 'node:assert/strict';
+import { templateHash } from '../../src/config/template-hash.js';
+import { decide } from '../../src/webhook/decision.js';
+import { config, loadReview, patchedObject, setImage, type Review } from './fixtures.js';
+
+const IMG = 'docker.io/istio/examples-bookinfo-reviews-v1';
+const hashOf = (r: Review, which: 'object' | 'oldObject') => templateHash(r.request[which]!.spec!.template, 'version');
+
+/** A release of 1.8.0 captured on top of 1.7.0: the oldObject of the next update during that release. */
+function midRelease(): Review {
+  const r = loadReview('review-set-image');
+  const captured = patchedObject(r, decide(r.request, 'label', config));
+  const next = loadReview('review-set-image');
+  next.request.oldObject = captured;
+  next.request.object = structuredClone(captured);
+  return next;
+}
+
+describe('webhook decision', () => {
+  describe('a new revision (kubectl set image review:1.7.0 -> 1.8.0)', () => {
+    const r = loadReview('review-set-image');
+    const d = decide(r.request, 'label', config);
+    const stored = patchedObject(r, d);
+
+    it('keeps the new template, pauses, and stamps both revisions', () => {
+      assert.equal(d.outcome, 'patched');
+      assert.equal(d.response.allowed, true);
+      assert.equal(d.response.uid, r.request.uid);
+      assert.equal(d.response.patchType, 'JSONPatch');
+      assert.equal(stored.spec!.paused, true);
+      assert.equal(stored.spec!.template.spec!.containers[0]!.image, `${IMG}:1.8.0`);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], hashOf(r, 'object'));
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], hashOf(r, 'oldObject'));
+      assert.notEqual(hashOf(r, 'object'), hashOf(r, 'oldObject'));
+      assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
+    });
+
+    it('changes nothing else', () => {
+      const paths = d.patch.map((op) => op.path).sort();
+      assert.deepEqual(paths, ['/metadata/annotations/kube-canary.io~1revision', '/metadata/annotations/kube-canary.io~1stable-revision', '/spec/paused']);
+    });
+
+    it('warns with the canary name, the planned steps and how to watch', () => {
+      const text = d.response.warnings!.join('\n');
+      assert.match(text, new RegExp(`captured revision ${hashOf(r, 'object')} of test/review`));
+      assert.match(text, /review-canary gets the new template; steps 25%, 50% every 1m; roll back after 5 failed checks/);
+      assert.match(text, /kubectl canary watch review -n test/);
+      for (const w of d.response.warnings!) assert.ok(w.length <= 256, `warning longer than the apiserver shows: ${w}`);
+    });
+
+    it('gives a dry run exactly the same answer', () => {
+      const dry = loadReview('review-set-image');
+      dry.request.dryRun = true;
+      assert.deepEqual(decide(dry.request, 'label', config).response, d.response);
+    });
+
+    it('says so when skip-analysis is set', () => {
+      const s = loadReview('review-set-image');
+      s.request.object.metadata!.annotations!['kube-canary.io/skip-analysis'] = 'true';
+      assert.match(decide(s.request, 'label', config).response.warnings!.join('\n'), /promoted as soon as review-canary is ready/);
+    });
+  });
+
+  describe('updates that do not change the template', () => {
+    it('lets a replicas-only change through untouched (kubectl scale through the main resource)', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      r.request.object.spec!.replicas = 5;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed');
+      assert.equal(d.response.patch, undefined);
+      assert.equal(d.response.warnings, undefined);
+    });
+
+    it('lets the scale subresource through', () => {
+      const r = loadReview('review-set-image');
+      r.request.subResource = 'scale';
+      r.request.kind = { group: 'autoscaling', version: 'v1', kind: 'Scale' };
+      assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
+    });
+
+    it('lets label and annotation changes through untouched', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      r.request.object.metadata!.labels!.team = 'books';
+      r.request.object.metadata!.annotations!['owner'] = 'alice';
+      assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
+    });
+
+    it('treats kubectl rollout restart as a restart, not a release', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      r.request.object.spec!.template.metadata!.annotations = { 'kubectl.kubernetes.io/restartedAt': '2026-11-26T10:00:00Z' };
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed');
+      assert.equal(patchedObject(r, d).spec!.paused, undefined);
+    });
+
+    it('puts the track label back when an apply drops it', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.object.spec!.template.metadata!.labels!.version;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
+      assert.equal(stored.spec!.paused, undefined);
+    });
+  });
+
+  describe('CREATE and opt-in', () => {
+    it('adds the stable track label on CREATE and nothing else', () => {
+      const r = loadReview('review-create');
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      assert.deepEqual(d.patch, [{ op: 'add', path: '/spec/template/metadata/labels/version', value: 'stable' }]);
+      assert.equal(patchedObject(r, d).spec!.paused, undefined);
+    });
+
+    it('replaces a different value of the track key on CREATE, with a warning', () => {
+      const r = loadReview('review-create');
+      r.request.object.spec!.template.metadata!.labels!.version = 'v1';
+      const d = decide(r.request, 'label', config);
+      assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.version, 'stable');
+      assert.match(d.response.warnings!.join(), /version=v1 replaced by version=stable/);
+    });
+
+    it('removes release annotations copied into a new Deployment', () => {
+      const r = loadReview('review-create');
+      r.request.object.metadata!.annotations!['kube-canary.io/revision'] = 'abc';
+      const d = decide(r.request, 'label', config);
+      assert.equal(patchedObject(r, d).metadata!.annotations!['kube-canary.io/revision'], undefined);
+      assert.match(d.response.warnings!.join(), /removed kube-canary.io\/revision/);
+    });
+
+    it('only adds the track label on the UPDATE that opts a Deployment in, even with a new image', () => {
+      const r = loadReview('review-set-image');
+      delete r.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      delete r.request.oldObject!.spec!.template.metadata!.labels!.version;
+      delete r.request.object.spec!.template.metadata!.labels!.version;
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.paused, undefined);
+      assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], undefined);
+      assert.match(d.response.warnings!.join(), /not a canary/);
+    });
+
+    it('does not capture when the running pods lack the track label (namespace opt-in), so stable traffic never goes nowhere', () => {
+      const r = loadReview('review-set-image');
+      delete r.request.object.metadata!.labels!['kube-canary.io/enabled'];
+      delete r.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      delete r.request.oldObject!.spec!.template.metadata!.labels!.version;
+      const stored = patchedObject(r, decide(r.request, 'namespace', config));
+      assert.equal(stored.spec!.paused, undefined);
+      assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
+    });
+
+    it('denies a selector that uses the track label key with another value', () => {
+      const r = loadReview('review-create');
+      r.request.object.spec!.selector.matchLabels!.version = 'v1';
+      r.request.object.spec!.template.metadata!.labels!.version = 'v1';
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /spec.selector uses the track label key "version" \(version=v1\).*--track-label/);
+    });
+
+    it('uses the configured track label key', () => {
+      const r = loadReview('review-set-image');
+      const d = decide(r.request, 'label', { ...config, trackLabel: 'track' });
+      // The old template has no `track` label yet: this update opts the pods in, no capture.
+      assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.track, 'stable');
+      assert.equal(patchedObject(r, d).spec!.paused, undefined);
+    });
+  });
+
+  describe('scope and identity', () => {
+    const cases: Array<[string, (r: Review) => void, 'label' | 'namespace']> = [
+      ['a Deployment not labelled true on /mutate', (r) => delete r.request.object.metadata!.labels!['kube-canary.io/enabled'], 'label'],
+      ['a Deployment labelled "false" on /mutate/namespace', (r) => (r.request.object.metadata!.labels!['kube-canary.io/enabled'] = 'false'), 'namespace'],
+      ['a Deployment labelled "false" on /mutate', (r) => (r.request.object.metadata!.labels!['kube-canary.io/enabled'] = 'false'), 'label'],
+      ['a canary Deployment', (r) => (r.request.object.metadata!.labels!['kube-canary.io/role'] = 'canary'), 'namespace'],
+      ['a Deployment in kube-system', (r) => (r.request.namespace = 'kube-system'), 'label'],
+      ['a Deployment in kube-public', (r) => (r.request.namespace = 'kube-public'), 'namespace'],
+      ['a Deployment in kube-node-lease', (r) => (r.request.namespace = 'kube-node-lease'), 'label'],
+      ["a Deployment in kube-canary's own namespace", (r) => (r.request.namespace = 'kube-canary'), 'label'],
+      ['a write by the progressor', (r) => (r.request.userInfo = { username: 'system:serviceaccount:kube-canary:kube-canary-progressor' }), 'label'],
+      ['a DELETE', (r) => (r.request.operation = 'DELETE'), 'label'],
+    ];
+    for (const [name, mutate, source] of cases) {
+      it(`lets ${name} through untouched`, () => {
+        const r = loadReview('review-set-image');
+        mutate(r);
+        const d = decide(r.request, source, config);
+        assert.equal(d.outcome, 'allowed', d.reason);
+        assert.equal(d.response.patch, undefined);
+      });
+    }
+
+    it('acts on a Deployment without the label on /mutate/namespace', () => {
+      const r = loadReview('review-set-image');
+      delete r.request.object.metadata!.labels!['kube-canary.io/enabled'];
+      delete r.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      const stored = patchedObject(r, decide(r.request, 'namespace', config));
+      assert.equal(stored.spec!.paused, true);
+    });
+
+    it('does not trust a progressor identity written into the object', () => {
+      const r = loadReview('review-set-image');
+      r.request.object.metadata!.annotations!['kube-canary.io/progressor'] = 'system:serviceaccount:kube-canary:kube-canary-progressor';
+      r.request.object.metadata!.labels!['app.kubernetes.io/managed-by'] = 'kube-canary-progressor';
+      assert.equal(decide(r.request, 'label', config).outcome, 'denied'); // unknown kube-canary.io/ annotation
+      delete r.request.object.metadata!.annotations!['kube-canary.io/progressor'];
+      assert.equal(patchedObject(r, decide(r.request, 'label', config)).spec!.paused, true);
+    });
+  });
+
+  describe('during a release', () => {
+    it('denies an unpause (kubectl rollout resume) and points at promote and abort', () => {
+      const r = midRelease();
+      r.request.object.spec!.paused = false;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.equal(d.response.status!.code, 403);
+      assert.match(d.response.status!.message, /kubectl canary promote review -n test/);
+      assert.match(d.response.status!.message, /kubectl canary abort review -n test/);
+    });
+
+    it('lets the progressor unpause', () => {
+      const r = midRelease();
+      delete r.request.object.spec!.paused;
+      r.request.userInfo = { username: 'system:serviceaccount:kube-canary:kube-canary-progressor' };
+      assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
+    });
+
+    it('restarts on the newest template and keeps the stable revision', () => {
+      const first = loadReview('review-set-image');
+      const r = midRelease();
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.paused, true);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], templateHash(stored.spec!.template, 'version'));
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], hashOf(first, 'oldObject'));
+      assert.match(d.response.warnings!.join(), new RegExp(`replacing ${hashOf(first, 'object')} \\(analysis restarts\\)`));
+    });
+
+    it('cancels when the template goes back to the running revision', () => {
+      const first = loadReview('review-set-image');
+      const r = midRelease();
+      setImage(r.request.object, `${IMG}:1.7.0`);
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], hashOf(first, 'oldObject'));
+      assert.match(d.response.warnings!.join(), /cancelled/);
+    });
+
+    it('keeps the release annotations when a kubectl replace drops them', () => {
+      const r = midRelease();
+      const ann = r.request.object.metadata!.annotations!;
+      delete ann['kube-canary.io/revision'];
+      delete ann['kube-canary.io/stable-revision'];
+      const stored = patchedObject(r, decide(r.request, 'label', config));
+      assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
+    });
+  });
+
+  describe('a revision that failed analysis', () => {
+    function failed(): Review {
+      const r = loadReview('review-set-image');
+      const ann = r.request.oldObject!.metadata!.annotations!;
+      ann['kube-canary.io/failed-revision'] = hashOf(r, 'object');
+      ann['kube-canary.io/status'] = JSON.stringify({
+        phase: 'Failed', revision: hashOf(r, 'object'), stableRevision: hashOf(r, 'oldObject'), weight: 0, stepIndex: -1, failedChecks: 5,
+        startedAt: '2026-11-26T09:00:00Z', lastTransitionAt: '2026-11-26T09:06:00Z', message: 'request-success-rate 70.1 < 99 (5 of 5 failed checks)',
+      });
+      for (const k of Object.keys(ann)) if (k === 'kube-canary.io/failed-revision' || k === 'kube-canary.io/status') r.request.object.metadata!.annotations![k] = ann[k]!;
+      return r;
+    }
+
+    it('is denied with when, why and how to retry', () => {
+      const d = decide(failed().request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      const m = d.response.status!.message;
+      assert.match(m, /failed its canary analysis at 2026-11-26T09:06:00Z: request-success-rate 70.1 < 99/);
+      assert.match(m, /kubectl canary retry review -n test/);
+    });
+
+    it('does not block a different revision', () => {
+      const r = failed();
+      setImage(r.request.object, `${IMG}:1.8.1`);
+      assert.equal(decide(r.request, 'label', config).outcome, 'patched');
+    });
+  });
+
+  describe('invalid configuration', () => {
+    const bad: Array<[string, string, Record<string, string>]> = [
+      ['the article example maxWeight 25 with stepWeight 50', 'stepWeight 50 is larger than analysis.maxWeight 25', { 'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50' }],
+      ['YAML that does not parse', 'not valid YAML or JSON', { 'kube-canary.io/analysis': 'interval: [1m' }],
+      ['a bad progress deadline', 'kube-canary.io/progress-deadline: "soon" is not a duration', { 'kube-canary.io/progress-deadline': 'soon' }],
+      ['an unknown provider', 'kube-canary.io/provider: "linkerd" is not a traffic provider; allowed: istio, gateway-api, replicas', { 'kube-canary.io/provider': 'linkerd' }],
+      ['a misspelt annotation', 'annotation kube-canary.io/analyis is not a kube-canary annotation', { 'kube-canary.io/analyis': 'x' }],
+    ];
+    for (const [name, expected, ann] of bad) {
+      it(`denies ${name}, naming field, value and what is allowed`, () => {
+        const r = loadReview('review-set-image');
+        Object.assign(r.request.object.metadata!.annotations!, ann);
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'denied');
+        assert.equal(d.response.status!.code, 400);
+        assert.ok(d.response.status!.message.includes(expected), d.response.status!.message);
+        assert.match(d.response.status!.message, /^kube-canary configuration of Deployment test\/review is invalid/);
+      });
+    }
+  });
+
+  describe('requests that are not for a Deployment', () => {
+    it('denies another kind with the fix', () => {
+      const r = loadReview('review-set-image');
+      r.request.kind = { group: '', version: 'v1', kind: 'Pod' };
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /apps\/v1 Deployments only, got v1 Pod/);
+    });
+
+    it('denies an object that is not a Deployment', () => {
+      const r = loadReview('review-set-image');
+      (r.request as { object: unknown }).object = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } };
+      assert.match(decide(r.request, 'label', config).response.status!.message, /not an apps\/v1 Deployment/);
+    });
+
+    it('denies a Deployment without a template', () => {
+      const r = loadReview('review-set-image');
+      delete (r.request.object.spec as { template?: unknown }).template;
+      assert.match(decide(r.request, 'label', config).response.status!.message, /has no spec.template/);
+    });
+  });
+});
