@@ -240,7 +240,7 @@ export function planFlows(s: Snapshot): Plan {
     if (m) m.rps += p.rps;
     else merged.set(k, { ...p });
   }
-  const flows = [...merged.values()].sort((a, b) => flowKey(a).localeCompare(flowKey(b)));
+  const flows = [...merged.values()].sort((a, b) => a.workload.localeCompare(b.workload) || a.service.localeCompare(b.service) || flowKey(a).localeCompare(flowKey(b)));
   return { flows, unroutedRps, notes: [...new Set(notes)], routes };
 }
 
