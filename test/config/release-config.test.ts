@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { parseReleaseConfig } from '../../src/config/release-config.js';
+
+describe('release configuration (all kube-canary.io/* annotations)', () => {
+  it('has defaults for a Deployment that sets nothing', () => {
+    const r = parseReleaseConfig('review', {});
+    assert.ok(r.ok);
+    assert.equal(r.value.service, 'review');
+    assert.equal(r.value.provider, 'istio');
+    assert.equal(r.value.skipAnalysis, false);
+    assert.equal(r.value.progressDeadlineMs, 600_000);
+    assert.deepEqual(r.value.analysis.steps, [10, 20, 30, 40, 50]);
+  });
+
+  it('reads every annotation', () => {
+    const r = parseReleaseConfig('review', {
+      'kube-canary.io/analysis': 'maxWeight: 50\nstepWeight: 25',
+      'kube-canary.io/progress-deadline': '90s',
+      'kube-canary.io/skip-analysis': 'true',
+      'kube-canary.io/provider': 'replicas',
+      'kube-canary.io/service': 'reviews',
+    });
+    assert.ok(r.ok);
+    assert.deepEqual([r.value.analysis.steps, r.value.progressDeadlineMs, r.value.skipAnalysis, r.value.provider, r.value.service], [[25, 50], 90_000, true, 'replicas', 'reviews']);
+  });
+
+  it('reports every problem at once, each prefixed with its annotation', () => {
+    const r = parseReleaseConfig('review', {
+      'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50',
+      'kube-canary.io/skip-analysis': 'yes',
+      'kube-canary.io/service': 'Reviews_Svc',
+    });
+    assert.equal(r.ok, false);
+    assert.deepEqual(
+      r.ok ? [] : r.errors.map((e) => e.split(':')[0]),
+      ['kube-canary.io/analysis', 'kube-canary.io/skip-analysis', 'kube-canary.io/service'],
+    );
+  });
+});

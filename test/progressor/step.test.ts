@@ -1,0 +1,429 @@
+import assert from 'node:assert/strict';
+import { canaryReplicas } from '../../src/progressor/canary.js';
+import { step } from '../../src/progressor/step.js';
+import type { Action, Observation, StepResult } from '../../src/progressor/types.js';
+import { SEC, T0, config, failing, iso, obs, pass, readyCanary, status } from './fixtures.js';
+
+type Decided = Extract<StepResult, { kind: 'decision' }>;
+const decided = (r: StepResult): Decided => {
+  assert.equal(r.kind, 'decision', `expected a decision, got ${JSON.stringify(r)}`);
+  return r as Decided;
+};
+const types = (a: Action[]) => a.map((x) => x.type);
+const events = (a: Action[]) => a.filter((x): x is Extract<Action, { type: 'emitEvent' }> => x.type === 'emitEvent').map((e) => e.message);
+const written = (r: Decided) => (r.actions.find((a) => a.type === 'writeStatus') as Extract<Action, { type: 'writeStatus' }> | undefined)?.status;
+
+const withHooks = (hooks: Array<{ name: string; type: string }>, more: object = {}) =>
+  config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [], webhooks: hooks.map((h) => ({ ...h, url: 'http://hooks.test/' })), ...more });
+
+interface Row {
+  name: string;
+  o: Observation;
+  at?: number;
+  /** Expected StepResult shape. */
+  need?: string;
+  phase?: string;
+  weight?: number;
+  actions?: string[];
+  /** Action types that must not appear. */
+  absent?: string[];
+  events?: string[];
+  requeue?: number;
+  check?: (r: Decided) => void;
+}
+
+const rows: Row[] = [
+  // ---- idle --------------------------------------------------------------------------------
+  { name: 'idle without status or canary does nothing', o: obs({ revision: undefined, stableRevision: undefined, paused: false }, { routes: undefined }), actions: [] },
+  {
+    name: 'idle with a leftover canary deletes it',
+    o: obs({ revision: undefined, paused: false, status: status({ phase: 'Succeeded' }) }, { canary: readyCanary() }),
+    actions: ['deleteCanary', 'emitEvent'],
+  },
+  {
+    name: 'revision removed by hand mid-release: route to stable, delete canary, Failed',
+    o: obs({ revision: undefined, status: status({ phase: 'Progressing', weight: 25, stepIndex: 0 }) }, { routes: { stable: 75, canary: 25 }, canary: readyCanary() }),
+    phase: 'Failed',
+    actions: ['setWeight', 'deleteCanary', 'emitEvent', 'writeStatus'],
+    absent: ['unpauseStable', 'clearRelease'],
+  },
+  // ---- new release -------------------------------------------------------------------------
+  {
+    name: 'new revision: Initializing, routes ensured at 0, canary created with ceil(2*50%)=1 replica',
+    o: obs({}, { routes: undefined }),
+    phase: 'Initializing',
+    actions: ['ensureRoutes', 'setWeight', 'emitEvent', 'ensureCanary', 'emitEvent', 'writeStatus'],
+    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 updated replicas are available'],
+    requeue: 60 * SEC,
+    check: (r) => assert.deepEqual(r.actions.find((a) => a.type === 'ensureCanary'), { type: 'ensureCanary', revision: 'new1', replicas: 1 }),
+  },
+  {
+    name: 'terminal status of the same revision with the revision annotation back: a new release',
+    o: obs({ status: status({ phase: 'Failed', weight: 0 }) }),
+    phase: 'Initializing',
+    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 updated replicas are available'],
+  },
+  {
+    name: 'canary not ready yet, within the deadline: wait, requeue at the deadline',
+    o: obs({ status: status({ message: 'Waiting for review-canary.test rollout to finish: 0 of 1 updated replicas are available' }) }, { canary: readyCanary({ availableReplicas: 0, updatedReplicas: 1 }) }),
+    at: T0 + 20 * SEC,
+    phase: 'Initializing',
+    actions: [],
+    requeue: 40 * SEC,
+  },
+  {
+    name: 'canary not ready within the progress deadline: RollingBack at weight 0',
+    o: obs({ status: status() }, { canary: readyCanary({ availableReplicas: 0 }) }),
+    at: T0 + 61 * SEC,
+    phase: 'RollingBack',
+    weight: 0,
+    events: ['Rolling back review.test: review-canary.test was not ready within the progress deadline 1m'],
+    requeue: 0,
+  },
+  {
+    name: 'canary of an older revision does not count as ready and is updated',
+    o: obs({ status: status() }, { canary: readyCanary({ templateHash: 'other' }) }),
+    at: T0 + 5 * SEC,
+    phase: 'Initializing',
+    actions: ['ensureCanary', 'emitEvent', 'writeStatus'],
+  },
+  {
+    name: 'canary ready: Progressing, first step applied at once',
+    o: obs({ status: status() }, { canary: readyCanary() }),
+    at: T0 + 5 * SEC,
+    phase: 'Progressing',
+    weight: 25,
+    actions: ['setWeight', 'emitEvent', 'writeStatus'],
+    events: ['Advance review.test canary weight 25'],
+    requeue: 10 * SEC,
+    check: (r) => assert.deepEqual(r.actions[0], { type: 'setWeight', canary: 25 }),
+  },
+  // ---- progressing -------------------------------------------------------------------------
+  {
+    name: 'not due yet: nothing, requeue when due',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 4 * SEC,
+    actions: [],
+    requeue: 6 * SEC,
+  },
+  {
+    name: 'due with metrics configured: asks for the analysis gates',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25 }), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 10 * SEC,
+    need: 'analysis',
+  },
+  {
+    name: 'analysis passed: next weight',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25 }), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { analysis: pass } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    weight: 50,
+    actions: ['setWeight', 'emitEvent', 'writeStatus'],
+    events: ['Advance review.test canary weight 50'],
+  },
+  {
+    name: 'analysis failed below threshold: halt, weight kept, failedChecks 1',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25 }), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { analysis: failing() } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    weight: 25,
+    actions: ['emitEvent', 'writeStatus'],
+    events: ['Halt review.test advancement (1 of 2 failed checks): request-success-rate 70 < 99'],
+    check: (r) => {
+      assert.equal(written(r)!.failedChecks, 1);
+      assert.equal(written(r)!.lastCheckAt, iso(T0 + 10 * SEC));
+    },
+  },
+  {
+    name: 'analysis failed at threshold: RollingBack, traffic back to stable first',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25 }), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, failedChecks: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { analysis: failing() } }),
+    at: T0 + 10 * SEC,
+    phase: 'RollingBack',
+    weight: 0,
+    actions: ['setWeight', 'emitEvent', 'writeStatus'],
+    events: ['Rolling back review.test: failed checks threshold reached 2 (request-success-rate 70 < 99)'],
+  },
+  {
+    name: 'canary not ready at a due step counts as a failed check',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary({ availableReplicas: 0 }), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    check: (r) => assert.equal(written(r)!.failedChecks, 1),
+  },
+  {
+    name: 'a rollback webhook answering 2xx rolls back at once',
+    o: obs({ config: withHooks([{ name: 'abort-switch', type: 'rollback' }]), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, {
+      canary: readyCanary(),
+      routes: { stable: 75, canary: 25 },
+      gates: { analysis: { passed: true, rollbackRequested: true, results: [{ name: 'abort-switch', passed: true, message: 'webhook abort-switch answered 200' }] } },
+    }),
+    at: T0 + 10 * SEC,
+    phase: 'RollingBack',
+    events: ['Rolling back review.test: rollback webhook abort-switch asked for a rollback'],
+  },
+  {
+    name: 'last step passed: Promoting, the stable Deployment is unpaused in the same write',
+    o: obs({ status: status({ phase: 'Progressing', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 10 * SEC,
+    phase: 'Promoting',
+    weight: 50,
+    actions: ['unpauseStable', 'emitEvent', 'writeStatus'],
+    events: ['Promoting revision new1 into review.test'],
+  },
+  {
+    name: 'routes drifted from the status (crash between status write and route change): re-applied first',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 100, canary: 0 } }),
+    at: T0 + 1 * SEC,
+    actions: ['setWeight'],
+    check: (r) => assert.deepEqual(r.actions[0], { type: 'setWeight', canary: 25 }),
+  },
+  {
+    name: 'canary deleted by hand mid-release: recreated',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { routes: { stable: 75, canary: 25 } }),
+    at: T0 + 1 * SEC,
+    actions: ['ensureCanary'],
+  },
+  // ---- confirm gates -----------------------------------------------------------------------
+  {
+    name: 'confirm-rollout pending: ask before creating anything',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]) }, { routes: undefined }),
+    need: 'confirm-rollout',
+  },
+  {
+    name: 'confirm-rollout refused: Waiting, no canary yet',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]) }, { routes: undefined, gates: { 'confirm-rollout': failing('webhook go answered 403') } }),
+    phase: 'Waiting',
+    absent: ['ensureCanary'],
+    check: (r) => assert.equal(written(r)!.waitingOn, 'confirm-rollout'),
+  },
+  {
+    name: 'Waiting on confirm-rollout, approved: back to Initializing, canary created',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }, { gates: { 'confirm-rollout': pass } }),
+    at: T0 + 10 * SEC,
+    phase: 'Initializing',
+    actions: ['ensureCanary', 'emitEvent', 'writeStatus'],
+    check: (r) => {
+      assert.equal(written(r)!.rolloutConfirmed, true);
+      assert.equal(written(r)!.waitingOn, undefined);
+    },
+  },
+  {
+    name: 'pre-rollout failing counts as a failed check',
+    o: obs({ config: withHooks([{ name: 'warm', type: 'pre-rollout' }]), status: status() }, { canary: readyCanary(), gates: { 'pre-rollout': failing('webhook warm answered 500') } }),
+    at: T0 + 5 * SEC,
+    phase: 'Initializing',
+    check: (r) => {
+      assert.equal(written(r)!.failedChecks, 1);
+      assert.equal(r.requeueAfterMs, 10 * SEC);
+    },
+  },
+  {
+    name: 'pre-rollout passing: Progressing at the first weight',
+    o: obs({ config: withHooks([{ name: 'warm', type: 'pre-rollout' }]), status: status() }, { canary: readyCanary(), gates: { 'pre-rollout': pass } }),
+    at: T0 + 5 * SEC,
+    phase: 'Progressing',
+    weight: 25,
+    check: (r) => assert.equal(written(r)!.preRolloutDone, true),
+  },
+  {
+    name: 'confirm-traffic-increase refused: Waiting at the same weight',
+    o: obs({ config: withHooks([{ name: 'more', type: 'confirm-traffic-increase' }]), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { 'confirm-traffic-increase': failing('webhook more answered 403') } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    weight: 25,
+    events: ['Waiting for confirm-traffic-increase approval of review.test: webhook more answered 403'],
+  },
+  {
+    name: 'Waiting on confirm-traffic-increase, approved: advance',
+    o: obs({ config: withHooks([{ name: 'more', type: 'confirm-traffic-increase' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-traffic-increase', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { 'confirm-traffic-increase': pass } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    weight: 50,
+    events: ['Advance review.test canary weight 50'],
+  },
+  {
+    name: 'confirm-promotion refused at the last step: Waiting, still paused',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }]), status: status({ phase: 'Progressing', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { 'confirm-promotion': failing('webhook ship answered 403') } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    absent: ['unpauseStable'],
+  },
+  {
+    name: 'Waiting on confirm-promotion, still refused: no new event',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { 'confirm-promotion': failing('webhook ship answered 403') } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    actions: ['writeStatus'],
+  },
+  {
+    name: 'Waiting on confirm-promotion, approved: Promoting',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { 'confirm-promotion': pass } }),
+    at: T0 + 10 * SEC,
+    phase: 'Promoting',
+    actions: ['unpauseStable', 'emitEvent', 'writeStatus'],
+  },
+  // ---- skip analysis -----------------------------------------------------------------------
+  {
+    name: 'skip-analysis: promote as soon as the canary is ready, no gates',
+    o: obs({ config: config({ interval: '10s', maxWeight: 50, stepWeight: 25, webhooks: [{ name: 'go', type: 'confirm-rollout', url: 'http://h.test/' }] }, { 'kube-canary.io/skip-analysis': 'true' }), status: status() }, { canary: readyCanary() }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    weight: 0,
+    actions: ['unpauseStable', 'emitEvent', 'writeStatus'],
+    events: ['Promoting revision new1 into review.test (analysis skipped)'],
+  },
+  // ---- promoting / finalising --------------------------------------------------------------
+  {
+    name: 'Promoting, stable still rolling: wait with the rollout count',
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    events: ['Waiting for review.test rollout to finish: 1 of 2 updated replicas are available'],
+    requeue: 55 * SEC,
+  },
+  {
+    name: 'Promoting, stable status not yet observed for the new generation: not done',
+    o: obs({ paused: false, generation: 3, observedGeneration: 2, updatedReplicas: 2, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+  },
+  {
+    name: 'Promoting past the deadline: RollingBack',
+    o: obs({ paused: false, updatedReplicas: 1, availableReplicas: 1, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 60 * SEC,
+    phase: 'RollingBack',
+    weight: 0,
+  },
+  {
+    name: 'Promoting, re-paused by something else: unpause again',
+    o: obs({ paused: true, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    actions: ['unpauseStable', 'emitEvent', 'writeStatus'],
+  },
+  {
+    name: 'stable fully rolled out: Finalising, all traffic to stable',
+    o: obs({ paused: false, updatedReplicas: 2, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Finalising',
+    weight: 0,
+    actions: ['setWeight', 'writeStatus'],
+    requeue: 0,
+  },
+  {
+    name: 'Finalising: delete canary, clear the release, Succeeded',
+    o: obs({ paused: false, updatedReplicas: 2, availableReplicas: 2, status: status({ phase: 'Finalising', weight: 0, stepIndex: 1 }) }, { canary: readyCanary() }),
+    at: T0 + 5 * SEC,
+    phase: 'Succeeded',
+    actions: ['deleteCanary', 'clearRelease', 'emitEvent', 'notify', 'writeStatus'],
+    events: ['Promotion completed! Scaling down review-canary.test'],
+    check: (r) => assert.deepEqual(r.actions.find((a) => a.type === 'clearRelease'), { type: 'clearRelease' }),
+  },
+  // ---- rolling back ------------------------------------------------------------------------
+  {
+    name: 'RollingBack: asks for the stable ReplicaSet template',
+    o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: failed checks threshold reached 2' }) }, { canary: readyCanary() }),
+    need: 'stableTemplate',
+  },
+  {
+    name: 'RollingBack with the stable template: restore, unpause, record the failed revision, Failed',
+    o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: failed checks threshold reached 2' }) }, { canary: readyCanary(), stableTemplateFound: true }),
+    phase: 'Failed',
+    actions: ['deleteCanary', 'restoreStableTemplate', 'unpauseStable', 'clearRelease', 'emitEvent', 'notify', 'writeStatus'],
+    events: ['Canary failed! Scaling down review-canary.test'],
+    check: (r) => {
+      assert.deepEqual(r.actions.find((a) => a.type === 'clearRelease'), { type: 'clearRelease', failedRevision: 'new1' });
+      assert.deepEqual(r.actions.find((a) => a.type === 'restoreStableTemplate'), { type: 'restoreStableTemplate', revision: 'old0' });
+      assert.match(written(r)!.message, /failed checks threshold reached 2/);
+    },
+  },
+  {
+    name: 'RollingBack without the stable ReplicaSet: stays paused, says why',
+    o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: x' }) }, { stableTemplateFound: false }),
+    phase: 'RollingBack',
+    absent: ['unpauseStable', 'clearRelease'],
+  },
+  // ---- new revision mid-release, revert ----------------------------------------------------
+  {
+    name: 'new revision mid-release: traffic back to 0 first, canary updated, analysis restarts',
+    o: obs({ revision: 'new2', templateHash: 'new2', status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, failedChecks: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 3 * SEC,
+    phase: 'Initializing',
+    weight: 0,
+    actions: ['ensureRoutes', 'setWeight', 'emitEvent', 'ensureCanary', 'emitEvent', 'writeStatus'],
+    check: (r) => {
+      assert.deepEqual(r.actions[1], { type: 'setWeight', canary: 0 });
+      const s = written(r)!;
+      assert.equal(s.revision, 'new2');
+      assert.equal(s.failedChecks, 0);
+      assert.equal(s.stepIndex, -1);
+      assert.match(s.message, /during the release of new1/);
+    },
+  },
+  {
+    name: 'user reverted to the running template: cancel, unpause, no failure recorded',
+    o: obs({ revision: 'old0', templateHash: 'old0', status: status({ phase: 'Progressing', weight: 25, stepIndex: 0 }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    phase: 'Succeeded',
+    weight: 0,
+    actions: ['setWeight', 'deleteCanary', 'unpauseStable', 'clearRelease', 'emitEvent', 'writeStatus'],
+    events: ['Release of revision new1 cancelled: review.test is back on its running revision old0'],
+    check: (r) => {
+      assert.deepEqual(r.actions.find((a) => a.type === 'clearRelease'), { type: 'clearRelease' });
+      assert.equal(written(r)!.cancelled, true);
+    },
+  },
+  // ---- configuration -----------------------------------------------------------------------
+  {
+    name: 'invalid configuration: hold, warn once, touch no routes',
+    o: obs({ config: { ok: false, errors: ['kube-canary.io/analysis: analysis.stepWeight 50 is larger than analysis.maxWeight 25'] } }, { routes: undefined }),
+    phase: 'Initializing',
+    actions: ['emitEvent', 'writeStatus'],
+    absent: ['ensureRoutes', 'setWeight', 'ensureCanary'],
+  },
+];
+
+describe('progressor step()', () => {
+  for (const row of rows) {
+    it(row.name, () => {
+      const input = structuredClone(row.o);
+      const r = step(row.o, row.at ?? T0);
+      assert.deepEqual(row.o, input, 'step() must not mutate its input');
+      if (row.need) {
+        assert.equal(r.kind, 'need', JSON.stringify(r));
+        const n = r as Extract<StepResult, { kind: 'need' }>;
+        assert.equal(n.need === 'gates' ? n.gate : n.need, row.need);
+        return;
+      }
+      const d = decided(r);
+      if (row.actions) assert.deepEqual(types(d.actions), row.actions);
+      for (const a of row.absent ?? []) assert.ok(!types(d.actions).includes(a as Action['type']), `unexpected ${a}`);
+      if (row.phase) assert.equal(d.status?.phase, row.phase);
+      if (row.weight !== undefined) assert.equal(d.status?.weight, row.weight);
+      if (row.events) assert.deepEqual(events(d.actions), row.events);
+      if (row.requeue !== undefined) assert.equal(d.requeueAfterMs, row.requeue);
+      row.check?.(d);
+      // Same input, same answer: nothing hidden (clock, randomness) goes into a decision.
+      assert.deepEqual(step(structuredClone(row.o), row.at ?? T0), r);
+    });
+  }
+
+  it('writes the status last among the stable-Deployment actions and never emits a status it did not change', () => {
+    const s = status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) });
+    const r = decided(step(obs({ status: s }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }), T0 + SEC));
+    assert.deepEqual(r.actions, []);
+  });
+});
+
+describe('canary replica rule', () => {
+  const table: Array<[number, number, number]> = [
+    [0, 50, 1],
+    [1, 10, 1],
+    [2, 50, 1],
+    [3, 50, 2],
+    [10, 25, 3],
+    [10, 100, 10],
+    [7, 30, 3],
+  ];
+  for (const [stableReplicas, maxWeight, want] of table) {
+    it(`ceil(${stableReplicas} * ${maxWeight}%) at least 1 = ${want}`, () => assert.equal(canaryReplicas(stableReplicas, maxWeight), want));
+  }
+});

@@ -1,0 +1,119 @@
+/** The real `kube-canary webhook` process over real HTTPS, with certificates from `kube-canary certs`. */
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CliProcess, runCli, startCli } from '../support/cli.js';
+import { loadReview } from './fixtures.js';
+
+function post(port: number, ca: Buffer, body: string, extra: Record<string, unknown> = {}): Promise<{ status: number; json: any; protocol?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json' }, ...extra },
+      (res) => {
+        const protocol = (res.socket as import('node:tls').TLSSocket).getProtocol() ?? undefined;
+        let data = '';
+        res.on('data', (c) => (data += c));
+        res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(data), protocol }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('kube-canary webhook over HTTPS (real process)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let proc: CliProcess;
+  let port: number;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-https-'));
+    await runCli(['certs', '--out', join(dir, 'a'), '--hosts', '127.0.0.1,localhost,kube-canary-webhook.kube-canary.svc', '--valid-days', '30']);
+    proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'a/tls.crt'), '--tls-key', join(dir, 'a/tls.key')], { KUBE_CANARY_CERT_POLL_MS: '200' });
+    const line = await proc.waitForLog('webhook serving');
+    port = Number(new URL(line.address as string).port);
+  });
+
+  after(async () => {
+    await proc?.stop('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('certs writes a CA and a serving certificate with IP and DNS SANs and the asked validity', () => {
+    const ca = new X509Certificate(readFileSync(join(dir, 'a/ca.crt')));
+    const leaf = new X509Certificate(readFileSync(join(dir, 'a/tls.crt')));
+    assert.equal(ca.ca, true);
+    assert.equal(leaf.ca, false);
+    assert.ok(leaf.verify(ca.publicKey), 'leaf is signed by the CA');
+    assert.ok(leaf.checkIP('127.0.0.1'));
+    assert.ok(leaf.checkHost('localhost'));
+    assert.ok(leaf.checkHost('kube-canary-webhook.kube-canary.svc'));
+    assert.equal(leaf.checkIP('10.0.0.1'), undefined);
+    const days = (Date.parse(leaf.validTo) - Date.now()) / 86_400_000;
+    assert.ok(days > 29 && days <= 30.01, `validity ${days} days`);
+    assert.equal(leaf.publicKey.asymmetricKeyDetails?.modulusLength, 2048);
+    assert.match(leaf.keyUsage?.join(',') ?? '', /1\.3\.6\.1\.5\.5\.7\.3\.1/); // serverAuth
+  });
+
+  it('answers a real AdmissionReview over TLS 1.2+ verified against ca.crt', async () => {
+    const res = await post(port, readFileSync(join(dir, 'a/ca.crt')), JSON.stringify(loadReview('review-set-image')));
+    assert.equal(res.status, 200);
+    assert.equal(res.json.response.allowed, true);
+    assert.equal(res.json.response.patchType, 'JSONPatch');
+    assert.match(res.protocol ?? '', /^TLSv1\.[23]$/);
+  });
+
+  it('refuses TLS 1.1', async () => {
+    await assert.rejects(post(port, readFileSync(join(dir, 'a/ca.crt')), '{}', { maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }));
+  });
+
+  it('serves a replaced certificate without a restart, and never fails a request meanwhile', async () => {
+    await runCli(['certs', '--out', join(dir, 'b'), '--hosts', '127.0.0.1']);
+    const oldCa = readFileSync(join(dir, 'a/ca.crt'));
+    const newCa = readFileSync(join(dir, 'b/ca.crt'));
+    // Swap in the new pair the way a mounted Secret changes: write aside, then rename over.
+    writeFileSync(join(dir, 'a/tls.key.new'), readFileSync(join(dir, 'b/tls.key')));
+    writeFileSync(join(dir, 'a/tls.crt.new'), readFileSync(join(dir, 'b/tls.crt')));
+    renameSync(join(dir, 'a/tls.crt.new'), join(dir, 'a/tls.crt'));
+    const during: Array<Promise<unknown>> = [];
+    const deadline = Date.now() + 10_000;
+    let reloaded = false;
+    renameSync(join(dir, 'a/tls.key.new'), join(dir, 'a/tls.key'));
+    while (Date.now() < deadline && !reloaded) {
+      // Each request trusts both CAs, so it must succeed whichever pair is being served.
+      during.push(post(port, Buffer.concat([oldCa, newCa]), JSON.stringify(loadReview('review-set-image'))).then((r) => assert.equal(r.status, 200)));
+      reloaded = await post(port, newCa, JSON.stringify(loadReview('review-set-image'))).then(() => true, () => false);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(reloaded, 'the new certificate was not served within 10 s');
+    await Promise.all(during);
+    await assert.rejects(post(port, oldCa, '{}'), /certificate/);
+    assert.ok(proc.lines.some((l) => l.includes('serving certificate reloaded')));
+  });
+
+  it('on SIGTERM finishes what is in flight and exits 0', async () => {
+    const body = JSON.stringify(loadReview('review-set-image'));
+    const ca = readFileSync(join(dir, 'b/ca.crt'));
+    // A request whose body is still arriving when SIGTERM lands must still be answered.
+    const answer = new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.write(body.slice(0, 100));
+      setTimeout(() => {
+        proc.child.kill('SIGTERM');
+        setTimeout(() => req.end(body.slice(100)), 300);
+      }, 300);
+    });
+    assert.equal(await answer, 200);
+    const code = await proc.stop('SIGTERM');
+    assert.equal(code, 0);
+    assert.ok(proc.lines.some((l) => l.includes('finishing requests in flight')));
+  });
+});
