@@ -48,8 +48,9 @@ export function registerWebhook(program: Command): void {
       bodyLimit: f.bodyLimit,
       isReady: () => ready,
     });
-    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log });
-    log.info({ address: `https://${f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
+    const certPollMs = Number(process.env.KUBE_CANARY_CERT_POLL_MS ?? 2000);
+    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs });
+    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
     const stop = (signal: string) => {
       if (!ready) return;
       ready = false;
