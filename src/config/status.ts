@@ -31,6 +31,23 @@ export interface ReleaseStatus {
   /** When the last gate run (pass or fail) happened, to schedule the next one an interval later. */
   lastCheckAt?: string;
   message: string;
+  /** Phase-specific progress that must survive a restart (all state lives in the API). */
+  /** The confirm-rollout gates passed for this revision. */
+  rolloutConfirmed?: boolean;
+  /** The pre-rollout gates passed for this revision. */
+  preRolloutDone?: boolean;
+  /** In phase Waiting: which confirm gate holds the release. */
+  waitingOn?: WaitingOn;
+  /** The release ended because the template was reverted to the running one (no failure recorded). */
+  cancelled?: boolean;
+}
+
+export const WAITING_ON = ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'] as const;
+export type WaitingOn = (typeof WAITING_ON)[number];
+
+export const TERMINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed'];
+export function isTerminal(phase: Phase): boolean {
+  return TERMINAL_PHASES.includes(phase);
 }
 
 export function parseStatus(text: string | undefined): ReleaseStatus | undefined {
@@ -49,6 +66,10 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       lastTransitionAt: typeof s.lastTransitionAt === 'string' ? s.lastTransitionAt : '',
       ...(typeof s.lastCheckAt === 'string' ? { lastCheckAt: s.lastCheckAt } : {}),
       message: typeof s.message === 'string' ? s.message : '',
+      ...(s.rolloutConfirmed === true ? { rolloutConfirmed: true } : {}),
+      ...(s.preRolloutDone === true ? { preRolloutDone: true } : {}),
+      ...(WAITING_ON.includes(s.waitingOn as WaitingOn) ? { waitingOn: s.waitingOn as WaitingOn } : {}),
+      ...(s.cancelled === true ? { cancelled: true } : {}),
     };
   } catch {
     return undefined;

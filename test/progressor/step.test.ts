@@ -356,7 +356,7 @@ const rows: Row[] = [
       assert.equal(s.revision, 'new2');
       assert.equal(s.failedChecks, 0);
       assert.equal(s.stepIndex, -1);
-      assert.match(s.message, /during the release of new1/);
+      assert.equal(events(r.actions)[0], 'New revision detected review.test: analysis restarts (revision new1 superseded by new2)');
     },
   },
   {

@@ -1,0 +1,411 @@
+/**
+ * The release state machine as one pure function: (observation, now) -> new status + actions.
+ * No I/O, no clock, no randomness, so every transition is unit-tested from a table, and a
+ * progressor restarted at any instant recomputes the same decision from what is in the API.
+ *
+ *   Initializing --canary ready--> Progressing --weight steps--> Promoting --stable rolled out--> Finalising --> Succeeded
+ *        |  (confirm-rollout)          | (confirm-traffic-increase,      | (deadline)
+ *        v                             v  confirm-promotion)             v
+ *     Waiting <-----------------------------+                        RollingBack --> Failed
+ *   threshold failed checks, a rollback webhook, or a missed progress deadline -> RollingBack
+ *
+ * A release is in progress exactly while kube-canary.io/revision is on the stable Deployment.
+ * When the gates need I/O (metric checks, webhooks) or rollback needs the stable ReplicaSet,
+ * step() returns a Need; the reconciler fetches it and calls step() again with the answer.
+ */
+import type { Analysis, WebhookType } from '../config/analysis.js';
+import { canaryName } from '../config/contract.js';
+import { formatDuration } from '../config/duration.js';
+import type { ReleaseConfig } from '../config/release-config.js';
+import { canonicalJson } from '../config/template-hash.js';
+import { isTerminal, type Phase, type ReleaseStatus, type WaitingOn } from '../config/status.js';
+import { canaryReplicas } from './canary.js';
+import type { Action, CanaryView, Decision, GateKind, GateOutcome, Observation, StableView, StepResult } from './types.js';
+
+type Ctx = { obs: Observation; now: number; cfg: ReleaseConfig; id: string; canaryId: string };
+
+const need = (gate: GateKind): StepResult => ({ kind: 'need', need: 'gates', gate });
+
+export function step(obs: Observation, now: number): StepResult {
+  const st = obs.stable;
+  const prev = st.status;
+  const id = `${st.name}.${st.namespace}`;
+  if (!st.revision) return finish(obs, prev, idle(obs, now, id), [], false);
+
+  if (!st.config.ok) return finish(obs, prev, invalidConfig(obs, now, id, st.config.errors), [], false);
+  const ctx: Ctx = { obs, now, cfg: st.config.value, id, canaryId: `${canaryName(st.name)}.${st.namespace}` };
+
+  // The user put back the template the pods are running: nothing to release.
+  if (st.stableRevision !== undefined && st.revision === st.stableRevision) return finish(obs, prev, cancel(ctx), [], false);
+
+  let s = prev;
+  const pre: Action[] = [];
+  const fresh = !s || s.revision !== st.revision || isTerminal(s.phase);
+  if (fresh) {
+    const restarted = s && !isTerminal(s.phase);
+    const old = s;
+    s = newStatus(st, now, restarted ? `New revision ${st.revision} detected during the release of ${s!.revision}: analysis restarts` : `New revision ${st.revision} detected`);
+    pre.push(event(false, 'NewRevision', restarted ? `New revision detected ${id}: analysis restarts (revision ${old!.revision} superseded by ${st.revision})` : `New revision detected ${id}`));
+  }
+  const r = byPhase(s!, ctx);
+  if (r.kind === 'need') return r;
+  return finish(obs, prev, r, pre, fresh);
+}
+
+function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
+  switch (s.phase) {
+    case 'Initializing':
+      return initializing(s, c);
+    case 'Waiting':
+      return waiting(s, c);
+    case 'Promoting':
+      return promoting(s, c);
+    case 'Finalising':
+      return finalising(s, c);
+    case 'RollingBack':
+      return rollingBack(s, c);
+    case 'Progressing':
+    case 'Paused': // nothing writes Paused yet; resume as Progressing rather than stall
+    default:
+      return progressing({ ...s, phase: 'Progressing' }, c);
+  }
+}
+
+// ---- phases -------------------------------------------------------------------------------
+
+function initializing(s: ReleaseStatus, c: Ctx): StepResult {
+  const a = c.cfg.analysis;
+  const gated = !c.cfg.skipAnalysis;
+  // confirm-rollout runs before the canary is scaled up, as in Flagger: nothing runs until approved.
+  if (gated && hasHooks(a, 'confirm-rollout') && !s.rolloutConfirmed) {
+    const g = c.obs.gates?.['confirm-rollout'];
+    if (!g) return need('confirm-rollout');
+    if (!g.passed) return decided(wait(s, c, 'confirm-rollout', g));
+    s = { ...s, rolloutConfirmed: true };
+  }
+  const actions = canaryActions(s, c);
+  if (!canaryReady(c.obs.canary, s.revision)) {
+    const left = deadlineLeft(s, c);
+    if (left <= 0) return decided(rollback(s, c, `${c.canaryId} was not ready within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`));
+    const replicas = canaryReplicas(c.obs.stable.replicas, a.maxWeight);
+    const avail = c.obs.canary?.templateHash === s.revision ? Math.min(c.obs.canary.availableReplicas, c.obs.canary.updatedReplicas) : 0;
+    const msg = `Waiting for ${c.canaryId} rollout to finish: ${avail} of ${replicas} updated replicas are available`;
+    if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
+    return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
+  }
+  if (c.cfg.skipAnalysis) return decided(promote(s, c, actions, 'analysis skipped'));
+  if (hasHooks(a, 'pre-rollout') && !s.preRolloutDone) {
+    const left = dueIn(s, c);
+    if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
+    const g = c.obs.gates?.['pre-rollout'];
+    if (!g) return need('pre-rollout');
+    if (!g.passed) return decided(failedCheck(s, c, g, actions));
+    s = { ...s, preRolloutDone: true };
+  }
+  // Enter Progressing with the first step due now: the canary has no traffic yet, so there is
+  // nothing to measure before the first weight; each later step is gated by an interval of data.
+  // (progressing() recomputes the canary actions itself.)
+  const p: ReleaseStatus = { ...transition(s, 'Progressing', c.now, `Canary ${c.canaryId} is ready`) };
+  delete p.lastCheckAt;
+  return progressing(p, c);
+}
+
+function progressing(s: ReleaseStatus, c: Ctx): StepResult {
+  const a = c.cfg.analysis;
+  const actions = canaryActions(s, c);
+  const left = dueIn(s, c);
+  if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
+
+  if (s.stepIndex >= 0) {
+    if (!canaryReady(c.obs.canary, s.revision)) {
+      const ready = c.obs.canary ? c.obs.canary.availableReplicas : 0;
+      return decided(failedCheck(s, c, { passed: false, rollbackRequested: false, results: [{ name: 'canary-ready', passed: false, message: `${c.canaryId} is not ready (${ready} available)` }] }, actions));
+    }
+    if (hasAnalysis(a)) {
+      const g = c.obs.gates?.analysis;
+      if (!g) return need('analysis');
+      if (g.rollbackRequested) {
+        const who = g.results.filter((r) => r.passed && a.webhooks.some((w) => w.type === 'rollback' && w.name === r.name)).map((r) => r.name);
+        return decided(rollback(s, c, `rollback webhook ${who.join(', ') || '(unnamed)'} asked for a rollback`, actions));
+      }
+      if (!g.passed) return decided(failedCheck(s, c, g, actions));
+    }
+  }
+  s = { ...s, lastCheckAt: iso(c.now) };
+  const last = s.stepIndex >= a.steps.length - 1;
+  const kind: WaitingOn = last ? 'confirm-promotion' : 'confirm-traffic-increase';
+  if (hasHooks(a, kind)) {
+    const g = c.obs.gates?.[kind];
+    if (!g) return need(kind);
+    if (!g.passed) return decided(wait(s, c, kind, g, actions));
+  }
+  return decided(last ? promote(s, c, actions, 'analysis passed') : advance(s, c, actions));
+}
+
+function waiting(s: ReleaseStatus, c: Ctx): StepResult {
+  const left = dueIn(s, c);
+  if (left > 0) return decided({ status: s, actions: canaryActions(s, c), requeueAfterMs: left });
+  const on = s.waitingOn;
+  if (on === 'confirm-rollout' || (on === undefined && s.stepIndex < 0)) {
+    return initializing(withoutWaiting(transition(s, 'Initializing', c.now, s.message)), c);
+  }
+  const kind: WaitingOn = on ?? 'confirm-traffic-increase';
+  const g = c.obs.gates?.[kind];
+  if (!g) return need(kind);
+  const actions = canaryActions(s, c);
+  if (!g.passed) return decided(wait(s, c, kind, g, actions));
+  const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
+  return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions, 'promotion approved') : advance(resumed, c, actions));
+}
+
+function promoting(s: ReleaseStatus, c: Ctx): StepResult {
+  const st = c.obs.stable;
+  const actions: Action[] = [];
+  // The unpause was written together with the Promoting status; repeat it if something re-paused.
+  if (st.paused) actions.push({ type: 'unpauseStable' });
+  if (!st.paused && stableRolledOut(st, s.revision)) {
+    // Route everything back to the (now new) stable pods before the canary goes away.
+    return decided({ status: { ...transition(s, 'Finalising', c.now, `Routing all traffic to ${c.id}`), weight: 0 }, actions, requeueAfterMs: 0 });
+  }
+  const left = deadlineLeft(s, c);
+  if (left <= 0) return decided(rollback(s, c, `${c.id} rollout of revision ${s.revision} did not finish within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
+  const msg = `Waiting for ${c.id} rollout to finish: ${Math.min(st.updatedReplicas, st.availableReplicas)} of ${st.replicas} updated replicas are available`;
+  if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
+  return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
+}
+
+function finalising(s: ReleaseStatus, c: Ctx): StepResult {
+  // Delete the canary before clearing the release annotations: once they are gone nobody
+  // would come back for an orphaned canary (the idle cleanup would, but only on a later event).
+  const msg = `Promotion completed! Scaling down ${c.canaryId}`;
+  return decided({
+    status: { ...transition(s, 'Succeeded', c.now, msg), weight: 0 },
+    actions: [{ type: 'deleteCanary' }, { type: 'clearRelease' }, event(false, 'Promoted', msg), { type: 'notify', hook: 'post-rollout', phase: 'Succeeded' }],
+  });
+}
+
+function rollingBack(s: ReleaseStatus, c: Ctx): StepResult {
+  const stableRev = c.obs.stable.stableRevision;
+  if (stableRev === undefined) return decided(stuckRollback(s, c, 'kube-canary.io/stable-revision is missing, so the template to restore is unknown'));
+  if (c.obs.stableTemplateFound === undefined) return { kind: 'need', need: 'stableTemplate', revision: stableRev };
+  if (!c.obs.stableTemplateFound) return decided(stuckRollback(s, c, `no ReplicaSet of ${c.id} runs the stable revision ${stableRev}`));
+  const reason = s.message;
+  return decided({
+    status: { ...transition(s, 'Failed', c.now, reason), weight: 0 },
+    actions: [
+      { type: 'deleteCanary' },
+      { type: 'restoreStableTemplate', revision: stableRev },
+      { type: 'unpauseStable' },
+      { type: 'clearRelease', failedRevision: s.revision },
+      event(true, 'RolledBack', `Canary failed! Scaling down ${c.canaryId}`),
+      { type: 'notify', hook: 'post-rollout', phase: 'Failed' },
+    ],
+  });
+}
+
+// ---- outside a release ----------------------------------------------------------------------
+
+function idle(obs: Observation, now: number, id: string): Decision {
+  const prev = obs.stable.status;
+  const actions: Action[] = [];
+  if (prev && !isTerminal(prev.phase)) {
+    // Only an outside hand removes kube-canary.io/revision mid-release (we clear it together
+    // with the terminal status). Route to stable and drop the canary; leave pause to the user.
+    const msg = `kube-canary.io/revision was removed from ${id} during the release of ${prev.revision}; release abandoned, all traffic on stable`;
+    return {
+      status: { ...transition(prev, 'Failed', now, msg), weight: 0 },
+      actions: [{ type: 'deleteCanary' }, event(true, 'Abandoned', msg)],
+    };
+  }
+  if (obs.canary) actions.push({ type: 'deleteCanary' }, event(false, 'Cleanup', `Deleted leftover ${canaryName(obs.stable.name)}.${obs.stable.namespace}: no release is in progress`));
+  return { status: prev, actions };
+}
+
+function cancel(c: Ctx): Decision {
+  const st = c.obs.stable;
+  const prev = st.status;
+  const msg = prev && !isTerminal(prev.phase)
+    ? `Release of revision ${prev.revision} cancelled: ${c.id} is back on its running revision ${st.revision}`
+    : `Release cancelled: ${c.id} template equals its running revision ${st.revision}`;
+  const base = prev ?? newStatus(st, c.now, msg);
+  const actions: Action[] = [{ type: 'deleteCanary' }];
+  if (st.paused) actions.push({ type: 'unpauseStable' });
+  actions.push({ type: 'clearRelease' }, event(false, 'Cancelled', msg));
+  return {
+    status: withoutWaiting({ ...transition(base, 'Succeeded', c.now, msg), revision: st.revision!, weight: 0, cancelled: true }),
+    actions,
+  };
+}
+
+function invalidConfig(obs: Observation, now: number, id: string, errors: string[]): Decision {
+  // Hold: never roll out a template without the analysis the user asked for. The webhook
+  // denies bad annotations, so this is a cluster default or an old object that no longer parses.
+  const st = obs.stable;
+  const msg = `Invalid kube-canary configuration on ${id}, release on hold: ${errors.join('; ')}`;
+  const base = st.status && st.status.revision === st.revision && !isTerminal(st.status.phase) ? st.status : newStatus(st, now, msg);
+  const actions: Action[] = st.status?.message === msg ? [] : [event(true, 'InvalidConfig', msg)];
+  return { status: { ...base, message: msg }, actions };
+}
+
+// ---- transitions --------------------------------------------------------------------------
+
+function advance(s: ReleaseStatus, c: Ctx, actions: Action[]): Decision {
+  const i = s.stepIndex + 1;
+  const weight = c.cfg.analysis.steps[i]!;
+  const msg = `Advance ${c.id} canary weight ${weight}`;
+  return {
+    status: withoutWaiting({ ...transition(s, 'Progressing', c.now, msg), stepIndex: i, weight, lastCheckAt: iso(c.now) }),
+    actions: [...actions, event(false, 'Advance', msg)],
+    requeueAfterMs: c.cfg.analysis.intervalMs,
+  };
+}
+
+function promote(s: ReleaseStatus, c: Ctx, actions: Action[], why: string): Decision {
+  const msg = `Promoting revision ${s.revision} into ${c.id}`;
+  return {
+    status: withoutWaiting(transition(s, 'Promoting', c.now, msg)),
+    actions: [...actions, { type: 'unpauseStable' }, event(false, 'Promoting', why === 'analysis skipped' ? `${msg} (analysis skipped)` : msg)],
+    requeueAfterMs: c.cfg.progressDeadlineMs,
+  };
+}
+
+function rollback(s: ReleaseStatus, c: Ctx, reason: string, actions: Action[] = []): Decision {
+  const msg = `Rolling back ${c.id}: ${reason}`;
+  return {
+    status: withoutWaiting({ ...transition(s, 'RollingBack', c.now, msg), weight: 0 }),
+    actions: [...actions, event(true, 'RollingBack', msg)],
+    requeueAfterMs: 0,
+  };
+}
+
+function failedCheck(s: ReleaseStatus, c: Ctx, g: GateOutcome, actions: Action[]): Decision {
+  const failedChecks = s.failedChecks + 1;
+  const why = g.results.filter((r) => !r.passed).map((r) => r.message).join('; ') || 'a gate failed';
+  const t = c.cfg.analysis.threshold;
+  if (failedChecks >= t) return rollback({ ...s, failedChecks }, c, `failed checks threshold reached ${failedChecks} (${why})`, actions);
+  const msg = `Halt ${c.id} advancement (${failedChecks} of ${t} failed checks): ${why}`;
+  return {
+    status: { ...s, failedChecks, lastCheckAt: iso(c.now), message: msg },
+    actions: [...actions, event(true, 'Halt', msg)],
+    requeueAfterMs: c.cfg.analysis.intervalMs,
+  };
+}
+
+function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: Action[] = []): Decision {
+  const why = g.results.filter((r) => !r.passed).map((r) => r.message).join('; ');
+  const msg = `Waiting for ${on} approval of ${c.id}${why ? `: ${why}` : ''}`;
+  const ev = s.phase === 'Waiting' && s.waitingOn === on ? [] : [event(false, 'Waiting', msg)];
+  return {
+    status: { ...transition(s, 'Waiting', c.now, msg), waitingOn: on, lastCheckAt: iso(c.now) },
+    actions: [...actions, ...ev],
+    requeueAfterMs: c.cfg.analysis.intervalMs,
+  };
+}
+
+function stuckRollback(s: ReleaseStatus, c: Ctx, problem: string): Decision {
+  // Unpausing now would roll out the failed template, so stay paused at weight 0 and say why.
+  const msg = `${s.message.split(' | ')[0]} | cannot restore the stable template: ${problem}; ${c.id} stays paused with all traffic on stable`;
+  return { status: { ...s, message: msg }, actions: msg === s.message ? [] : [event(true, 'RollbackStuck', msg)], requeueAfterMs: c.cfg.analysis.intervalMs };
+}
+
+/**
+ * Common tail: align the routes with the status weight (first, so traffic leaves the canary
+ * before it changes or goes), then the phase's actions, then the status write.
+ */
+function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision | StepResult, pre: Action[], newRelease: boolean): StepResult {
+  if ('kind' in d && d.kind === 'need') return d;
+  const dec = d as Decision;
+  const s = dec.status;
+  // With an invalid configuration the provider itself is unknown: touch no routes.
+  const inProgress = !!obs.stable.revision && !!s && !isTerminal(s.phase) && obs.stable.config.ok;
+  const desired = s && inProgress ? s.weight : 0;
+  const routes: Action[] = [];
+  if (inProgress && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
+  const r = obs.routes;
+  if (obs.stable.config.ok && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
+  const actions = [...routes, ...pre, ...dec.actions];
+  if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
+    actions.push({ type: 'notify', hook: 'event', phase: s.phase });
+  }
+  if (s && !sameStatus(s, prev)) actions.push({ type: 'writeStatus', status: s });
+  return { kind: 'decision', status: s, actions, ...(dec.requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(0, dec.requeueAfterMs) } : {}) };
+}
+
+// ---- helpers ------------------------------------------------------------------------------
+
+function decided(d: Decision): StepResult {
+  return { kind: 'decision', ...d };
+}
+
+function newStatus(st: StableView, now: number, message: string): ReleaseStatus {
+  return {
+    phase: 'Initializing',
+    revision: st.revision ?? st.templateHash,
+    stableRevision: st.stableRevision ?? '',
+    weight: 0,
+    stepIndex: -1,
+    failedChecks: 0,
+    startedAt: iso(now),
+    lastTransitionAt: iso(now),
+    message,
+  };
+}
+
+function transition(s: ReleaseStatus, phase: Phase, now: number, message: string): ReleaseStatus {
+  return { ...s, phase, message, lastTransitionAt: phase === s.phase ? s.lastTransitionAt : iso(now) };
+}
+
+function withoutWaiting(s: ReleaseStatus): ReleaseStatus {
+  const { waitingOn: _, ...rest } = s;
+  return rest;
+}
+
+/** Canary create/update when it is missing or differs from what this revision needs. */
+function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
+  const replicas = canaryReplicas(c.obs.stable.replicas, c.cfg.analysis.maxWeight);
+  const cur = c.obs.canary;
+  if (cur && cur.templateHash === s.revision && cur.replicas === replicas) return [];
+  // The stable Deployment holds the captured template only while it is that revision.
+  if (c.obs.stable.templateHash !== s.revision) return [];
+  return [{ type: 'ensureCanary', revision: s.revision, replicas }];
+}
+
+export function canaryReady(c: CanaryView | undefined, revision: string): boolean {
+  return !!c && c.templateHash === revision && c.observedGeneration >= c.generation && c.updatedReplicas >= c.replicas && c.availableReplicas >= c.replicas;
+}
+
+/** Fully rolled out on the new template: every replica updated and available, no old pod left. */
+export function stableRolledOut(st: StableView, revision: string): boolean {
+  return st.templateHash === revision && st.observedGeneration >= st.generation && st.updatedReplicas >= st.replicas && st.availableReplicas >= st.replicas && st.statusReplicas <= st.replicas;
+}
+
+function hasHooks(a: Analysis, type: WebhookType): boolean {
+  return a.webhooks.some((w) => w.type === type);
+}
+
+function hasAnalysis(a: Analysis): boolean {
+  return a.metrics.length > 0 || hasHooks(a, 'rollout') || hasHooks(a, 'rollback');
+}
+
+/** ms until the next gate run is due (<= 0: due now). */
+function dueIn(s: ReleaseStatus, c: Ctx): number {
+  if (!s.lastCheckAt) return 0;
+  return Date.parse(s.lastCheckAt) + c.cfg.analysis.intervalMs - c.now;
+}
+
+function deadlineLeft(s: ReleaseStatus, c: Ctx): number {
+  const since = Date.parse(s.lastTransitionAt);
+  return (Number.isFinite(since) ? since : c.now) + c.cfg.progressDeadlineMs - c.now;
+}
+
+function event(warning: boolean, reason: string, message: string): Action {
+  return { type: 'emitEvent', warning, reason, message };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function sameStatus(a: ReleaseStatus, b: ReleaseStatus | undefined): boolean {
+  return b !== undefined && canonicalJson(a) === canonicalJson(b);
+}

@@ -1,0 +1,101 @@
+/**
+ * The data the pure step function works on: what the reconciler observed (Observation), what it
+ * may ask for before deciding (Need), and what it must do afterwards (Action). Nothing here does
+ * I/O; the reconciler turns these into API calls.
+ */
+import type { WebhookType } from '../config/analysis.js';
+import type { ReleaseConfig } from '../config/release-config.js';
+import type { ReleaseStatus } from '../config/status.js';
+import type { CheckResult } from '../metrics/provider.js';
+
+/** The stable Deployment as the step function needs to see it. */
+export interface StableView {
+  namespace: string;
+  name: string;
+  generation: number;
+  observedGeneration: number;
+  paused: boolean;
+  /** spec.replicas (default 1). */
+  replicas: number;
+  /** status.* counts. */
+  statusReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+  /** templateHash of spec.template: the newest template the user wrote. */
+  templateHash: string;
+  /** kube-canary.io/revision: present exactly while a release is in progress. */
+  revision?: string;
+  /** kube-canary.io/stable-revision: the template the running pods use. */
+  stableRevision?: string;
+  status?: ReleaseStatus;
+  config: { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
+}
+
+/** The `<name>-canary` Deployment, if it exists. */
+export interface CanaryView {
+  templateHash: string;
+  replicas: number;
+  generation: number;
+  observedGeneration: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+}
+
+/**
+ * Gate sets the step function can ask the reconciler to run. `analysis` is one interval's
+ * metric checks plus the `rollout` and `rollback` webhooks.
+ */
+export type GateKind = 'confirm-rollout' | 'pre-rollout' | 'analysis' | 'confirm-traffic-increase' | 'confirm-promotion';
+
+export interface GateOutcome {
+  passed: boolean;
+  /** A `rollback` webhook answered 2xx: roll back now, whatever the other checks said. */
+  rollbackRequested: boolean;
+  results: CheckResult[];
+}
+
+export interface Observation {
+  stable: StableView;
+  canary?: CanaryView;
+  /** Route weights as the traffic provider reports them; undefined when not looked up or absent. */
+  routes?: { stable: number; canary: number };
+  /** Outcomes of gates the step function asked for in this reconcile. */
+  gates?: Partial<Record<GateKind, GateOutcome>>;
+  /** Whether the ReplicaSet of the stable revision was found (looked up only on request). */
+  stableTemplateFound?: boolean;
+}
+
+/** Best-effort notifications (never gates): `event` on every transition, `post-rollout` at the end. */
+export type NotifyType = Extract<WebhookType, 'event' | 'post-rollout'>;
+
+/** Every action is idempotent: performing it twice, or after a crash half-way, is harmless. */
+export type Action =
+  /** Create or update `<name>-canary` from the stable Deployment's current (captured) template. */
+  | { type: 'ensureCanary'; revision: string; replicas: number }
+  | { type: 'deleteCanary' }
+  /** Make sure the routing objects exist (generated ones are created; the user's are left as they are). */
+  | { type: 'ensureRoutes' }
+  | { type: 'setWeight'; canary: number }
+  /** The following four touch the stable Deployment and are written as one patch, guarded by its resourceVersion. */
+  | { type: 'unpauseStable' }
+  | { type: 'restoreStableTemplate'; revision: string }
+  /** Remove kube-canary.io/revision and stable-revision (the release is over); optionally record the failed revision. */
+  | { type: 'clearRelease'; failedRevision?: string }
+  | { type: 'writeStatus'; status: ReleaseStatus }
+  /** Kubernetes Event on the stable Deployment; emitted only after the stable patch succeeded. */
+  | { type: 'emitEvent'; warning: boolean; reason: string; message: string }
+  | { type: 'notify'; hook: NotifyType; phase: string };
+
+export type Need = { need: 'gates'; gate: GateKind } | { need: 'stableTemplate'; revision: string };
+
+export interface Decision {
+  status?: ReleaseStatus;
+  actions: Action[];
+  /** Reconcile again after this long (a due step, a deadline); undefined = only on a watch event. */
+  requeueAfterMs?: number;
+}
+
+export type StepResult = ({ kind: 'decision' } & Decision) | ({ kind: 'need' } & Need);
+
+/** Actions that are folded into the single stable-Deployment patch. */
+export const STABLE_PATCH_ACTIONS = ['unpauseStable', 'restoreStableTemplate', 'clearRelease', 'writeStatus'] as const;
