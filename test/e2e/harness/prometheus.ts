@@ -54,7 +54,7 @@ export function prometheusConfig(targets: string[], scrapeIntervalS = 1): string
   return [
     'global:',
     `  scrape_interval: ${scrapeIntervalS}s`,
-    `  scrape_timeout: ${Math.max(1, scrapeIntervalS) * 0.8}s`,
+    `  scrape_timeout: ${Math.round(scrapeIntervalS * 800)}ms`,
     `  evaluation_interval: ${scrapeIntervalS}s`,
     'scrape_configs:',
     '  - job_name: istio-simulator',
@@ -112,15 +112,14 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     },
   };
   try {
-    await waitFor(
-      `prometheus ${url} to be ready`,
-      async () => {
-        if (proc.exitCode() !== undefined) throw new Error(`prometheus exited (${proc.exitCode()}): ${proc.output().slice(-2000)}`);
-        const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-        return res.ok;
-      },
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (proc.exitCode() !== undefined) throw new Error(`prometheus exited (${proc.exitCode()}) before it was ready; log ${proc.logFile}:\n${proc.output().slice(-2000)}`);
+      const ready = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      if (ready) break;
+      if (Date.now() > deadline) throw new Error(`prometheus ${url} not ready after 30 s; log ${proc.logFile}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     if (opts.waitForTargets ?? true) await waitForTargets();
   } catch (e) {
     await handle.stop({ removeData: opts.dataDir === undefined });
