@@ -20,7 +20,8 @@ test: ## typecheck, unit tests, then the end-to-end suite against a local contro
 .PHONY: e2e
 e2e: ## run test/e2e against the local cluster (started if needed; stopped unless KEEP_CLUSTER=1)
 	@rc=0; \
-	hack/cluster/up.sh >/dev/null || rc=$$?; \
+	hack/deps/prometheus.sh || rc=$$?; \
+	if [[ $$rc -eq 0 ]]; then hack/cluster/up.sh >/dev/null || rc=$$?; fi; \
 	if [[ $$rc -eq 0 ]]; then npm run test:e2e || rc=$$?; fi; \
 	if [[ $$rc -ne 0 && -d "$(CLUSTER_DIR)/logs" ]]; then \
 	  rm -rf "$(E2E_LOGS)"; mkdir -p "$(E2E_LOGS)"; cp -r "$(CLUSTER_DIR)/logs/." "$(E2E_LOGS)/"; \
