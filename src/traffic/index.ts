@@ -1,0 +1,38 @@
+/**
+ * Provider registry: `kube-canary.io/provider` name -> factory. Adding `gateway-api` or
+ * `replicas` means one new file implementing TrafficProvider and one line here.
+ */
+import type { TrafficProviderName } from '../config/release-config.js';
+import type { CustomObjectClient } from '../kube/custom-objects.js';
+import { IstioProvider } from './istio.js';
+import type { TrafficProvider } from './provider.js';
+
+export type { RouteTarget, Routes, TrafficProvider } from './provider.js';
+
+export interface ProviderDeps {
+  customObjects: CustomObjectClient;
+}
+
+export type ProviderFactory = (deps: ProviderDeps) => TrafficProvider;
+
+export const PROVIDERS: Partial<Record<TrafficProviderName, ProviderFactory>> = {
+  istio: (deps) => new IstioProvider(deps.customObjects),
+};
+
+/** One instance per provider name, created on first use. */
+export class ProviderRegistry {
+  private readonly instances = new Map<string, TrafficProvider>();
+
+  constructor(private readonly deps: ProviderDeps, private readonly factories: Partial<Record<string, ProviderFactory>> = PROVIDERS) {}
+
+  get(name: string): TrafficProvider {
+    let p = this.instances.get(name);
+    if (!p) {
+      const f = this.factories[name];
+      if (!f) throw new Error(`traffic provider "${name}" is not available in this version (available: ${Object.keys(this.factories).join(', ')})`);
+      p = f(this.deps);
+      this.instances.set(name, p);
+    }
+    return p;
+  }
+}

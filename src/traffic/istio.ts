@@ -1,0 +1,189 @@
+/**
+ * Istio: the canary article's objects. A DestinationRule splits the Service's pods into subsets
+ * `stable` and `canary` by the track label, and a VirtualService routes the Service's host to
+ * the two subsets with weights.
+ *
+ * When the user already has them (found by host, whatever their names), only the route weights
+ * change: every write is a JSON patch of exactly the weight fields (plus a missing canary
+ * subset or destination, added, never rewritten), guarded by `test` ops so a concurrent edit
+ * of the same route makes the patch fail instead of landing on the wrong entry. Everything
+ * else the user wrote stays byte-for-byte the same. When absent they are generated, named after
+ * the Deployment and owned by it.
+ */
+import type { Operation } from 'fast-json-patch';
+import { TRACK_CANARY, TRACK_STABLE } from '../config/contract.js';
+import type { ApiObject, CustomObjectClient, Gvr } from '../kube/custom-objects.js';
+import type { RouteTarget, Routes, TrafficProvider } from './provider.js';
+
+// v1 is served by the CRDs we ship against (shared/crds/istio) and by Istio >= 1.22.
+export const ISTIO_VERSION = 'v1';
+export const DESTINATION_RULES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'destinationrules' };
+export const VIRTUAL_SERVICES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'virtualservices' };
+const API_VERSION = `networking.istio.io/${ISTIO_VERSION}`;
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kube-canary' };
+
+interface Destination {
+  destination?: { host?: string; subset?: string };
+  weight?: number;
+}
+interface HttpRoute {
+  route?: Destination[];
+}
+
+/** `review`, `review.test`, `review.test.svc`, `review.test.svc.cluster.local` all name the Service. */
+export function hostMatches(host: string | undefined, service: string, namespace: string): boolean {
+  if (!host) return false;
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`].includes(host);
+}
+
+export function generatedDestinationRule(t: RouteTarget): ApiObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'DestinationRule',
+    metadata: { name: t.name, namespace: t.namespace, labels: { ...MANAGED_BY }, ownerReferences: [t.owner] },
+    spec: {
+      host: t.service,
+      subsets: [
+        { name: TRACK_STABLE, labels: { [t.trackLabel]: TRACK_STABLE } },
+        { name: TRACK_CANARY, labels: { [t.trackLabel]: TRACK_CANARY } },
+      ],
+    },
+  };
+}
+
+export function generatedVirtualService(t: RouteTarget): ApiObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'VirtualService',
+    metadata: { name: t.name, namespace: t.namespace, labels: { ...MANAGED_BY }, ownerReferences: [t.owner] },
+    spec: {
+      hosts: [t.service],
+      http: [
+        {
+          route: [
+            { destination: { host: t.service, subset: TRACK_STABLE }, weight: 100 },
+            { destination: { host: t.service, subset: TRACK_CANARY }, weight: 0 },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+export function isRuleFor(dr: ApiObject, t: RouteTarget): boolean {
+  return hostMatches(dr.spec?.host as string | undefined, t.service, t.namespace);
+}
+
+/** JSON patch adding whichever of the `stable`/`canary` subsets a user's DestinationRule lacks. */
+export function subsetPatch(dr: ApiObject, t: RouteTarget): Operation[] {
+  const subsets = (dr.spec?.subsets as Array<{ name?: string }> | undefined) ?? undefined;
+  const ops: Operation[] = [];
+  if (!subsets) ops.push({ op: 'add', path: '/spec/subsets', value: [] });
+  for (const track of [TRACK_STABLE, TRACK_CANARY]) {
+    if (!subsets?.some((s) => s.name === track)) ops.push({ op: 'add', path: '/spec/subsets/-', value: { name: track, labels: { [t.trackLabel]: track } } });
+  }
+  return ops;
+}
+
+/** Indices of the http routes that route the Service's host to the stable subset. */
+function canaryRoutes(vs: ApiObject, t: RouteTarget): Array<{ i: number; stable: number; canary: number; route: Destination[] }> {
+  const http = (vs.spec?.http as HttpRoute[] | undefined) ?? [];
+  const out: Array<{ i: number; stable: number; canary: number; route: Destination[] }> = [];
+  http.forEach((h, i) => {
+    const route = h.route ?? [];
+    const find = (subset: string) => route.findIndex((d) => d.destination?.subset === subset && hostMatches(d.destination?.host, t.service, t.namespace));
+    const stable = find(TRACK_STABLE);
+    if (stable >= 0) out.push({ i, stable, canary: find(TRACK_CANARY), route });
+  });
+  return out;
+}
+
+export function isServiceFor(vs: ApiObject, t: RouteTarget): boolean {
+  return canaryRoutes(vs, t).length > 0;
+}
+
+/**
+ * Weights routed by one VirtualService. Routes that disagree with each other report as
+ * {-1,-1} so the caller sees a mismatch and re-applies the weights.
+ */
+export function readWeights(vs: ApiObject, t: RouteTarget): Routes | undefined {
+  const rs = canaryRoutes(vs, t);
+  if (rs.length === 0) return undefined;
+  const weights = rs.map(({ stable, canary, route }) => {
+    // Istio: a lone destination without a weight gets all the traffic.
+    const s = route[stable]!.weight ?? (route.length === 1 ? 100 : 0);
+    const c = canary >= 0 ? (route[canary]!.weight ?? 0) : 0;
+    return { stable: s, canary: c };
+  });
+  const first = weights[0]!;
+  return weights.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };
+}
+
+/** JSON patch that changes only the two weights of every canary route (and adds a missing canary destination). */
+export function weightPatch(vs: ApiObject, t: RouteTarget, stableWeight: number, canaryWeight: number): Operation[] {
+  const ops: Operation[] = [];
+  for (const { i, stable, canary, route } of canaryRoutes(vs, t)) {
+    const base = `/spec/http/${i}/route`;
+    ops.push({ op: 'test', path: `${base}/${stable}/destination/subset`, value: TRACK_STABLE });
+    if (route[stable]!.weight !== stableWeight) ops.push({ op: route[stable]!.weight === undefined ? 'add' : 'replace', path: `${base}/${stable}/weight`, value: stableWeight });
+    if (canary >= 0) {
+      ops.push({ op: 'test', path: `${base}/${canary}/destination/subset`, value: TRACK_CANARY });
+      if (route[canary]!.weight !== canaryWeight) ops.push({ op: route[canary]!.weight === undefined ? 'add' : 'replace', path: `${base}/${canary}/weight`, value: canaryWeight });
+    } else {
+      ops.push({ op: 'add', path: `${base}/-`, value: { destination: { host: route[stable]!.destination!.host, subset: TRACK_CANARY }, weight: canaryWeight } });
+    }
+  }
+  // Only `test` ops left means nothing to change: send nothing.
+  return ops.some((o) => o.op !== 'test') ? ops : [];
+}
+
+export class IstioProvider implements TrafficProvider {
+  readonly name = 'istio';
+
+  constructor(private readonly client: CustomObjectClient) {}
+
+  async reconcile(t: RouteTarget): Promise<void> {
+    const rules = (await this.client.list(DESTINATION_RULES, t.namespace)).filter((dr) => isRuleFor(dr, t));
+    if (rules.length === 0) await this.createOrExplain(DESTINATION_RULES, t, generatedDestinationRule(t), 'DestinationRule');
+    for (const dr of rules) {
+      const ops = subsetPatch(dr, t);
+      if (ops.length > 0) await this.client.jsonPatch(DESTINATION_RULES, t.namespace, dr.metadata.name, ops);
+    }
+    const services = await this.client.list(VIRTUAL_SERVICES, t.namespace);
+    if (services.some((vs) => isServiceFor(vs, t))) return;
+    const other = services.find((vs) => ((vs.spec?.hosts as string[] | undefined) ?? []).some((h) => hostMatches(h, t.service, t.namespace)));
+    if (other) {
+      throw new Error(
+        `VirtualService ${other.metadata.name} routes host ${t.service} but not to subset "${TRACK_STABLE}" of it; add destinations with subsets ${TRACK_STABLE} and ${TRACK_CANARY} (see the canary article) or delete it so kube-canary generates one`,
+      );
+    }
+    await this.createOrExplain(VIRTUAL_SERVICES, t, generatedVirtualService(t), 'VirtualService');
+  }
+
+  async setRoutes(t: RouteTarget, stableWeight: number, canaryWeight: number): Promise<void> {
+    const services = (await this.client.list(VIRTUAL_SERVICES, t.namespace)).filter((vs) => isServiceFor(vs, t));
+    if (services.length === 0) throw new Error(`no VirtualService routes ${t.service}.${t.namespace} to subset ${TRACK_STABLE}`);
+    for (const vs of services) {
+      const ops = weightPatch(vs, t, stableWeight, canaryWeight);
+      if (ops.length > 0) await this.client.jsonPatch(VIRTUAL_SERVICES, t.namespace, vs.metadata.name, ops);
+    }
+  }
+
+  async getRoutes(t: RouteTarget): Promise<Routes | undefined> {
+    const found = (await this.client.list(VIRTUAL_SERVICES, t.namespace)).map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
+    if (found.length === 0) return undefined;
+    const first = found[0]!;
+    return found.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };
+  }
+
+  private async createOrExplain(gvr: Gvr, t: RouteTarget, body: ApiObject, kind: string): Promise<void> {
+    try {
+      await this.client.create(gvr, t.namespace, body);
+    } catch (err) {
+      if ((err as { code?: number }).code === 409) {
+        throw new Error(`a ${kind} named ${t.name} already exists in ${t.namespace} but does not route ${t.service}; rename it or set kube-canary.io/service`);
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import fjp, { type Operation } from 'fast-json-patch';
+import { parse as parseYaml } from 'yaml';
+import type { ApiObject, CustomObjectClient, Gvr } from '../../src/kube/custom-objects.js';
+import { IstioProvider, hostMatches, readWeights, subsetPatch, weightPatch } from '../../src/traffic/istio.js';
+import type { RouteTarget } from '../../src/traffic/provider.js';
+
+const target: RouteTarget = {
+  namespace: 'test',
+  name: 'review',
+  service: 'review',
+  trackLabel: 'version',
+  owner: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'review', uid: 'uid-1', controller: false, blockOwnerDeletion: true },
+};
+
+// The user's own VirtualService, with fields we must never touch (match, retries, timeout, headers).
+const userVs = (): ApiObject =>
+  parseYaml(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: review-virtualservice
+  namespace: test
+  annotations: {team: reviews}
+spec:
+  hosts: [review, review.example.com]
+  gateways: [public-gateway]
+  http:
+  - name: api
+    match: [{uri: {prefix: /review/}}]
+    retries: {attempts: 3, perTryTimeout: 2s}
+    timeout: 10s
+    route:
+    - destination: {host: review, subset: stable, port: {number: 80}}
+      weight: 80
+      headers: {response: {set: {x-track: stable}}}
+    - destination: {host: review, subset: canary, port: {number: 80}}
+      weight: 20
+  - name: other
+    route:
+    - destination: {host: ratings}
+`) as ApiObject;
+
+/** In-memory test double of the custom-objects client: applies JSON patches like the API server. */
+class FakeCustomObjects implements CustomObjectClient {
+  objects = new Map<string, ApiObject>();
+  patches: Array<{ name: string; ops: Operation[] }> = [];
+  creates: ApiObject[] = [];
+  key = (g: Gvr, ns: string, name: string) => `${g.plural}/${ns}/${name}`;
+  async list(g: Gvr, ns: string) {
+    return [...this.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v));
+  }
+  async create(g: Gvr, ns: string, body: ApiObject) {
+    const k = this.key(g, ns, body.metadata.name);
+    if (this.objects.has(k)) throw Object.assign(new Error('exists'), { code: 409 });
+    this.creates.push(body);
+    this.objects.set(k, structuredClone(body));
+    return body;
+  }
+  async jsonPatch(g: Gvr, ns: string, name: string, ops: Operation[]) {
+    const k = this.key(g, ns, name);
+    const cur = this.objects.get(k);
+    if (!cur) throw Object.assign(new Error('not found'), { code: 404 });
+    this.patches.push({ name, ops });
+    const next = fjp.applyPatch(structuredClone(cur), ops, true, false).newDocument;
+    this.objects.set(k, next);
+    return next;
+  }
+}
+
+describe('istio provider', () => {
+  it('matches the Service host in its short and long forms only', () => {
+    for (const h of ['review', 'review.test', 'review.test.svc', 'review.test.svc.cluster.local']) assert.ok(hostMatches(h, 'review', 'test'), h);
+    for (const h of ['reviews', 'review.other', 'review.example.com', undefined]) assert.ok(!hostMatches(h, 'review', 'test'), String(h));
+  });
+
+  it("changes only the two weights of a user's VirtualService; everything else stays byte-for-byte the same", () => {
+    const before = userVs();
+    const ops = weightPatch(before, target, 75, 25);
+    assert.deepEqual(ops.filter((o) => o.op !== 'test').map((o) => o.path), ['/spec/http/0/route/0/weight', '/spec/http/0/route/1/weight']);
+    const after = fjp.applyPatch(structuredClone(before), ops, true, false).newDocument as ApiObject;
+    assert.equal(readWeights(after, target)!.canary, 25);
+    // Put the old weights back: the result must serialise exactly like the original.
+    const http = after.spec!.http as Array<{ route: Array<{ weight: number }> }>;
+    http[0]!.route[0]!.weight = 80;
+    http[0]!.route[1]!.weight = 20;
+    assert.equal(JSON.stringify(after), JSON.stringify(before));
+  });
+
+  it('sends no patch when the weights are already right', () => {
+    assert.deepEqual(weightPatch(userVs(), target, 80, 20), []);
+  });
+
+  it('adds a missing canary destination instead of rewriting the route', () => {
+    const vs = userVs();
+    const route = (vs.spec!.http as Array<{ route: unknown[] }>)[0]!.route;
+    route.pop();
+    delete (route[0] as { weight?: number }).weight;
+    assert.deepEqual(readWeights(vs, target), { stable: 100, canary: 0 });
+    const after = fjp.applyPatch(structuredClone(vs), weightPatch(vs, target, 90, 10), true, false).newDocument as ApiObject;
+    assert.deepEqual(readWeights(after, target), { stable: 90, canary: 10 });
+    assert.deepEqual((after.spec!.http as Array<{ route: unknown[] }>)[0]!.route[1], { destination: { host: 'review', subset: 'canary' }, weight: 10 });
+  });
+
+  it('the weight patch fails (test op) if the route entries moved since they were read', () => {
+    const vs = userVs();
+    const ops = weightPatch(vs, target, 50, 50);
+    const moved = userVs();
+    (moved.spec!.http as Array<{ route: unknown[] }>)[0]!.route.reverse();
+    assert.throws(() => fjp.applyPatch(moved, ops, true, false));
+  });
+
+  it('adds missing subsets to a user DestinationRule and leaves the rest alone', () => {
+    const dr: ApiObject = { metadata: { name: 'review-destinationrule' }, spec: { host: 'review', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } }, subsets: [{ name: 'stable', labels: { version: 'stable' } }] } };
+    const ops = subsetPatch(dr, target);
+    assert.deepEqual(ops, [{ op: 'add', path: '/spec/subsets/-', value: { name: 'canary', labels: { version: 'canary' } } }]);
+    assert.deepEqual(subsetPatch(fjp.applyPatch(structuredClone(dr), ops).newDocument as ApiObject, target), []);
+  });
+
+  it('generates a DestinationRule and VirtualService owned by the Deployment when absent, at 100/0', async () => {
+    const fake = new FakeCustomObjects();
+    const p = new IstioProvider(fake);
+    assert.equal(await p.getRoutes(target), undefined);
+    await p.reconcile(target);
+    assert.deepEqual(fake.creates.map((c) => [c.kind, c.metadata.name, (c.metadata.ownerReferences as Array<{ uid: string }>)[0]!.uid]), [
+      ['DestinationRule', 'review', 'uid-1'],
+      ['VirtualService', 'review', 'uid-1'],
+    ]);
+    assert.deepEqual(await p.getRoutes(target), { stable: 100, canary: 0 });
+    await p.setRoutes(target, 75, 25);
+    assert.deepEqual(await p.getRoutes(target), { stable: 75, canary: 25 });
+    await p.reconcile(target); // idempotent: nothing created twice, weights untouched
+    assert.equal(fake.creates.length, 2);
+    assert.deepEqual(await p.getRoutes(target), { stable: 75, canary: 25 });
+  });
+
+  it("uses the user's objects when present: no creation, weights patched in place", async () => {
+    const fake = new FakeCustomObjects();
+    fake.objects.set('virtualservices/test/review-virtualservice', userVs());
+    fake.objects.set('destinationrules/test/review-destinationrule', { metadata: { name: 'review-destinationrule' }, spec: { host: 'review.test.svc.cluster.local', subsets: [{ name: 'stable', labels: { version: 'stable' } }, { name: 'canary', labels: { version: 'canary' } }] } });
+    const p = new IstioProvider(fake);
+    await p.reconcile(target);
+    assert.equal(fake.creates.length, 0);
+    assert.equal(fake.patches.length, 0);
+    await p.setRoutes(target, 100, 0);
+    assert.deepEqual(await p.getRoutes(target), { stable: 100, canary: 0 });
+    assert.equal(fake.patches.length, 1);
+  });
+
+  it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
+    const fake = new FakeCustomObjects();
+    fake.objects.set('virtualservices/test/mine', { metadata: { name: 'mine' }, spec: { hosts: ['review'], http: [{ route: [{ destination: { host: 'review' } }] }] } });
+    await assert.rejects(new IstioProvider(fake).reconcile(target), /VirtualService mine routes host review but not to subset "stable"/);
+  });
+});
