@@ -46,3 +46,9 @@ cluster-up: ## start etcd, kube-apiserver, controller-manager, scheduler, kwok o
 .PHONY: cluster-down
 cluster-down: ## stop the local control plane (recorded pids only) and remove .cluster/
 	hack/cluster/down.sh
+
+# ------------------------------------------------------------------------------- demo
+.PHONY: demo
+demo: ## the canary article live: review 1.7.0 -> 1.8.0 promoted, a bad 1.9.0 rolled back (starts and stops everything)
+	hack/deps/prometheus.sh
+	node --import tsx hack/demo.ts
