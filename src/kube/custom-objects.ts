@@ -3,8 +3,8 @@
  * provider can be tested against an in-memory double, and so JSON patches always go out with
  * the right content type.
  */
-import { type CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
+import type { KubeHttp } from './http.js';
 
 export interface ApiObject {
   apiVersion?: string;
@@ -26,19 +26,20 @@ export interface CustomObjectClient {
   jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject>;
 }
 
+const path = (g: Gvr, ns: string) => `/apis/${g.group}/${g.version}/namespaces/${ns}/${g.plural}`;
+
 export class KubeCustomObjects implements CustomObjectClient {
-  constructor(private readonly api: CustomObjectsApi) {}
+  constructor(private readonly http: KubeHttp) {}
 
   async list(gvr: Gvr, namespace: string): Promise<ApiObject[]> {
-    const res = (await this.api.listNamespacedCustomObject({ ...gvr, namespace })) as { items?: ApiObject[] };
-    return res.items ?? [];
+    return (await this.http.request<{ items?: ApiObject[] }>('GET', path(gvr, namespace))).items ?? [];
   }
 
-  async create(gvr: Gvr, namespace: string, body: ApiObject): Promise<ApiObject> {
-    return (await this.api.createNamespacedCustomObject({ ...gvr, namespace, body })) as ApiObject;
+  create(gvr: Gvr, namespace: string, body: ApiObject): Promise<ApiObject> {
+    return this.http.request('POST', path(gvr, namespace), { body });
   }
 
-  async jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject> {
-    return (await this.api.patchNamespacedCustomObject({ ...gvr, namespace, name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch))) as ApiObject;
+  jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject> {
+    return this.http.request('PATCH', `${path(gvr, namespace)}/${name}`, { body: ops, contentType: 'application/json-patch+json' });
   }
 }

@@ -1,0 +1,178 @@
+/**
+ * `kube-canary progressor`: the release controller. Composition root only: parse flags, build
+ * the clients, wire leader election -> controller -> reconciler, serve metrics, stop on SIGTERM.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_TRACK_LABEL } from '../config/contract.js';
+import { parseDuration } from '../config/duration.js';
+import { type ClusterDefaults, TRAFFIC_PROVIDERS, type TrafficProviderName, parseReleaseConfig } from '../config/release-config.js';
+import { Kube, loadKubeConfig } from '../kube/client.js';
+import { KubeCustomObjects } from '../kube/custom-objects.js';
+import { KubeEventRecorder } from '../kube/events.js';
+import { createLogger } from '../kube/logger.js';
+import { PrometheusProvider } from '../metrics/prometheus.js';
+import { HttpGateRunner } from '../metrics/webhooks.js';
+import { Controller } from '../progressor/controller.js';
+import { LeaderElector } from '../progressor/leader.js';
+import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
+import { Reconciler } from '../progressor/reconciler.js';
+import { ProviderRegistry } from '../traffic/index.js';
+import { envOption, intOption } from './options.js';
+
+interface ProgressorFlags {
+  kubeconfig?: string;
+  prometheusUrl: string;
+  prometheusTimeout: number;
+  trackLabel: string;
+  namespace: string;
+  leaseName: string;
+  leaseNamespace?: string;
+  leaseDuration: number;
+  renewDeadline: number;
+  retryPeriod: number;
+  identity: string;
+  metricsAddr: string;
+  defaultAnalysis?: string;
+  defaultProgressDeadline?: number;
+  defaultProvider?: TrafficProviderName;
+  concurrency: number;
+  watchSilence: number;
+}
+
+function durationOption(flag: string) {
+  return (value: string): number => {
+    const d = parseDuration(value);
+    if ('error' in d) throw new Error(`${flag} ${d.error}`);
+    return d.ms;
+  };
+}
+
+export function registerProgressor(program: Command): void {
+  const cmd = program
+    .command('progressor')
+    .description('Run the release controller: clone captured releases into <name>-canary, shift traffic step by step behind metric and webhook gates, promote or roll back. Leader-elected; serves /metrics and /healthz.');
+  envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
+  envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', String, 'http://127.0.0.1:9090');
+  envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query (a timed-out check fails)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout'), 5000);
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', String, DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');
+  envOption(cmd, '--lease-name <name>', 'coordination.k8s.io Lease used for leader election', 'KUBE_CANARY_LEASE_NAME', String, 'kube-canary-progressor');
+  envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', String);
+  envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration'), 15_000);
+  envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long (< lease duration)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline'), 10_000);
+  envOption(cmd, '--retry-period <duration>', 'interval between lease renewals / acquisition attempts', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period'), 2_000);
+  envOption(cmd, '--identity <id>', 'this replica\'s identity in the Lease', 'KUBE_CANARY_IDENTITY', String, `${os.hostname()}_${process.pid}`);
+  envOption(cmd, '--metrics-addr <host:port>', 'where to serve /metrics and /healthz', 'KUBE_CANARY_METRICS_ADDR', String, '127.0.0.1:8081');
+  envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
+  envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline'));
+  envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', (v: string) => {
+    if (!(TRAFFIC_PROVIDERS as readonly string[]).includes(v)) throw new Error(`--default-provider ${JSON.stringify(v)} is not one of ${TRAFFIC_PROVIDERS.join(', ')}`);
+    return v as TrafficProviderName;
+  });
+  envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
+  envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing (not even a bookmark) for this long', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'), 150_000);
+  cmd.action(async (f: ProgressorFlags) => run(f));
+}
+
+function readAnalysisDefault(value: string): unknown {
+  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
+  return parseYaml(text, { maxAliasCount: 50 });
+}
+
+async function run(f: ProgressorFlags): Promise<void> {
+  const log = createLogger('progressor');
+  const defaults: ClusterDefaults = {
+    ...(f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis) } : {}),
+    ...(f.defaultProgressDeadline ? { progressDeadlineMs: f.defaultProgressDeadline } : {}),
+    ...(f.defaultProvider ? { provider: f.defaultProvider } : {}),
+  };
+  const check = parseReleaseConfig('default', {}, defaults);
+  if (!check.ok) throw new Error(`--default-analysis is invalid: ${check.errors.join('; ')}`);
+
+  const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
+  const metrics = new ProgressorMetrics();
+  const providers = new ProviderRegistry({ customObjects: new KubeCustomObjects(kube.http) });
+  const gates = { metrics: new PrometheusProvider({ url: f.prometheusUrl, timeoutMs: f.prometheusTimeout }), webhooks: new HttpGateRunner() };
+  const events = new KubeEventRecorder(kube.http, f.identity, log);
+
+  let controller: Controller | undefined;
+  let elector: LeaderElector | undefined;
+  const startController = () => {
+    const c = new Controller({
+      kube,
+      log,
+      metrics,
+      ownNamespace: f.namespace,
+      concurrency: f.concurrency,
+      silenceMs: f.watchSilence,
+      reconciler: (ctl) =>
+        new Reconciler({
+          kube,
+          providers,
+          gates,
+          events,
+          metrics,
+          log,
+          trackLabel: f.trackLabel,
+          defaults,
+          canaryOf: (ns, name) => ctl.canaryOf(ns, name),
+          mayAct: () => !ctl.isStopped && (elector?.isLeader() ?? false),
+          now: () => Date.now(),
+        }),
+    });
+    controller = c;
+    metrics.leader.set(1);
+    c.start().catch((err: Error) => log.error({ err: err.message }, 'controller failed to start'));
+  };
+  const stopController = () => {
+    metrics.leader.set(0);
+    const c = controller;
+    controller = undefined;
+    if (c) void c.stop();
+  };
+
+  elector = new LeaderElector(
+    kube.http,
+    {
+      namespace: f.leaseNamespace ?? f.namespace,
+      name: f.leaseName,
+      identity: f.identity,
+      leaseDurationMs: f.leaseDuration,
+      renewDeadlineMs: f.renewDeadline,
+      retryPeriodMs: f.retryPeriod,
+      onStartedLeading: startController,
+      onStoppedLeading: stopController,
+    },
+    log,
+  );
+
+  const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' });
+  const addr = server.address();
+  log.info(
+    { identity: f.identity, server: kube.http.serverUrl, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: f.prometheusUrl },
+    'progressor starting',
+  );
+  elector.start();
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: releasing the lease');
+    const c = controller;
+    controller = undefined;
+    void (async () => {
+      // Stop writing first, then hand the lease over, so the successor never overlaps with us.
+      if (c) await c.stop();
+      await elector!.release();
+      server.close();
+      log.info('stopped');
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,70 @@
+/**
+ * Client construction and the typed helpers the progressor uses. Objects stay raw JSON (see
+ * http.ts); the @kubernetes/client-node types only describe them.
+ */
+import { KubeConfig, type V1Deployment, type V1Namespace, type V1ReplicaSet } from '@kubernetes/client-node';
+import type { Operation } from 'fast-json-patch';
+import { KubeHttp } from './http.js';
+
+/** `--kubeconfig` if given, else in-cluster when running in a pod, else $KUBECONFIG / ~/.kube/config. */
+export function loadKubeConfig(kubeconfig?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface List<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; continue?: string };
+}
+
+const JSON_PATCH = 'application/json-patch+json';
+const MERGE_PATCH = 'application/merge-patch+json';
+
+export const deploymentsPath = (ns?: string) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments');
+export const namespacesPath = () => '/api/v1/namespaces';
+
+export class Kube {
+  constructor(readonly http: KubeHttp) {}
+
+  static fromKubeConfig(kc: KubeConfig): Kube {
+    return new Kube(new KubeHttp(kc));
+  }
+
+  list<T>(path: string, labelSelector?: string, signal?: AbortSignal): Promise<List<T>> {
+    return this.http.request<List<T>>('GET', path, { query: { labelSelector }, ...(signal ? { signal } : {}) });
+  }
+
+  getDeployment(ns: string, name: string): Promise<V1Deployment> {
+    return this.http.request('GET', `${deploymentsPath(ns)}/${name}`);
+  }
+
+  createDeployment(ns: string, body: V1Deployment): Promise<V1Deployment> {
+    return this.http.request('POST', deploymentsPath(ns), { body });
+  }
+
+  patchDeployment(ns: string, name: string, ops: Operation[]): Promise<V1Deployment> {
+    return this.http.request('PATCH', `${deploymentsPath(ns)}/${name}`, { body: ops, contentType: JSON_PATCH });
+  }
+
+  mergePatchDeployment(ns: string, name: string, patch: unknown): Promise<V1Deployment> {
+    return this.http.request('PATCH', `${deploymentsPath(ns)}/${name}`, { body: patch, contentType: MERGE_PATCH });
+  }
+
+  /** Foreground-free delete; `uid` as a precondition so we never delete a same-named successor. */
+  deleteDeployment(ns: string, name: string, uid?: string): Promise<unknown> {
+    return this.http.request('DELETE', `${deploymentsPath(ns)}/${name}`, {
+      body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background', ...(uid ? { preconditions: { uid } } : {}) },
+    });
+  }
+
+  listReplicaSets(ns: string, labelSelector: string): Promise<List<V1ReplicaSet>> {
+    return this.list(`/apis/apps/v1/namespaces/${ns}/replicasets`, labelSelector);
+  }
+
+  getNamespace(name: string): Promise<V1Namespace> {
+    return this.http.request('GET', `${namespacesPath()}/${name}`);
+  }
+}

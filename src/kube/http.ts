@@ -1,0 +1,140 @@
+/**
+ * A small raw-JSON client for the Kubernetes API over node:http(s), authenticated by the
+ * client library's KubeConfig.
+ *
+ * Why not the generated typed clients: they deserialize through a model that drops fields it
+ * does not know. A pod-spec field newer than the library would vanish from what the progressor
+ * reads and copies into the canary, and the template hash (computed over raw JSON by the
+ * webhook) would no longer match. Raw JSON in, raw JSON out keeps every field.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export class ApiError extends Error {
+  constructor(readonly code: number, message: string, readonly body: unknown) {
+    super(message);
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export class KubeHttp {
+  /** API requests made so far (for metrics and the benchmark). */
+  requests = 0;
+  private readonly server: URL;
+  private agent?: http.Agent;
+
+  constructor(private readonly kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+  }
+
+  get serverUrl(): string {
+    return this.server.toString();
+  }
+
+  private async options(): Promise<https.RequestOptions> {
+    const opts: https.RequestOptions = { headers: {} };
+    // Re-applied per request: bearer tokens (in-cluster projected tokens, exec plugins) rotate.
+    await this.kc.applyToHTTPSOptions(opts);
+    if (!this.agent) {
+      const tls = { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername };
+      this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 64, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    }
+    return { headers: opts.headers, agent: this.agent };
+  }
+
+  private url(path: string, query?: RequestOptions['query']): URL {
+    const base = this.server.pathname.replace(/\/$/, '');
+    const u = new URL(this.server.origin + base + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u;
+  }
+
+  async request<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
+    const { res, text } = await this.send(method, path, o);
+    const status = res.statusCode ?? 0;
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    if (status < 200 || status >= 300) {
+      const msg = body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string' ? (body as { message: string }).message : `${status} ${text.slice(0, 200)}`;
+      throw new ApiError(status, `${method} ${path}: ${msg}`, body);
+    }
+    return body as T;
+  }
+
+  private async send(method: string, path: string, o: RequestOptions): Promise<{ res: http.IncomingMessage; text: string }> {
+    const opts = await this.options();
+    const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
+    const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), accept: 'application/json' };
+    if (payload !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
+    this.requests += 1;
+    const lib = this.server.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(this.url(path, o.query), { method, headers, agent: opts.agent, signal: o.signal, timeout: o.timeoutMs ?? 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
+      req.on('error', reject);
+      if (payload !== undefined) req.write(payload);
+      req.end();
+    });
+  }
+
+  /**
+   * A watch: GET with watch=true, one JSON event per line. Resolves when the server closes the
+   * stream, rejects on an error; `signal` aborts it (the informer's watchdog uses that).
+   */
+  async watch(path: string, query: RequestOptions['query'], onEvent: (e: { type: string; object: unknown }) => void, signal: AbortSignal): Promise<void> {
+    const opts = await this.options();
+    this.requests += 1;
+    const lib = this.server.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...(opts.headers as Record<string, string>), accept: 'application/json' }, agent: opts.agent, signal }, (res) => {
+        if ((res.statusCode ?? 0) !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(new ApiError(res.statusCode ?? 0, `watch ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`, undefined)));
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            try {
+              onEvent(JSON.parse(line) as { type: string; object: unknown });
+            } catch (err) {
+              req.destroy(err as Error);
+              return;
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error(`watch ${path}: aborted`)));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}

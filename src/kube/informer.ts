@@ -1,0 +1,218 @@
+/**
+ * A list+watch cache that survives what real API servers do to long watches:
+ * - the stream ends (server timeout, apiserver restart): watch again from the last resourceVersion;
+ * - the resourceVersion is too old (410 Gone, or an ERROR event): relist, and report the
+ *   difference as adds, updates and deletes so no change is lost;
+ * - errors (connection refused, 5xx): retry with exponential backoff and jitter;
+ * - silence: a watch that delivered nothing (not even a bookmark) for longer than `silenceMs`
+ *   is presumed dead (half-open TCP, a proxy that stopped forwarding) and restarted.
+ * Bookmarks are requested so an idle but healthy watch still speaks about once a minute.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from './logger.js';
+import { ApiError, type KubeHttp } from './http.js';
+import type { List } from './client.js';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+export type Handler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerOptions {
+  /** For logs: e.g. "deployments(kube-canary.io/enabled=true)". */
+  name: string;
+  /** Collection path, e.g. /apis/apps/v1/deployments. */
+  path: string;
+  labelSelector?: string;
+  /** Restart a watch that has been silent for this long (default 150 s: bookmarks come about every minute). */
+  silenceMs?: number;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+export const objectKey = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+export class Informer<T extends KubernetesObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: Handler<T>[] = [];
+  private resourceVersion = '';
+  private stopped = false;
+  private synced = false;
+  private abort?: AbortController;
+  private loop?: Promise<void>;
+  private syncWaiters: Array<() => void> = [];
+  /** Counters for metrics and tests. */
+  readonly stats = { lists: 0, watches: 0, restarts: 0, silentRestarts: 0, errors: 0 };
+
+  constructor(private readonly http: KubeHttp, private readonly opts: InformerOptions, private readonly log: Logger) {}
+
+  on(handler: Handler<T>): this {
+    this.handlers.push(handler);
+    return this;
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.store.get(`${namespace}/${name}`);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves after the first successful list. */
+  waitForSync(): Promise<void> {
+    return this.synced ? Promise.resolve() : new Promise((r) => this.syncWaiters.push(r));
+  }
+
+  start(): this {
+    if (!this.loop) this.loop = this.run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let backoff = this.opts.backoffMinMs ?? 500;
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        backoff = this.opts.backoffMinMs ?? 500;
+        const started = Date.now();
+        await this.watchOnce();
+        // A stream the server closed after a while is normal; one that dies at once is not.
+        if (Date.now() - started < 1000) await this.sleep(backoff);
+        this.stats.restarts += 1;
+      } catch (err) {
+        if (this.stopped) break;
+        this.stats.errors += 1;
+        if (err instanceof ApiError && err.code === 410) this.resourceVersion = '';
+        this.log.warn({ informer: this.opts.name, err: (err as Error).message, retryInMs: backoff }, 'watch failed; retrying');
+        await this.sleep(backoff * (0.8 + Math.random() * 0.4));
+        backoff = Math.min(backoff * 2, this.opts.backoffMaxMs ?? 30_000);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    this.stats.lists += 1;
+    const list = await this.http.request<List<T>>('GET', this.opts.path, { query: { labelSelector: this.opts.labelSelector } });
+    const seen = new Set<string>();
+    for (const obj of list.items ?? []) {
+      const key = objectKey(obj);
+      seen.add(key);
+      const old = this.store.get(key);
+      this.store.set(key, obj);
+      if (!old) this.emit('add', obj);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit('update', obj, old);
+    }
+    for (const [key, old] of [...this.store]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.emit('delete', old);
+      }
+    }
+    this.resourceVersion = list.metadata?.resourceVersion ?? '';
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private async watchOnce(): Promise<void> {
+    this.stats.watches += 1;
+    const ctrl = new AbortController();
+    this.abort = ctrl;
+    const silenceMs = this.opts.silenceMs ?? 150_000;
+    let last = Date.now();
+    let silent = false;
+    let restart = false;
+    const watchdog = setInterval(() => {
+      if (Date.now() - last > silenceMs) {
+        silent = true;
+        this.stats.silentRestarts += 1;
+        this.log.warn({ informer: this.opts.name, silentForMs: Date.now() - last }, 'watch went silent; restarting it');
+        ctrl.abort();
+      }
+    }, Math.min(5_000, Math.max(100, silenceMs / 4)));
+    try {
+      await this.http.watch(
+        this.opts.path,
+        {
+          labelSelector: this.opts.labelSelector,
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          // The server ends the stream after this; jitter spreads the reconnects of many watches.
+          timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+        },
+        (e) => {
+          last = Date.now();
+          if (this.onWatchEvent(e.type, e.object as T) === 'restart') {
+            restart = true;
+            ctrl.abort();
+          }
+        },
+        ctrl.signal,
+      );
+    } catch (err) {
+      if (silent || restart || this.stopped) return;
+      throw err;
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
+
+  private onWatchEvent(type: string, obj: T): 'restart' | undefined {
+    if (type === 'ERROR') {
+      const status = obj as unknown as { code?: number; message?: string };
+      // 410: our resourceVersion is older than etcd's compaction window; start over.
+      if (status.code === 410) this.resourceVersion = '';
+      this.log.info({ informer: this.opts.name, code: status.code, message: status.message }, 'watch error event; restarting');
+      return 'restart';
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (type === 'BOOKMARK') {
+      if (rv) this.resourceVersion = rv;
+      return undefined;
+    }
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (type === 'DELETED') {
+      this.store.delete(key);
+      this.emit('delete', obj);
+    } else if (type === 'ADDED' || type === 'MODIFIED') {
+      this.store.set(key, obj);
+      this.emit(old ? 'update' : 'add', obj, old);
+    }
+    if (rv) this.resourceVersion = rv;
+    return undefined;
+  }
+
+  private emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const h of this.handlers) {
+      try {
+        h(event, obj, old);
+      } catch (err) {
+        this.log.error({ informer: this.opts.name, err: (err as Error).message }, 'informer handler failed');
+      }
+    }
+  }
+
+  private wake?: () => void;
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      const t = setTimeout(r, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Wiring: label-selected informers feed a de-duplicating work queue; each release key
+ * (namespace/name) is reconciled by at most one worker at a time; per-release timers wake a
+ * release exactly when its next step is due. Nothing polls the cluster.
+ *
+ * Watched:
+ * - Namespaces labelled kube-canary.io/enabled=true;
+ * - Deployments labelled kube-canary.io/enabled=true, cluster-wide;
+ * - in each opted-in Namespace, Deployments not labelled enabled=false and not canaries
+ *   (one watch per opted-in Namespace, started and stopped with its label);
+ * - canary Deployments (kube-canary.io/role=canary), cluster-wide: their readiness drives steps.
+ */
+import type { V1Deployment, V1Namespace } from '@kubernetes/client-node';
+import { LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, SYSTEM_NAMESPACES, canaryName } from '../config/contract.js';
+import { type Kube, deploymentsPath, namespacesPath } from '../kube/client.js';
+import { Informer, objectKey } from '../kube/informer.js';
+import type { Logger } from '../kube/logger.js';
+import type { ProgressorMetrics } from './metrics.js';
+import { NotLeaderError, type Reconciler, StaleError } from './reconciler.js';
+
+export interface ControllerOptions {
+  kube: Kube;
+  reconciler: (c: Controller) => Reconciler;
+  log: Logger;
+  metrics: ProgressorMetrics;
+  /** The progressor's own namespace: never acted on. */
+  ownNamespace?: string;
+  concurrency?: number;
+  /** Re-enqueue every release this often from the cache (no API calls): a safety net, not polling. */
+  resyncMs?: number;
+  /** Informer watchdog bound. */
+  silenceMs?: number;
+}
+
+const MAX_TIMER_MS = 24 * 3600_000;
+
+export class Controller {
+  readonly namespaces: Informer<V1Namespace>;
+  readonly optedIn: Informer<V1Deployment>;
+  readonly canaries: Informer<V1Deployment>;
+  private readonly nsDeployments = new Map<string, Informer<V1Deployment>>();
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly running = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
+  private readonly dueAt = new Map<string, number>();
+  private readonly failures = new Map<string, number>();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private resync?: NodeJS.Timeout;
+  private stopped = false;
+  private started = false;
+  private reconciler!: Reconciler;
+
+  constructor(private readonly o: ControllerOptions) {
+    const http = o.kube.http;
+    const common = { ...(o.silenceMs ? { silenceMs: o.silenceMs } : {}) };
+    this.namespaces = new Informer<V1Namespace>(http, { name: 'namespaces', path: namespacesPath(), labelSelector: `${LABEL_ENABLED}=true`, ...common }, o.log);
+    this.optedIn = new Informer<V1Deployment>(http, { name: 'deployments(opted-in)', path: deploymentsPath(), labelSelector: `${LABEL_ENABLED}=true`, ...common }, o.log);
+    this.canaries = new Informer<V1Deployment>(http, { name: 'deployments(canaries)', path: deploymentsPath(), labelSelector: `${LABEL_ROLE}=${ROLE_CANARY}`, ...common }, o.log);
+  }
+
+  async start(): Promise<void> {
+    this.reconciler = this.o.reconciler(this);
+    this.started = true;
+    this.namespaces.on((ev, ns) => this.onNamespace(ev, ns));
+    this.optedIn.on((ev, d) => this.onDeployment(ev, d));
+    this.canaries.on((_ev, c) => {
+      const stable = c.metadata?.labels?.[LABEL_STABLE_NAME];
+      if (stable && c.metadata?.namespace) this.enqueue(`${c.metadata.namespace}/${stable}`);
+    });
+    this.canaries.start();
+    this.namespaces.start();
+    this.optedIn.start();
+    await Promise.all([this.canaries.waitForSync(), this.namespaces.waitForSync(), this.optedIn.waitForSync()]);
+    await Promise.all([...this.nsDeployments.values()].map((i) => i.waitForSync()));
+    this.o.log.info({ releases: this.keys().length }, 'caches synced; reconciling');
+    for (const k of this.keys()) this.enqueue(k);
+    this.resync = setInterval(() => this.keys().forEach((k) => this.enqueue(k)), this.o.resyncMs ?? 5 * 60_000);
+    this.pump();
+  }
+
+  /** Stops acting at once: no new reconcile starts, in-flight ones are aborted before their next write. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    clearInterval(this.resync);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+    await Promise.all([this.namespaces.stop(), this.optedIn.stop(), this.canaries.stop(), ...[...this.nsDeployments.values()].map((i) => i.stop())]);
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  healthy(): { ok: boolean; detail: string } {
+    const informers = [this.namespaces, this.optedIn, this.canaries, ...this.nsDeployments.values()];
+    const synced = informers.every((i) => i.hasSynced);
+    return { ok: !this.started || synced, detail: `informers ${synced ? 'synced' : 'syncing'}, ${this.keys().length} opted-in Deployments, ${this.timers.size} timers, ${this.running.size} reconciling` };
+  }
+
+  canaryOf(namespace: string, stableName: string): V1Deployment | undefined {
+    return this.canaries.get(namespace, canaryName(stableName));
+  }
+
+  /** The opted-in stable Deployment for a key, or undefined when it is not (or no longer) ours to act on. */
+  stableFor(key: string): V1Deployment | undefined {
+    const [ns, name] = key.split('/') as [string, string];
+    if ((SYSTEM_NAMESPACES as readonly string[]).includes(ns) || ns === this.o.ownNamespace) return undefined;
+    const a = this.optedIn.get(ns, name);
+    const b = this.nsDeployments.get(ns)?.get(ns, name);
+    const d = newest(a, b);
+    if (!d) return undefined;
+    const labels = d.metadata?.labels ?? {};
+    if (labels[LABEL_ROLE] === ROLE_CANARY || labels[LABEL_ENABLED] === 'false') return undefined;
+    if (labels[LABEL_ENABLED] === 'true') return d;
+    return this.namespaces.get('', ns) ? d : undefined;
+  }
+
+  keys(): string[] {
+    const all = new Set<string>();
+    for (const d of this.optedIn.list()) all.add(objectKey(d));
+    for (const i of this.nsDeployments.values()) for (const d of i.list()) all.add(objectKey(d));
+    return [...all].filter((k) => this.stableFor(k));
+  }
+
+  private onNamespace(ev: string, ns: V1Namespace): void {
+    const name = ns.metadata!.name!;
+    if ((SYSTEM_NAMESPACES as readonly string[]).includes(name) || name === this.o.ownNamespace) return;
+    if (ev === 'delete') {
+      const inf = this.nsDeployments.get(name);
+      this.nsDeployments.delete(name);
+      if (inf) {
+        const keys = inf.list().map(objectKey);
+        void inf.stop();
+        keys.forEach((k) => this.enqueue(k));
+      }
+      return;
+    }
+    if (this.nsDeployments.has(name)) return;
+    const inf = new Informer<V1Deployment>(this.o.kube.http, { name: `deployments(${name})`, path: deploymentsPath(name), labelSelector: `${LABEL_ENABLED}!=false,${LABEL_ROLE}!=${ROLE_CANARY}`, ...(this.o.silenceMs ? { silenceMs: this.o.silenceMs } : {}) }, this.o.log);
+    inf.on((e, d) => this.onDeployment(e, d));
+    this.nsDeployments.set(name, inf);
+    inf.start();
+  }
+
+  private onDeployment(ev: string, d: V1Deployment): void {
+    const key = objectKey(d);
+    if (ev === 'delete' && !this.stableFor(key)) {
+      const t = this.timers.get(key);
+      if (t) clearTimeout(t.timer);
+      this.timers.delete(key);
+      this.o.metrics.forget(d.metadata!.namespace!, d.metadata!.name!);
+      return;
+    }
+    this.enqueue(key);
+  }
+
+  enqueue(key: string): void {
+    if (this.stopped || !this.started) return;
+    if (this.running.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  private schedule(key: string, ms: number): void {
+    const due = Date.now() + ms;
+    const cur = this.timers.get(key);
+    if (cur && cur.due <= due) return;
+    if (cur) clearTimeout(cur.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.dueAt.set(key, due);
+      this.enqueue(key);
+    }, Math.min(ms, MAX_TIMER_MS));
+    this.timers.set(key, { timer, due });
+  }
+
+  private pump(): void {
+    const limit = this.o.concurrency ?? 32;
+    while (!this.stopped && this.running.size < limit && this.queue.length > 0) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      if (this.running.has(key)) {
+        this.dirty.add(key);
+        continue;
+      }
+      this.running.add(key);
+      const p = this.run(key).finally(() => {
+        this.inflight.delete(p);
+        this.running.delete(key);
+        if (this.dirty.delete(key)) this.enqueue(key);
+        this.pump();
+      });
+      this.inflight.add(p);
+    }
+  }
+
+  private async run(key: string): Promise<void> {
+    const due = this.dueAt.get(key);
+    if (due !== undefined) {
+      this.dueAt.delete(key);
+      this.o.metrics.stepLag.observe(Math.max(0, Date.now() - due) / 1000);
+    }
+    const stable = this.stableFor(key);
+    if (!stable) return;
+    const t = this.timers.get(key);
+    if (t) clearTimeout(t.timer);
+    this.timers.delete(key);
+    const end = this.o.metrics.reconcileDuration.startTimer();
+    try {
+      const r = await this.reconciler.reconcile(stable, this.abort.signal);
+      this.failures.delete(key);
+      if (r.requeueAfterMs !== undefined && !this.stopped) this.schedule(key, r.requeueAfterMs);
+    } catch (err) {
+      if (this.stopped || err instanceof NotLeaderError) return;
+      if (err instanceof StaleError) {
+        this.schedule(key, 200);
+        return;
+      }
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      const retry = Math.min(500 * 2 ** (n - 1), 60_000);
+      this.o.metrics.reconcileErrors.inc();
+      this.o.log.warn({ release: key, err: (err as Error).message, attempt: n, retryInMs: retry }, 'reconcile failed; retrying');
+      this.schedule(key, retry);
+    } finally {
+      end();
+      this.o.metrics.apiRequests.set(this.o.kube.http.requests);
+    }
+  }
+}
+
+/** Of two cached copies of the same object (two watches), the one with the later resourceVersion. */
+function newest(a: V1Deployment | undefined, b: V1Deployment | undefined): V1Deployment | undefined {
+  if (!a || !b) return a ?? b;
+  const ra = Number(a.metadata?.resourceVersion);
+  const rb = Number(b.metadata?.resourceVersion);
+  // resourceVersions are opaque, but etcd-backed ones are integers; fall back to the first.
+  return Number.isFinite(ra) && Number.isFinite(rb) && rb > ra ? b : a;
+}

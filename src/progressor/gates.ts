@@ -1,0 +1,57 @@
+/**
+ * Runs the gate set step() asked for, through the metric provider and the webhook runner (the
+ * metrics package owns Prometheus and HTTP). All checks of a set run in parallel; a set passes
+ * only if every check in it passed. A check that throws is a failed check, never a pass.
+ */
+import type { Analysis, WebhookGate, WebhookType } from '../config/analysis.js';
+import { canaryName } from '../config/contract.js';
+import type { CheckResult, GateRunner, MetricProvider } from '../metrics/provider.js';
+import type { GateKind, GateOutcome, NotifyType } from './types.js';
+
+export interface GateDeps {
+  metrics: MetricProvider;
+  webhooks: GateRunner;
+}
+
+export interface GateContext {
+  namespace: string;
+  name: string;
+  revision: string;
+  phase: string;
+}
+
+const hooks = (a: Analysis, type: WebhookType) => a.webhooks.filter((w) => w.type === type);
+
+async function safe(name: string, f: () => Promise<CheckResult>): Promise<CheckResult> {
+  try {
+    return await f();
+  } catch (err) {
+    return { name, passed: false, message: `${name}: ${(err as Error).message}` };
+  }
+}
+
+function callHook(deps: GateDeps, gate: WebhookGate, c: GateContext, signal?: AbortSignal): Promise<CheckResult> {
+  return safe(gate.name, () => deps.webhooks.run(gate, { name: c.name, namespace: c.namespace, phase: c.phase, checksum: c.revision, metadata: gate.metadata }, signal));
+}
+
+export async function runGates(kind: GateKind, a: Analysis, c: GateContext, deps: GateDeps, signal?: AbortSignal): Promise<GateOutcome> {
+  if (kind !== 'analysis') {
+    const results = await Promise.all(hooks(a, kind).map((g) => callHook(deps, g, c, signal)));
+    return { passed: results.every((r) => r.passed), rollbackRequested: false, results };
+  }
+  const target = { namespace: c.namespace, stable: c.name, canary: canaryName(c.name) };
+  const [metrics, rollout, rollback] = await Promise.all([
+    Promise.all(a.metrics.map((m) => safe(m.name, () => deps.metrics.check(m, { ...target, intervalMs: m.intervalMs }, signal)))),
+    Promise.all(hooks(a, 'rollout').map((g) => callHook(deps, g, c, signal))),
+    Promise.all(hooks(a, 'rollback').map((g) => callHook(deps, g, c, signal))),
+  ]);
+  const checks = [...metrics, ...rollout];
+  // A rollback hook "passing" (2xx) is the request to roll back; its failures mean "carry on".
+  const asked = rollback.filter((r) => r.passed);
+  return { passed: checks.every((r) => r.passed), rollbackRequested: asked.length > 0, results: [...checks, ...asked] };
+}
+
+/** Best-effort notification hooks (`event`, `post-rollout`): results are only logged. */
+export async function notify(hook: NotifyType, a: Analysis, c: GateContext, deps: GateDeps): Promise<CheckResult[]> {
+  return Promise.all(hooks(a, hook).map((g) => callHook(deps, g, c)));
+}

@@ -1,0 +1,156 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, following client-go's leaderelection:
+ * - a candidate takes the lease only when the holder has not renewed it for leaseDuration,
+ *   measured on OUR clock from when WE last saw the record change (no cross-node clock trust);
+ * - every write carries the resourceVersion we read, so two candidates cannot both win;
+ * - the leader renews every retryPeriod; if it cannot renew for renewDeadline (< leaseDuration)
+ *   it considers itself deposed and stops acting at once, before anyone else can take over;
+ * - on shutdown it releases the lease (holder cleared) so a successor starts immediately.
+ */
+import type { Logger } from '../kube/logger.js';
+import { ApiError, type KubeHttp } from '../kube/http.js';
+
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+}
+
+interface Lease {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+export class LeaderElector {
+  private leading = false;
+  private lastRenew = 0;
+  private observed?: { record: string; at: number };
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly leaseMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryMs: number;
+
+  constructor(private readonly http: KubeHttp, private readonly o: LeaderOptions, private readonly log: Logger) {
+    this.leaseMs = o.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = o.renewDeadlineMs ?? 10_000;
+    this.retryMs = o.retryPeriodMs ?? 2_000;
+    if (this.renewDeadlineMs >= this.leaseMs) throw new Error('the renew deadline must be shorter than the lease duration');
+  }
+
+  /** True only while the lease is held AND was renewed recently enough: the fence before every write. */
+  isLeader(): boolean {
+    return this.leading && !this.stopped && Date.now() - this.lastRenew < this.renewDeadlineMs;
+  }
+
+  start(): void {
+    void this.tick();
+  }
+
+  private get path(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases`;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.tryAcquireOrRenew();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, lease: `${this.o.namespace}/${this.o.name}` }, 'lease update failed');
+    }
+    if (this.leading && Date.now() - this.lastRenew >= this.renewDeadlineMs) this.lose('could not renew the lease within the renew deadline');
+    if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryMs);
+  }
+
+  private async tryAcquireOrRenew(): Promise<void> {
+    const now = new Date();
+    let lease: Lease | undefined;
+    try {
+      lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: this.retryMs * 2 });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 404)) throw err;
+    }
+    const spec = {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.leaseMs / 1000),
+      renewTime: microTime(now),
+    };
+    if (!lease) {
+      await this.http.request('POST', this.path, { body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } }, timeoutMs: this.retryMs * 2 });
+      this.renewed();
+      return;
+    }
+    const s = lease.spec ?? {};
+    const record = JSON.stringify([s.holderIdentity, s.renewTime, s.leaseTransitions]);
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    const mine = s.holderIdentity === this.o.identity;
+    const held = !!s.holderIdentity;
+    const expired = Date.now() - this.observed.at > (s.leaseDurationSeconds ? s.leaseDurationSeconds * 1000 : this.leaseMs);
+    if (!mine && held && !expired) {
+      if (this.leading) this.lose(`lease now held by ${s.holderIdentity}`);
+      return;
+    }
+    const body: Lease = {
+      ...lease,
+      spec: {
+        ...s,
+        ...spec,
+        ...(mine ? {} : { acquireTime: microTime(now), leaseTransitions: (s.leaseTransitions ?? 0) + 1 }),
+      },
+    };
+    try {
+      await this.http.request('PUT', `${this.path}/${this.o.name}`, { body, timeoutMs: this.retryMs * 2 });
+    } catch (err) {
+      // 409: someone else wrote the lease since we read it; they won this round.
+      if (err instanceof ApiError && err.code === 409) {
+        if (this.leading) this.lose('lost a write race on the lease');
+        return;
+      }
+      throw err;
+    }
+    this.renewed();
+  }
+
+  private renewed(): void {
+    this.lastRenew = Date.now();
+    if (!this.leading) {
+      this.leading = true;
+      this.log.info({ identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}` }, 'became leader');
+      this.o.onStartedLeading();
+    }
+  }
+
+  private lose(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.log.warn({ identity: this.o.identity, why }, 'lost leadership; stopping');
+    this.o.onStoppedLeading();
+  }
+
+  /** Stop campaigning; if leading, give the lease up so another replica takes over without waiting. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const wasLeading = this.leading;
+    this.lose('shutting down');
+    if (!wasLeading) return;
+    try {
+      const lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: 3000 });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;
+      await this.http.request('PUT', `${this.path}/${this.o.name}`, {
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date()) } },
+        timeoutMs: 3000,
+      });
+      this.log.info({ identity: this.o.identity }, 'released the lease');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not release the lease; it expires on its own');
+    }
+  }
+}

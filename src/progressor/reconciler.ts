@@ -1,0 +1,274 @@
+/**
+ * The thin, impure shell around step(): observe -> step (answering its Needs) -> perform.
+ *
+ * Order of effects, chosen so a crash between any two leaves something step() can finish:
+ *   1. routes, canary create/update/delete (idempotent, re-derived from the status next time);
+ *   2. one JSON patch of the stable Deployment (unpause, template restore, annotations, status)
+ *      guarded by the observed resourceVersion: the commit point of the transition. A writer
+ *      with a stale view (another replica, a lost lease) fails here and changes no state;
+ *   3. Events and notification webhooks, only after the commit, so they describe what happened.
+ * Before every write it asks `mayAct()` (leadership): a replica that lost its lease stops at once.
+ */
+import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { Analysis } from '../config/analysis.js';
+import { LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
+import type { ClusterDefaults } from '../config/release-config.js';
+import { type Phase, isTerminal } from '../config/status.js';
+import { templateHash } from '../config/template-hash.js';
+import type { Kube } from '../kube/client.js';
+import { isConflict, isNotFound, errorMessage } from '../kube/errors.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Logger } from '../kube/logger.js';
+import type { RouteTarget, TrafficProvider } from '../traffic/provider.js';
+import { buildCanary, canarySelector } from './canary.js';
+import { type GateDeps, notify, runGates } from './gates.js';
+import type { ProgressorMetrics } from './metrics.js';
+import { canaryView, stableView } from './observe.js';
+import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
+import { step } from './step.js';
+import type { Decision, Observation } from './types.js';
+
+export interface ReconcilerDeps {
+  kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets'>;
+  providers: { get(name: string): TrafficProvider };
+  gates: GateDeps;
+  events: EventRecorder;
+  metrics: ProgressorMetrics;
+  log: Logger;
+  trackLabel: string;
+  defaults: ClusterDefaults;
+  /** The canary Deployment from the informer cache. */
+  canaryOf(namespace: string, stableName: string): V1Deployment | undefined;
+  /** False as soon as this replica may no longer write (lease lost, shutting down). */
+  mayAct(): boolean;
+  now(): number;
+}
+
+export class NotLeaderError extends Error {
+  constructor() {
+    super('not the leader any more; stopping before the next write');
+  }
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+  phase?: Phase;
+}
+
+const MAX_PASSES = 8;
+
+export class Reconciler {
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  async reconcile(stable: V1Deployment, signal?: AbortSignal): Promise<ReconcileResult> {
+    const d = this.d;
+    const st = stableView(stable, d.trackLabel, d.defaults);
+    const log = d.log.child({ namespace: st.namespace, deployment: st.name });
+    const canaryObj = this.ownCanary(stable);
+    const obs: Observation = { stable: st, ...(canaryObj ? { canary: canaryView(canaryObj, d.trackLabel) } : {}) };
+    const cfg = st.config.ok ? st.config.value : undefined;
+    const target = this.target(stable, cfg?.service);
+    const provider = cfg ? d.providers.get(cfg.provider) : undefined;
+    const active = !!st.revision || (st.status && !isTerminal(st.status.phase)) || !!canaryObj;
+    if (provider && active) {
+      const routes = await provider.getRoutes(target);
+      if (routes) obs.routes = routes;
+    }
+
+    let stableTemplate: V1PodTemplateSpec | undefined;
+    let decision: Decision | undefined;
+    for (let pass = 0; pass < MAX_PASSES && !decision; pass++) {
+      const r = step(obs, d.now());
+      if (r.kind === 'decision') {
+        decision = r;
+      } else if (r.need === 'gates') {
+        const started = Date.now();
+        const outcome = await runGates(r.gate, cfg!.analysis, { namespace: st.namespace, name: st.name, revision: st.status?.revision ?? st.revision ?? '', phase: st.status?.phase ?? 'Initializing' }, d.gates, signal);
+        d.metrics.gateDuration.observe({ gate: r.gate }, (Date.now() - started) / 1000);
+        for (const res of outcome.results) d.metrics.checks.inc({ namespace: st.namespace, name: st.name, gate: r.gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
+        log.info({ gate: r.gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');
+        obs.gates = { ...obs.gates, [r.gate]: outcome };
+      } else {
+        stableTemplate = await this.findStableTemplate(stable, r.revision);
+        obs.stableTemplateFound = !!stableTemplate;
+      }
+    }
+    if (!decision) throw new Error('step() did not decide within its pass limit');
+
+    await this.perform(stable, decision, { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis });
+    this.record(st.namespace, st.name, st.status?.phase, decision, log);
+    return { ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {}), ...(decision.status ? { phase: decision.status.phase } : {}) };
+  }
+
+  private async perform(
+    stable: V1Deployment,
+    dec: Decision,
+    x: { target: RouteTarget; provider?: TrafficProvider; stableTemplate?: V1PodTemplateSpec; canaryObj?: V1Deployment; log: Logger; analysis?: Analysis },
+  ): Promise<void> {
+    const d = this.d;
+    const ns = stable.metadata!.namespace!;
+    const name = stable.metadata!.name!;
+    const guard = () => {
+      if (!d.mayAct()) throw new NotLeaderError();
+    };
+    for (const a of dec.actions) {
+      if (isStablePatchAction(a) || a.type === 'emitEvent' || a.type === 'notify') continue;
+      guard();
+      switch (a.type) {
+        case 'ensureRoutes':
+          await this.needProvider(x.provider).reconcile(x.target);
+          break;
+        case 'setWeight':
+          await this.needProvider(x.provider).setRoutes(x.target, 100 - a.canary, a.canary);
+          break;
+        case 'ensureCanary':
+          await this.ensureCanary(stable, a.replicas, x.canaryObj);
+          break;
+        case 'deleteCanary':
+          await this.deleteCanary(stable, x.canaryObj);
+          break;
+        default:
+          break;
+      }
+    }
+    const ops = buildStablePatch(stable, dec.actions, x.stableTemplate);
+    if (ops.length > 0) {
+      guard();
+      try {
+        await d.kube.patchDeployment(ns, name, ops);
+      } catch (err) {
+        if (isConflict(err)) {
+          // Someone wrote the Deployment after we read it (a user, the webhook, another
+          // replica): our view is stale, so nothing of this transition is committed. The
+          // watch delivers the new version and we decide again from it.
+          x.log.info({ err: errorMessage(err) }, 'stable Deployment changed under us; deciding again');
+          throw new StaleError();
+        }
+        throw err;
+      }
+    }
+    for (const a of dec.actions) {
+      if (a.type === 'emitEvent') {
+        await d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, a.warning, a.reason, a.message);
+      } else if (a.type === 'notify' && x.analysis) {
+        const status = dec.status;
+        // Fire and forget: notification hooks must not hold a release step.
+        notify(a.hook, x.analysis, { namespace: ns, name, revision: status?.revision ?? '', phase: a.phase }, d.gates).then(
+          (rs) => rs.filter((r) => !r.passed).forEach((r) => x.log.warn({ hook: a.hook, message: r.message }, 'notification webhook failed')),
+          () => undefined,
+        );
+      }
+    }
+  }
+
+  private needProvider(p: TrafficProvider | undefined): TrafficProvider {
+    if (!p) throw new Error('no traffic provider for this release (invalid configuration)');
+    return p;
+  }
+
+  private target(stable: V1Deployment, service: string | undefined): RouteTarget {
+    const name = stable.metadata!.name!;
+    return {
+      namespace: stable.metadata!.namespace!,
+      name,
+      service: service ?? name,
+      trackLabel: this.d.trackLabel,
+      owner: { apiVersion: 'apps/v1', kind: 'Deployment', name, uid: stable.metadata!.uid!, controller: false, blockOwnerDeletion: true },
+    };
+  }
+
+  /** The cached `<name>-canary`, only if it is really ours (a user may own a Deployment of that name). */
+  private ownCanary(stable: V1Deployment): V1Deployment | undefined {
+    const c = this.d.canaryOf(stable.metadata!.namespace!, stable.metadata!.name!);
+    return c && isOurCanary(c, stable) ? c : undefined;
+  }
+
+  private async ensureCanary(stable: V1Deployment, replicas: number, current: V1Deployment | undefined): Promise<void> {
+    const ns = stable.metadata!.namespace!;
+    const want = buildCanary(stable, this.d.trackLabel, replicas);
+    let cur = current;
+    if (!cur) {
+      try {
+        await this.d.kube.createDeployment(ns, want);
+        return;
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        // Exists but not in our cache yet (or not ours): look at it.
+        cur = await this.d.kube.getDeployment(ns, want.metadata!.name!);
+        if (!isOurCanary(cur, stable)) throw new Error(`Deployment ${want.metadata!.name} already exists in ${ns} and is not a kube-canary canary of ${stable.metadata!.name}; rename it`);
+      }
+    }
+    if (JSON.stringify(cur.spec?.selector) !== JSON.stringify(canarySelector(stable.spec?.selector, this.d.trackLabel))) {
+      // The selector is immutable: replace the canary.
+      await this.deleteCanary(stable, cur);
+      await this.d.kube.createDeployment(ns, want);
+      return;
+    }
+    await this.d.kube.patchDeployment(ns, want.metadata!.name!, [
+      { op: 'add', path: '/spec/template', value: want.spec!.template },
+      { op: 'add', path: '/spec/replicas', value: replicas },
+      { op: 'add', path: '/spec/paused', value: false },
+    ]);
+  }
+
+  private async deleteCanary(stable: V1Deployment, current: V1Deployment | undefined): Promise<void> {
+    const ns = stable.metadata!.namespace!;
+    const name = canaryName(stable.metadata!.name!);
+    let c = current;
+    if (!c) {
+      try {
+        c = await this.d.kube.getDeployment(ns, name);
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      if (!isOurCanary(c, stable)) return;
+    }
+    try {
+      await this.d.kube.deleteDeployment(ns, name, c.metadata?.uid);
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  /** The template of the stable Deployment's ReplicaSet that runs `revision` (the paused Deployment keeps running it). */
+  private async findStableTemplate(stable: V1Deployment, revision: string): Promise<V1PodTemplateSpec | undefined> {
+    const ml = stable.spec?.selector?.matchLabels ?? {};
+    const selector = Object.entries(ml).map(([k, v]) => `${k}=${v}`).join(',');
+    const list = await this.d.kube.listReplicaSets(stable.metadata!.namespace!, selector);
+    const mine = list.items
+      .filter((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === stable.metadata!.uid) && templateHash(rs.spec?.template, this.d.trackLabel) === revision)
+      .sort((a, b) => (b.status?.replicas ?? 0) - (a.status?.replicas ?? 0));
+    return mine[0]?.spec?.template;
+  }
+
+  private record(namespace: string, name: string, before: Phase | undefined, dec: Decision, log: Logger): void {
+    const m = this.d.metrics;
+    const s = dec.status;
+    if (!s) return;
+    m.setPhase(namespace, name, s.phase);
+    m.weight.set({ namespace, name }, s.weight);
+    m.failedChecks.set({ namespace, name }, s.failedChecks);
+    if (s.phase !== before) {
+      log.info({ event: 'transition', from: before ?? null, to: s.phase, revision: s.revision, weight: s.weight, failedChecks: s.failedChecks, message: s.message }, `release ${before ?? 'new'} -> ${s.phase}`);
+      if (isTerminal(s.phase) && !s.cancelled) {
+        const started = Date.parse(s.startedAt);
+        if (Number.isFinite(started)) m.releaseDuration.observe({ outcome: s.phase }, Math.max(0, (this.d.now() - started) / 1000));
+        (s.phase === 'Succeeded' ? m.promotions : m.rollbacks).inc({ namespace, name });
+      }
+    } else if (dec.actions.some((a) => a.type === 'writeStatus')) {
+      log.debug({ phase: s.phase, weight: s.weight, failedChecks: s.failedChecks, message: s.message }, 'release status');
+    }
+  }
+}
+
+export class StaleError extends Error {
+  constructor() {
+    super('stale view of the stable Deployment');
+  }
+}
+
+export function isOurCanary(c: V1Deployment, stable: V1Deployment): boolean {
+  const l = c.metadata?.labels ?? {};
+  return l[LABEL_ROLE] === ROLE_CANARY && l[LABEL_STABLE_NAME] === stable.metadata?.name && (c.metadata?.ownerReferences ?? []).some((o) => o.uid === stable.metadata?.uid);
+}
