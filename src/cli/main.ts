@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerCerts } from './certs.js';
 import { registerWebhook } from './webhook.js';
+import { registerProgressor } from './progressor.js';
 
 const program = new Command()
   .name('kube-canary')
@@ -15,6 +16,7 @@ const program = new Command()
 
 registerCerts(program);
 registerWebhook(program);
+registerProgressor(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`kube-canary: ${err instanceof Error ? err.message : String(err)}\n`);
