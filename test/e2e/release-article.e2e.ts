@@ -18,6 +18,7 @@ import {
   waitForPhase,
   type ReleaseEnv,
   startReleaseEnv,
+  progressorAvailable,
 } from './harness/release.js';
 
 describe('release: the canary article\'s scenario (review 1.7.0 -> 1.8.0, promoted)', function () {
@@ -25,7 +26,8 @@ describe('release: the canary article\'s scenario (review 1.7.0 -> 1.8.0, promot
   let ns = '';
   let env: ReleaseEnv | undefined;
 
-  before(async () => {
+  before(async function () {
+    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('release-article');
     env = await startReleaseEnv(ns);
     const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.7.0', behaviour: { errorRate: 0, latencyMs: 30 } });

@@ -15,6 +15,7 @@ import {
   startReleaseEnv,
   waitForPhase,
   type ReleaseEnv,
+  progressorAvailable,
 } from './harness/release.js';
 
 describe('release: a second set image mid-release', function () {
@@ -22,7 +23,8 @@ describe('release: a second set image mid-release', function () {
   let ns = '';
   let env: ReleaseEnv | undefined;
 
-  before(async () => {
+  before(async function () {
+    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('release-newrev');
     env = await startReleaseEnv(ns);
     const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.7.0' });

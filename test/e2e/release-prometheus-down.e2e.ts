@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createNamespace, deleteNamespace, getDeployment, waitFor, waitForDeploymentReady } from './harness/cluster.js';
-import { ReleaseRecorder, applyObjects, articleAnalysis, reviewManifests, routeWeights, ship, startReleaseEnv, waitForPhase, type ReleaseEnv } from './harness/release.js';
+import { ReleaseRecorder, applyObjects, articleAnalysis, reviewManifests, routeWeights, ship, startReleaseEnv, waitForPhase, type ReleaseEnv, progressorAvailable } from './harness/release.js';
 
 const INTERVAL_S = 5;
 const THRESHOLD = 3;
@@ -15,7 +15,8 @@ describe('release: Prometheus stopped mid-release', function () {
   let ns = '';
   let env: ReleaseEnv | undefined;
 
-  before(async () => {
+  before(async function () {
+    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('release-promdown');
     env = await startReleaseEnv(ns);
     const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.7.0', analysis: articleAnalysis(INTERVAL_S, THRESHOLD) });

@@ -17,6 +17,7 @@ import {
   startReleaseEnv,
   waitForPhase,
   type ReleaseEnv,
+  progressorAvailable,
 } from './harness/release.js';
 
 const INTERVAL_S = 5;
@@ -29,7 +30,8 @@ describe('release: a bad release (30% 5xx) is rolled back', function () {
   let ns = '';
   let env: ReleaseEnv | undefined;
 
-  before(async () => {
+  before(async function () {
+    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('release-rollback');
     env = await startReleaseEnv(ns);
     const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.8.0', behaviour: { errorRate: 0, latencyMs: 30 } });
