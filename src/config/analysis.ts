@@ -61,95 +61,83 @@ export const DEFAULT_ANALYSIS_SOURCE = {
   ],
 };
 
-const weight = (field: string) =>
-  z.number({ error: (i) => `${field} ${show(i.input)} is not a number; use a whole percentage from 1 to 100` })
-    .int({ error: (i) => `${field} ${show(i.input)} is not a whole number; use a percentage from 1 to 100` })
-    .min(1, { error: (i) => `${field} ${show(i.input)} is too small; use a percentage from 1 to 100` })
-    .max(100, { error: (i) => `${field} ${show(i.input)} is too large; use a percentage from 1 to 100` });
+// Schemas are built once (building a zod schema costs far more than using it). Their messages
+// leave out the field; `messages()` puts the issue's path in front ("analysis.metrics[0].name ...").
+const weight = z
+  .number({ error: (i) => `${show(i.input)} is not a number; use a whole percentage from 1 to 100` })
+  .int({ error: (i) => `${show(i.input)} is not a whole number; use a percentage from 1 to 100` })
+  .min(1, { error: (i) => `${show(i.input)} is too small; use a percentage from 1 to 100` })
+  .max(100, { error: (i) => `${show(i.input)} is too large; use a percentage from 1 to 100` });
 
-const num = (field: string) =>
-  z.number({ error: (i) => `${field} ${show(i.input)} is not a number` }).refine(Number.isFinite, {
-    error: `${field} must be a finite number`,
-  });
+const num = z.number({ error: (i) => `${show(i.input)} is not a number` }).refine(Number.isFinite, { error: 'must be a finite number' });
 
-const str = (field: string) =>
-  z.string({ error: (i) => `${field} ${show(i.input)} is not a string` }).min(1, { error: `${field} is empty` });
+const str = z.string({ error: (i) => `${show(i.input)} is not a string` }).min(1, { error: 'is empty' });
 
-const durationField = (field: string) =>
-  z.unknown().transform((v, ctx) => {
-    const d = parseDuration(v);
-    if ('error' in d) {
-      ctx.addIssue({ code: 'custom', message: `${field} ${d.error}` });
-      return z.NEVER;
-    }
-    if (d.ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: `${field} ${show(v)} must be longer than zero` });
-      return z.NEVER;
-    }
-    return d.ms;
-  });
+const duration = z.unknown().transform((v, ctx) => {
+  const d = parseDuration(v);
+  if ('error' in d) {
+    ctx.addIssue({ code: 'custom', message: d.error });
+    return z.NEVER;
+  }
+  if (d.ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `${show(v)} must be longer than zero` });
+    return z.NEVER;
+  }
+  return d.ms;
+});
 
-function strict<T extends z.ZodRawShape>(where: string, shape: T) {
+function strict<T extends z.ZodRawShape>(shape: T) {
   const allowed = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
     error: (i) =>
       i.code === 'unrecognized_keys'
-        ? `${where} has unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}`
-        : `${where} must be a mapping (got ${show(i.input)}); allowed fields: ${allowed}`,
+        ? `has unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}`
+        : `must be a mapping (got ${show(i.input)}); allowed fields: ${allowed}`,
   });
 }
 
-const metricSchema = (i: number) => {
-  const at = `analysis.metrics[${i}]`;
-  return strict(at, {
-    name: str(`${at}.name`),
-    query: str(`${at}.query`).optional(),
-    thresholdRange: strict(`${at}.thresholdRange`, {
-      min: num(`${at}.thresholdRange.min`).optional(),
-      max: num(`${at}.thresholdRange.max`).optional(),
-    }).optional(),
-    threshold: num(`${at}.threshold`).optional(),
-    interval: durationField(`${at}.interval`).optional(),
-    templateRef: z.unknown().optional(),
-  });
-};
+const metricSchema = strict({
+  name: str,
+  query: str.optional(),
+  thresholdRange: strict({ min: num.optional(), max: num.optional() }).optional(),
+  threshold: num.optional(),
+  interval: duration.optional(),
+  templateRef: z.unknown().optional(),
+});
 
-const webhookSchema = (i: number) => {
-  const at = `analysis.webhooks[${i}]`;
-  return strict(at, {
-    name: str(`${at}.name`),
-    type: z
-      .string({ error: (x) => `${at}.type ${show(x.input)} is not a string` })
-      .optional()
-      .refine((t) => t === undefined || (WEBHOOK_TYPES as readonly string[]).includes(t), {
-        error: (x) => `${at}.type ${show(x.input)} is not a webhook type; allowed: ${WEBHOOK_TYPES.join(', ')}`,
-      }),
-    url: str(`${at}.url`).refine(isHttpUrl, {
-      error: (x) => `${at}.url ${show(x.input)} is not an http(s) URL, e.g. http://loadtester.test/`,
+const webhookSchema = strict({
+  name: str,
+  type: z
+    .string({ error: (x) => `${show(x.input)} is not a string` })
+    .optional()
+    .refine((t) => t === undefined || (WEBHOOK_TYPES as readonly string[]).includes(t), {
+      error: (x) => `${show(x.input)} is not a webhook type; allowed: ${WEBHOOK_TYPES.join(', ')}`,
     }),
-    timeout: durationField(`${at}.timeout`).optional(),
-    metadata: z
-      .record(z.string(), z.string({ error: (x) => `${at}.metadata values must be strings, got ${show(x.input)}` }), {
-        error: (x) => `${at}.metadata must be a mapping of strings, got ${show(x.input)}`,
-      })
-      .optional(),
-    muteAlert: z.unknown().optional(),
-  });
-};
-
-const analysisShape = {
-  interval: durationField('analysis.interval').optional(),
-  threshold: z
-    .number({ error: (i) => `analysis.threshold ${show(i.input)} is not a number; use a whole number of failed checks, at least 1` })
-    .int({ error: (i) => `analysis.threshold ${show(i.input)} is not a whole number of failed checks` })
-    .min(1, { error: (i) => `analysis.threshold ${show(i.input)} is too small; at least 1 failed check must trigger the rollback` })
+  url: str.refine(isHttpUrl, { error: (x) => `${show(x.input)} is not an http(s) URL, e.g. http://loadtester.test/` }),
+  timeout: duration.optional(),
+  metadata: z
+    .record(z.string(), z.string({ error: (x) => `${show(x.input)} is not a string; metadata values must be strings (quote numbers)` }), {
+      error: (x) => `must be a mapping of strings, got ${show(x.input)}`,
+    })
     .optional(),
-  maxWeight: weight('analysis.maxWeight').optional(),
-  stepWeight: weight('analysis.stepWeight').optional(),
-  stepWeights: z.array(z.unknown(), { error: (i) => `analysis.stepWeights ${show(i.input)} must be a list of percentages, e.g. [5, 10, 25, 50]` }).optional(),
-  metrics: z.array(z.unknown(), { error: (i) => `analysis.metrics ${show(i.input)} must be a list` }).optional(),
-  webhooks: z.array(z.unknown(), { error: (i) => `analysis.webhooks ${show(i.input)} must be a list` }).optional(),
-};
+  muteAlert: z.unknown().optional(),
+});
+
+const list = (example: string) => z.array(z.unknown(), { error: (i) => `${show(i.input)} must be a list${example}` });
+
+const analysisSchema = strict({
+  interval: duration.optional(),
+  threshold: z
+    .number({ error: (i) => `${show(i.input)} is not a number; use a whole number of failed checks, at least 1` })
+    .int({ error: (i) => `${show(i.input)} is not a whole number of failed checks` })
+    .min(1, { error: (i) => `${show(i.input)} is too small; at least 1 failed check must trigger the rollback` })
+    .optional(),
+  maxWeight: weight.optional(),
+  stepWeight: weight.optional(),
+  stepWeights: list(' of percentages, e.g. [5, 10, 25, 50]').optional(),
+  metrics: list('').optional(),
+  webhooks: list('').optional(),
+});
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
@@ -169,17 +157,17 @@ export function parseAnalysis(text: string | undefined, defaults: unknown = DEFA
 }
 
 function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis> {
-  const top = strict('analysis', analysisShape).safeParse(raw);
-  if (!top.success) return fail(top.error);
+  const top = analysisSchema.safeParse(raw);
+  if (!top.success) return { ok: false, errors: messages(top.error, 'analysis') };
   const a = top.data;
   const errors: string[] = [];
 
   const metrics: MetricCheck[] = [];
   const metricList = a.metrics ?? (raw === defaults ? [] : defaultMetrics(defaults));
   metricList.forEach((m, i) => {
-    const r = metricSchema(i).safeParse(m);
-    if (!r.success) return void errors.push(...messages(r.error));
     const at = `analysis.metrics[${i}]`;
+    const r = metricSchema.safeParse(m);
+    if (!r.success) return void errors.push(...messages(r.error, at));
     const builtin = (BUILTIN_METRICS as readonly string[]).includes(r.data.name);
     if (!builtin && !r.data.query) {
       errors.push(`${at} "${r.data.name}" is not a built-in metric (${BUILTIN_METRICS.join(', ')}) and has no query; add a PromQL query or use a built-in name`);
@@ -215,8 +203,8 @@ function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis
 
   const webhooks: WebhookGate[] = [];
   (a.webhooks ?? []).forEach((w, i) => {
-    const r = webhookSchema(i).safeParse(w);
-    if (!r.success) return void errors.push(...messages(r.error));
+    const r = webhookSchema.safeParse(w);
+    if (!r.success) return void errors.push(...messages(r.error, `analysis.webhooks[${i}]`));
     webhooks.push({
       name: r.data.name,
       type: (r.data.type ?? 'rollout') as WebhookType,
@@ -259,8 +247,8 @@ function resolveSteps(
     }
     const steps: number[] = [];
     stepWeights.forEach((w, i) => {
-      const r = weight(`analysis.stepWeights[${i}]`).safeParse(w);
-      if (!r.success) return void errors.push(...messages(r.error));
+      const r = weight.safeParse(w);
+      if (!r.success) return void errors.push(...messages(r.error, `analysis.stepWeights[${i}]`));
       if (steps.length > 0 && r.data <= steps[steps.length - 1]!) {
         errors.push(`analysis.stepWeights[${i}] ${r.data} is not larger than the step before it (${steps[steps.length - 1]}); weights must increase`);
       }
@@ -300,12 +288,12 @@ function get(o: unknown, key: string): unknown {
   return o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[key] : undefined;
 }
 
-function messages(err: z.ZodError): string[] {
-  return err.issues.map((i) => i.message);
-}
-
-function fail(err: z.ZodError): { ok: false; errors: string[] } {
-  return { ok: false, errors: messages(err) };
+/** "analysis.metrics[0].thresholdRange.min 5 is ..." from the issue's path under `at`. */
+function messages(err: z.ZodError, at: string): string[] {
+  return err.issues.map((i) => {
+    const field = i.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : `${acc}.${String(p)}`), at);
+    return `${field} ${i.message}`;
+  });
 }
 
 function isHttpUrl(s: string): boolean {

@@ -28,19 +28,39 @@ export interface ClusterDefaults {
 
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
 
-const KNOWN = new Set<string>([...USER_ANNOTATIONS, ...MANAGED_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME]);
+const MANAGED = new Set<string>(MANAGED_ANNOTATIONS);
+const KNOWN = new Set<string>(USER_ANNOTATIONS);
+const LABELS = new Set<string>([LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME]);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
-export function parseReleaseConfig(
-  deploymentName: string,
-  annotations: Record<string, string> | undefined,
-  defaults: ClusterDefaults = {},
-): { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] } {
-  const ann = annotations ?? {};
+export type ReleaseConfigResult = { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
+
+// Parsing is pure and the same annotations arrive on every admission of a Deployment, so results
+// are memoised (bounded; oldest dropped first). Results are shared: callers must not mutate them.
+const CACHE_LIMIT = 2048;
+const caches = new WeakMap<ClusterDefaults, Map<string, ReleaseConfigResult>>();
+const NO_DEFAULTS: ClusterDefaults = {};
+
+export function parseReleaseConfig(deploymentName: string, annotations: Record<string, string> | undefined, defaults: ClusterDefaults = NO_DEFAULTS): ReleaseConfigResult {
+  const ours = Object.entries(annotations ?? {}).filter(([k]) => k.startsWith(PREFIX) && !MANAGED.has(k));
+  const key = JSON.stringify([deploymentName, ours]);
+  let cache = caches.get(defaults);
+  if (!cache) caches.set(defaults, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const result = parse(deploymentName, Object.fromEntries(ours), defaults);
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+  cache.set(key, result);
+  return result;
+}
+
+function parse(deploymentName: string, ann: Record<string, string>, defaults: ClusterDefaults): ReleaseConfigResult {
   const errors: string[] = [];
 
   for (const key of Object.keys(ann)) {
-    if (key.startsWith(PREFIX) && !KNOWN.has(key)) {
+    if (LABELS.has(key)) {
+      errors.push(`${key} is a label, not an annotation; set it under metadata.labels`);
+    } else if (key.startsWith(PREFIX) && !KNOWN.has(key)) {
       errors.push(`annotation ${key} is not a kube-canary annotation; known: ${USER_ANNOTATIONS.join(', ')}`);
     }
   }

@@ -14,19 +14,19 @@ export const HASH_LENGTH = 10;
 const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 
 export function templateHash(template: V1PodTemplateSpec | undefined, trackLabel: string): string {
-  const t = structuredClone(template ?? {}) as V1PodTemplateSpec;
-  if (t.metadata?.labels) {
-    delete t.metadata.labels['pod-template-hash'];
-    delete t.metadata.labels[trackLabel];
-    if (Object.keys(t.metadata.labels).length === 0) delete t.metadata.labels;
-  }
-  if (t.metadata?.annotations) {
-    delete t.metadata.annotations[RESTARTED_AT];
-    if (Object.keys(t.metadata.annotations).length === 0) delete t.metadata.annotations;
-  }
-  if (t.metadata) delete t.metadata.creationTimestamp;
-  if (t.metadata && Object.keys(t.metadata).length === 0) delete t.metadata;
+  // Copy only what is filtered; the spec is read, never changed, so it is not cloned (hot path).
+  const { creationTimestamp: _ts, labels, annotations, ...meta } = template?.metadata ?? {};
+  const keptLabels = without(labels, ['pod-template-hash', trackLabel]);
+  const keptAnnotations = without(annotations, [RESTARTED_AT]);
+  const metadata = { ...meta, ...(keptLabels ? { labels: keptLabels } : {}), ...(keptAnnotations ? { annotations: keptAnnotations } : {}) };
+  const t = { ...template, metadata: Object.keys(metadata).length > 0 ? metadata : undefined };
   return createHash('sha256').update(canonicalJson(t)).digest('hex').slice(0, HASH_LENGTH);
+}
+
+function without(map: Record<string, string> | undefined, keys: string[]): Record<string, string> | undefined {
+  if (!map) return undefined;
+  const kept = Object.fromEntries(Object.entries(map).filter(([k]) => !keys.includes(k)));
+  return Object.keys(kept).length > 0 ? kept : undefined;
 }
 
 /**
@@ -35,9 +35,19 @@ export function templateHash(template: V1PodTemplateSpec | undefined, trackLabel
  */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(v as Record<string, unknown>)
-    .filter(([, x]) => x !== undefined && x !== null)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  // String building in plain loops: this runs twice per admission, on the webhook's hot path.
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + canonicalJson(v[i]);
+    return `${out}]`;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).sort();
+  let out = '{';
+  for (const k of keys) {
+    const x = o[k];
+    if (x === undefined || x === null) continue;
+    out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ':' + canonicalJson(x);
+  }
+  return `${out}}`;
 }

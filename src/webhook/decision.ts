@@ -88,7 +88,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const selectorProblem = trackSelectorProblem(obj, config.trackLabel);
   if (selectorProblem) return deny(400, `Deployment ${ref}: ${selectorProblem}`);
 
-  const mutated = structuredClone(obj);
+  const mutated = mutableCopy(obj);
   const warnings: string[] = [];
   const result = (reason: string): Decision => patched(req.uid, obj, mutated, reason, warnings);
 
@@ -138,6 +138,23 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   }
   warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, inProgress ? oldAnn[ANN_REVISION] : undefined));
   return result(`new revision ${newHash} captured (stable ${stableRevision})`);
+}
+
+/**
+ * A copy in which exactly the parts the decision may change (metadata, its annotations, spec,
+ * the template's metadata and labels) are fresh objects; the rest is shared with the request,
+ * which is never modified. Cheaper than a deep clone on the hot path.
+ */
+function mutableCopy(d: V1Deployment): V1Deployment {
+  const template = d.spec!.template;
+  return {
+    ...d,
+    metadata: { ...d.metadata, ...(d.metadata?.annotations ? { annotations: { ...d.metadata.annotations } } : {}) },
+    spec: {
+      ...d.spec!,
+      template: { ...template, metadata: { ...template.metadata, ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}) } },
+    },
+  };
 }
 
 function isDeployment(o: unknown): o is V1Deployment {

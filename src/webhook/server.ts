@@ -26,6 +26,8 @@ export function createApp(opts: AppOptions): express.Express {
   const { config, metrics, log } = opts;
   const app = express();
   app.disable('x-powered-by');
+  // The apiserver never revalidates: hashing every answer for an ETag is wasted work.
+  app.set('etag', false);
   const body = express.raw({ type: () => true, limit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
 
   const mutate = (source: OptInSource) => (req: Request, res: Response) => {

@@ -92,7 +92,7 @@ webhooks:
     ['metrics: [{name: x, query: "up", thresholdRange: {mni: 5}}]', 'analysis.metrics[0].thresholdRange has unknown field "mni"; allowed: min, max'],
     ['webhooks: [{name: gate, type: confirm, url: "http://x/"}]', 'analysis.webhooks[0].type "confirm" is not a webhook type; allowed: confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event'],
     ['webhooks: [{name: gate, url: "x"}]', 'analysis.webhooks[0].url "x" is not an http(s) URL'],
-    ['webhooks: [{name: gate, url: "http://x/", metadata: {n: 1}}]', 'analysis.webhooks[0].metadata values must be strings, got 1'],
+    ['webhooks: [{name: gate, url: "http://x/", metadata: {n: 1}}]', 'analysis.webhooks[0].metadata.n 1 is not a string; metadata values must be strings (quote numbers)'],
     ['[1, 2]', 'analysis must be a mapping (got [1,2])'],
     ['a: &a [*a]', 'analysis'],
   ];

@@ -36,4 +36,16 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
       ['kube-canary.io/analysis', 'kube-canary.io/skip-analysis', 'kube-canary.io/service'],
     );
   });
+
+  it('points out a label written as an annotation', () => {
+    const r = parseReleaseConfig('review', { 'kube-canary.io/enabled': 'true' });
+    assert.deepEqual(r.ok ? [] : r.errors, ['kube-canary.io/enabled is a label, not an annotation; set it under metadata.labels']);
+  });
+
+  it('returns the same answer for the same annotations (memoised), whatever the managed annotations say', () => {
+    const a = parseReleaseConfig('review', { 'kube-canary.io/analysis': 'stepWeight: 5', 'kube-canary.io/status': '{}' });
+    const b = parseReleaseConfig('review', { 'kube-canary.io/analysis': 'stepWeight: 5', 'kube-canary.io/status': '{"phase":"x"}' });
+    assert.equal(a, b);
+    assert.notEqual(parseReleaseConfig('other', { 'kube-canary.io/analysis': 'stepWeight: 5' }), a);
+  });
 });
