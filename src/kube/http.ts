@@ -79,7 +79,11 @@ export class KubeHttp {
     const opts = await this.options();
     const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
     const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), accept: 'application/json' };
-    if (payload !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
+    if (payload !== undefined) {
+      headers['content-type'] = o.contentType ?? 'application/json';
+      // Explicit length: a chunked DELETE body confused keep-alive reuse (a 400 on the next request).
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
     this.requests += 1;
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
