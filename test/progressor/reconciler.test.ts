@@ -1,0 +1,308 @@
+/**
+ * The reconciler against an in-memory world (test doubles of the API, the traffic provider, the
+ * gates and the event recorder): whole releases end to end, and a crash injected before every
+ * single write of a release, after which a fresh reconciler (nothing kept in memory) carries on.
+ */
+import assert from 'node:assert/strict';
+import type { V1Deployment, V1ReplicaSet } from '@kubernetes/client-node';
+import fjp, { type Operation } from 'fast-json-patch';
+import { ANN_FAILED_REVISION, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../../src/config/contract.js';
+import { parseStatus } from '../../src/config/status.js';
+import { templateHash } from '../../src/config/template-hash.js';
+import { createLogger } from '../../src/kube/logger.js';
+import type { CheckResult, GateRunner, MetricProvider } from '../../src/metrics/provider.js';
+import { ProgressorMetrics } from '../../src/progressor/metrics.js';
+import { Reconciler, StaleError } from '../../src/progressor/reconciler.js';
+import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
+
+class Crash extends Error {}
+const apiError = (code: number, message: string) => Object.assign(new Error(message), { code });
+
+/** Test double of the cluster: one stable Deployment, its ReplicaSets, a canary, routes, events. */
+class World {
+  stable: V1Deployment;
+  canary?: V1Deployment;
+  replicaSets: V1ReplicaSet[] = [];
+  routes?: Routes;
+  events: string[] = [];
+  writes = 0;
+  crashAt = -1;
+  rv = 1;
+  statusWrites: string[] = [];
+
+  constructor(analysis: object, image = 'review:1.7.0') {
+    this.stable = {
+      metadata: { name: 'review', namespace: 'test', uid: 'uid-stable', resourceVersion: '1', generation: 1, labels: { app: 'review', 'kube-canary.io/enabled': 'true' }, annotations: { 'kube-canary.io/analysis': JSON.stringify(analysis), 'kube-canary.io/progress-deadline': '60s' } },
+      spec: { replicas: 2, selector: { matchLabels: { app: 'review' } }, template: { metadata: { labels: { app: 'review', version: 'stable' } }, spec: { containers: [{ name: 'review', image }] } } },
+      status: {},
+    };
+    this.settle();
+  }
+
+  /** What the webhook does on `kubectl set image`. */
+  capture(image: string): string {
+    const t = structuredClone(this.stable.spec!.template);
+    t.spec!.containers[0]!.image = image;
+    const ann = this.stable.metadata!.annotations!;
+    const stableRev = ann[ANN_STABLE_REVISION] ?? templateHash(this.stable.spec!.template, 'version');
+    const rev = templateHash(t, 'version');
+    ann[ANN_REVISION] = rev;
+    ann[ANN_STABLE_REVISION] = stableRev;
+    this.stable.spec!.template = t;
+    this.stable.spec!.paused = true;
+    this.bump(true);
+    return rev;
+  }
+
+  private bump(specChanged: boolean) {
+    this.stable.metadata!.resourceVersion = String(++this.rv);
+    if (specChanged) this.stable.metadata!.generation = (this.stable.metadata!.generation ?? 0) + 1;
+  }
+
+  private write(what: string) {
+    this.writes += 1;
+    if (this.writes === this.crashAt) throw new Crash(`crash before write ${this.writes} (${what})`);
+  }
+
+  /** The Deployment controller and kwok, instantly: unpaused Deployments roll, every pod is ready. */
+  settle() {
+    const s = this.stable;
+    if (!s.spec!.paused) {
+      const h = templateHash(s.spec!.template, 'version');
+      let rs = this.replicaSets.find((r) => templateHash(r.spec!.template, 'version') === h);
+      if (!rs) {
+        rs = { metadata: { name: `review-${h}`, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'review', uid: 'uid-stable' }] }, spec: { selector: {}, template: { ...structuredClone(s.spec!.template), metadata: { ...s.spec!.template.metadata, labels: { ...s.spec!.template.metadata!.labels, 'pod-template-hash': h } } } }, status: { replicas: 0 } };
+        this.replicaSets.push(rs);
+      }
+      for (const r of this.replicaSets) r.status = { replicas: r === rs ? s.spec!.replicas! : 0 };
+      s.status = { observedGeneration: s.metadata!.generation!, replicas: 2, updatedReplicas: 2, availableReplicas: 2 };
+    } else {
+      s.status = { ...s.status, observedGeneration: s.metadata!.generation! };
+    }
+    if (this.canary) this.canary.status = { observedGeneration: this.canary.metadata!.generation ?? 1, updatedReplicas: this.canary.spec!.replicas!, availableReplicas: this.canary.spec!.replicas! };
+  }
+
+  kube = {
+    createDeployment: async (_ns: string, body: V1Deployment) => {
+      this.write('create canary');
+      if (this.canary) throw apiError(409, 'exists');
+      this.canary = { ...structuredClone(body), metadata: { ...structuredClone(body.metadata), uid: 'uid-canary', generation: 1 } };
+      return this.canary;
+    },
+    patchDeployment: async (_ns: string, name: string, ops: Operation[]) => {
+      this.write(`patch ${name}`);
+      if (name === 'review-canary') {
+        if (!this.canary) throw apiError(404, 'not found');
+        this.canary = fjp.applyPatch(structuredClone(this.canary), ops, true, false).newDocument;
+        this.canary.metadata!.generation = (this.canary.metadata!.generation ?? 1) + 1;
+        return this.canary;
+      }
+      let next: V1Deployment;
+      try {
+        next = fjp.applyPatch(structuredClone(this.stable), ops, true, false).newDocument;
+      } catch {
+        throw apiError(422, 'the server rejected our request due to an error in our request');
+      }
+      const status = next.metadata!.annotations![ANN_STATUS];
+      if (status !== this.stable.metadata!.annotations![ANN_STATUS] && status) this.statusWrites.push(parseStatus(status)!.phase);
+      const specChanged = JSON.stringify(next.spec) !== JSON.stringify(this.stable.spec);
+      this.stable = next;
+      this.bump(specChanged);
+      return next;
+    },
+    deleteDeployment: async () => {
+      this.write('delete canary');
+      if (!this.canary) throw apiError(404, 'not found');
+      this.canary = undefined;
+      return {};
+    },
+    getDeployment: async (_ns: string, name: string) => {
+      if (name === 'review-canary' && this.canary) return structuredClone(this.canary);
+      throw apiError(404, 'not found');
+    },
+    listReplicaSets: async () => ({ items: structuredClone(this.replicaSets) }),
+  };
+
+  provider: TrafficProvider = {
+    name: 'fake',
+    reconcile: async (_t: RouteTarget) => {
+      if (!this.routes) {
+        this.write('create routes');
+        this.routes = { stable: 100, canary: 0 };
+      }
+    },
+    setRoutes: async (_t: RouteTarget, stable: number, canary: number) => {
+      this.write(`set routes ${stable}/${canary}`);
+      if (!this.routes) throw new Error('no routes');
+      this.routes = { stable, canary };
+    },
+    getRoutes: async () => (this.routes ? { ...this.routes } : undefined),
+  };
+}
+
+/** Test doubles of the metrics package's interfaces. */
+class StubMetrics implements MetricProvider {
+  constructor(public pass = true) {}
+  async check(m: { name: string }): Promise<CheckResult> {
+    return { name: m.name, passed: this.pass, value: this.pass ? 100 : 50, min: 99, message: `${m.name} ${this.pass ? 100 : 50}` };
+  }
+}
+class StubWebhooks implements GateRunner {
+  async run(g: { name: string }): Promise<CheckResult> {
+    return { name: g.name, passed: true, message: 'ok' };
+  }
+}
+
+const ANALYSIS = { interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '10s' }] };
+
+function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetrics(), promMetrics = new ProgressorMetrics(false)) {
+  return new Reconciler({
+    kube: w.kube as never,
+    providers: { get: () => w.provider },
+    gates: { metrics, webhooks: new StubWebhooks() },
+    events: { emit: async (_t, _warn, _reason, message) => void w.events.push(message) },
+    metrics: promMetrics,
+    log: createLogger('test', 'silent'),
+    trackLabel: 'version',
+    defaults: {},
+    canaryOf: () => w.canary,
+    mayAct: () => true,
+    now: () => clock.now,
+  });
+}
+
+/** Drive reconciles like the controller does (timers, retries) until the release is over. */
+async function drive(w: World, clock: { now: number }, opts: { metrics?: StubMetrics; promMetrics?: ProgressorMetrics; maxRounds?: number } = {}) {
+  let crashes = 0;
+  for (let round = 0; round < (opts.maxRounds ?? 200); round++) {
+    w.settle();
+    const r = reconcilerFor(w, clock, opts.metrics, opts.promMetrics);
+    try {
+      const res = await r.reconcile(structuredClone(w.stable));
+      const s = parseStatus(w.stable.metadata!.annotations![ANN_STATUS]);
+      if (!w.stable.metadata!.annotations![ANN_REVISION] && s && ['Succeeded', 'Failed'].includes(s.phase)) return { crashes };
+      clock.now += Math.max(res.requeueAfterMs ?? 1000, 1);
+    } catch (err) {
+      if (err instanceof Crash) crashes += 1;
+      else if (!(err instanceof StaleError)) throw err;
+      clock.now += 500;
+    }
+  }
+  throw new Error(`release did not finish: ${w.stable.metadata!.annotations![ANN_STATUS]}`);
+}
+
+describe('progressor reconciler (in-memory world)', () => {
+  it("promotes the article's release: events in order, stable on the new image, routes 100/0, no canary", async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const prom = new ProgressorMetrics(false);
+    w.capture('review:1.8.0');
+    await drive(w, clock, { promMetrics: prom });
+    w.settle();
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0');
+    assert.equal(w.stable.spec!.paused, false);
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.canary, undefined);
+    assert.equal(w.stable.metadata!.annotations![ANN_STABLE_REVISION], undefined);
+    const rev = parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!.revision;
+    assert.deepEqual(w.events.filter((e) => !e.startsWith('Waiting')), [
+      'New revision detected review.test',
+      'Advance review.test canary weight 25',
+      'Advance review.test canary weight 50',
+      `Promoting revision ${rev} into review.test`,
+      'Promotion completed! Scaling down review-canary.test',
+    ]);
+    assert.match(await prom.registry.metrics(), /kube_canary_promotions_total\{namespace="test",name="review"\} 1/);
+  });
+
+  it('rolls back a failing release without touching the stable pods and records the failed revision', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const stableRs = structuredClone(w.replicaSets);
+    const rev = w.capture('review:1.9.0');
+    await drive(w, clock, { metrics: new StubMetrics(false) });
+    w.settle();
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.7.0');
+    assert.equal(w.stable.metadata!.annotations![ANN_FAILED_REVISION], rev);
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.canary, undefined);
+    // The restored template is the running ReplicaSet's (minus pod-template-hash): no new ReplicaSet, no pod churn.
+    assert.equal(w.replicaSets.length, stableRs.length);
+    assert.equal(templateHash(w.stable.spec!.template, 'version'), templateHash(stableRs[0]!.spec!.template, 'version'));
+    assert.equal(w.stable.spec!.template.metadata!.labels!['pod-template-hash'], undefined);
+    assert.ok(w.events.some((e) => e.startsWith('Rolling back review.test: failed checks threshold reached 2')));
+    assert.ok(w.events.includes('Canary failed! Scaling down review-canary.test'));
+  });
+
+  it('a crash before any single write of a release never breaks it: same end state, one promotion', async () => {
+    // Count the writes of an undisturbed release first.
+    const base = new World(ANALYSIS);
+    base.capture('review:1.8.0');
+    await drive(base, { now: Date.parse('2026-01-01T00:00:00Z') });
+    const total = base.writes;
+    assert.ok(total >= 8, `a release makes several writes (${total})`);
+    for (let k = 1; k <= total; k++) {
+      const w = new World(ANALYSIS);
+      w.capture('review:1.8.0');
+      w.crashAt = k;
+      const prom = new ProgressorMetrics(false);
+      const { crashes } = await drive(w, { now: Date.parse('2026-01-01T00:00:00Z') }, { promMetrics: prom });
+      w.settle();
+      assert.equal(crashes, 1, `crash ${k} happened`);
+      assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0', `crash ${k}: image`);
+      assert.equal(w.stable.spec!.paused, false, `crash ${k}: paused`);
+      assert.deepEqual(w.routes, { stable: 100, canary: 0 }, `crash ${k}: routes`);
+      assert.equal(w.canary, undefined, `crash ${k}: canary left behind`);
+      assert.equal(w.statusWrites.filter((p) => p === 'Promoting').length, 1, `crash ${k}: promoted once`);
+      assert.equal(w.statusWrites.filter((p) => p === 'Succeeded').length, 1, `crash ${k}: succeeded once`);
+    }
+  });
+
+  it('a crash before any single write of a rollback never leaves weight on the canary', async () => {
+    const base = new World(ANALYSIS);
+    base.capture('review:1.9.0');
+    await drive(base, { now: Date.parse('2026-01-01T00:00:00Z') }, { metrics: new StubMetrics(false) });
+    for (let k = 1; k <= base.writes; k++) {
+      const w = new World(ANALYSIS);
+      w.capture('review:1.9.0');
+      w.crashAt = k;
+      await drive(w, { now: Date.parse('2026-01-01T00:00:00Z') }, { metrics: new StubMetrics(false) });
+      w.settle();
+      assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.7.0', `crash ${k}: image`);
+      assert.deepEqual(w.routes, { stable: 100, canary: 0 }, `crash ${k}: routes`);
+      assert.equal(w.canary, undefined, `crash ${k}: canary`);
+      assert.equal(w.statusWrites.filter((p) => p === 'Failed').length, 1, `crash ${k}: failed once`);
+    }
+  });
+
+  it('a second set image mid-release restarts the analysis and promotes only the newest', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.capture('review:1.8.0');
+    // Run until weight 25 is applied, then ship 1.8.1.
+    for (let i = 0; i < 10 && w.routes?.canary !== 25; i++) {
+      w.settle();
+      const res = await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+      clock.now += res.requeueAfterMs ?? 1000;
+    }
+    assert.equal(w.routes?.canary, 25);
+    w.capture('review:1.8.1');
+    await drive(w, clock);
+    w.settle();
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.1');
+    assert.ok(w.events.some((e) => /analysis restarts/.test(e)));
+    assert.equal(w.events.filter((e) => e.startsWith('Promoting')).length, 1);
+  });
+
+  it('a stale view loses: the resourceVersion test fails and nothing of the transition is committed', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.capture('review:1.8.0');
+    const stale = structuredClone(w.stable);
+    w.stable.metadata!.annotations!['someone'] = 'else';
+    w.stable.metadata!.resourceVersion = String(++w.rv);
+    await assert.rejects(reconcilerFor(w, clock).reconcile(stale), StaleError);
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined);
+    assert.deepEqual(w.events, []);
+  });
+});
