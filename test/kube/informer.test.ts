@@ -1,0 +1,82 @@
+/**
+ * The informer against a scripted fake API server (a test double over plain HTTP): a failing
+ * list, a stream the server closes, a 410 "too old" ERROR event, and a watch that goes silent.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import { KubeHttp } from '../../src/kube/http.js';
+import { Informer } from '../../src/kube/informer.js';
+import { createLogger } from '../../src/kube/logger.js';
+
+const dep = (name: string, rv: string): V1Deployment => ({ metadata: { name, namespace: 'ns', resourceVersion: rv } });
+
+describe('kube informer', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  let port: number;
+  let lists = 0;
+  let watches = 0;
+  const watchQueries: string[] = [];
+  let listItems: V1Deployment[] = [];
+  const open: http.ServerResponse[] = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') !== 'true') {
+        lists += 1;
+        // The first list fails: the informer must back off and retry.
+        if (lists === 1) return void res.writeHead(500).end('{"message":"etcd is sad"}');
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ items: listItems, metadata: { resourceVersion: String(10 * lists) } }));
+      }
+      watches += 1;
+      watchQueries.push(url.searchParams.get('resourceVersion') ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const send = (type: string, object: unknown) => res.write(`${JSON.stringify({ type, object })}\n`);
+      if (watches === 1) {
+        send('ADDED', dep('b', '21'));
+        res.end(); // the server closes the stream: watch again from rv 21, no relist
+      } else if (watches === 2) {
+        send('ERROR', { kind: 'Status', code: 410, message: 'too old resource version' });
+        open.push(res);
+      } else if (watches === 3) {
+        open.push(res); // silent: the watchdog must restart it
+      } else {
+        send('MODIFIED', dep('a', '99'));
+        open.push(res);
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  after(async () => {
+    for (const r of open) r.destroy();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('survives a failed list, a closed stream, 410 Gone and a silent watch, without losing changes', async () => {
+    listItems = [dep('a', '5')];
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const seen: string[] = [];
+    const inf = new Informer<V1Deployment>(new KubeHttp(kc), { name: 'test', path: '/apis/apps/v1/deployments', silenceMs: 400, backoffMinMs: 50, backoffMaxMs: 200 }, createLogger('test', 'silent'));
+    inf.on((ev, o) => seen.push(`${ev} ${o.metadata!.name}@${o.metadata!.resourceVersion}`));
+    inf.start();
+    await inf.waitForSync();
+    const deadline = Date.now() + 10_000;
+    while (!seen.includes('update a@99') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await inf.stop();
+    assert.deepEqual(seen.slice(0, 2), ['add a@5', 'add b@21']);
+    assert.ok(seen.includes('delete b@21'), `the relist after 410 reports b as deleted: ${seen.join(', ')}`);
+    assert.ok(seen.includes('update a@99'), seen.join(', '));
+    assert.equal(lists, 3, 'failed list, first list, relist after 410');
+    assert.equal(watchQueries[1], '21', 'after a normal close it resumes from the last resourceVersion');
+    assert.ok(inf.stats.silentRestarts >= 1, 'the silent watch was restarted');
+    assert.equal(inf.get('ns', 'a')?.metadata?.resourceVersion, '99');
+  });
+});
