@@ -4,7 +4,7 @@
  * Body: a realistic ~7 KB AdmissionReview (the article's review Deployment, 1.7.0 -> 1.8.0).
  * Target: >= 0.7 of the plain server's throughput; p99 < 5 ms at 1,000 requests/s.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /** Starts a server whose logs go to a file, as a container runtime would take them (not through this busy process). */
 async function startServer(args: string[], logFile: string): Promise<{ port: number; pid: number; stop: () => void }> {
   const out = openSync(logFile, 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', out, 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' } });
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', out, 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' } });
   closeSync(out);
   let exited = false;
   child.once('exit', () => (exited = true));
@@ -64,8 +64,11 @@ async function main() {
     const ca = Buffer.from(c.caCert);
     const body = JSON.stringify(JSON.parse(readFileSync(join(root, 'test/webhook/fixtures/review-set-image.json'), 'utf8')));
     console.log(`AdmissionReview body ${body.length} bytes; closed loop ${CONCURRENCY} connections ${SECONDS}s; open loop ${RATE} req/s ${SECONDS}s; node ${process.version}`);
-    const plain = await measure('plain node:https', ['bench/plain-server.ts', join(dir, 'tls.crt'), join(dir, 'tls.key')], ca, body, join(dir, 'plain.log'));
-    const kc = await measure('kube-canary webhook', ['src/cli/main.ts', 'webhook', '--port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], ca, body, join(dir, 'webhook.log'));
+    // The webhook runs as shipped (compiled dist/, no tsx loader or source maps); the plain
+    // server's per-request path is Node's own whatever loads it.
+    execFileSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
+    const plain = await measure('plain node:https', ['--import', 'tsx', 'bench/plain-server.ts', join(dir, 'tls.crt'), join(dir, 'tls.key')], ca, body, join(dir, 'plain.log'));
+    const kc = await measure('kube-canary webhook', ['dist/src/cli/main.js', 'webhook', '--port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], ca, body, join(dir, 'webhook.log'));
     for (const r of [plain, kc]) {
       console.log(row(r.name, `max (c=${CONCURRENCY})`, r.throughput));
       console.log(row(r.name, `at ${RATE} req/s`, r.atRate));
