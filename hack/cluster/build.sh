@@ -121,7 +121,7 @@ fetch_istio_crds() {
 }
 
 missing=()
-[[ -x "$KUBE_BIN" ]] || missing+=("kube-$KUBE_VERSION")
+[[ -x "$KUBE_BIN" && -L "$KUBE_DIR/kube-scheduler" ]] || missing+=("kube-$KUBE_VERSION")
 [[ -x "$ETCD_BIN" ]] || missing+=("etcd-$ETCD_VERSION")
 [[ -x "$KWOK_BIN" && -s "$KWOK_STAGES" ]] || missing+=("kwok-$KWOK_VERSION")
 [[ -x "$KUBECTL_BIN" && -x "$HELM_BIN" ]] || missing+=("kubectl+helm")

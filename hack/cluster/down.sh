@@ -2,6 +2,8 @@
 # Stop every process recorded in <repo>/.cluster/pids/ (control plane components, and anything
 # the e2e harness registered there), wait for them to exit, then remove the state directory.
 # Only the recorded pids are signalled, and only if their start time still matches.
+#
+# Usage: down.sh [--keep-logs]   (--keep-logs: leave .cluster/logs/ for a post-mortem)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -46,5 +48,10 @@ stop_one() { # <pidfile>
 }
 for f in "${order[@]}"; do stop_one "$f"; done
 
-rm -rf "$STATE_DIR"
-log "down: removed $STATE_DIR"
+if [[ "${1:-}" == --keep-logs ]]; then
+  find "$STATE_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+  log "down: removed $STATE_DIR (kept $STATE_DIR/logs)"
+else
+  rm -rf "$STATE_DIR"
+  log "down: removed $STATE_DIR"
+fi

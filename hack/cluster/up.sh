@@ -34,6 +34,16 @@ fi
 "$(dirname "$0")/build.sh"
 start=$SECONDS
 
+# On any failure from here on: stop what was started, keep the logs for a post-mortem.
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    log "up: FAILED; stopping the components started so far (logs kept in $STATE_DIR/logs/)"
+    "$(dirname "$0")/down.sh" --keep-logs || true
+  fi
+}
+trap on_exit EXIT
+
 mkdir -p "$STATE_DIR"/{pki,logs,pids,etcd,config}
 chmod 700 "$STATE_DIR/pki"
 
