@@ -245,8 +245,13 @@ start_component kube-scheduler "$KUBE_DIR/kube-scheduler" \
 started+=(kube-scheduler)
 
 # kwok: no --node-port / --server-address, so it opens no listener at all.
+# --node-lease-duration-seconds: with --config holding only Stages the configuration is not
+# defaulted and kwok keeps no node Leases; the heartbeat-with-lease stage then updates the
+# Node status only every 10-20 min and the node lifecycle controller marks the nodes (and
+# every pod on them) NotReady after its 50 s grace period.
 start_component kwok "$KWOK_BIN" \
   --kubeconfig="$STATE_DIR/config/kwok.kubeconfig" \
+  --node-lease-duration-seconds=40 \
   --config="$KWOK_STAGES" \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --cidr=10.244.0.0/16 \
