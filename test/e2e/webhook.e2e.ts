@@ -94,8 +94,8 @@ describe('kube-canary webhook against the real API server', function () {
   });
 
   after(async function () {
-    await unregisterWebhook(configName);
     await webhook?.stop();
+    await unregisterWebhook(configName);
     for (const name of systemDeployments) {
       await clients().apps.deleteNamespacedDeployment({ name, namespace: 'kube-system' }).catch(() => undefined);
     }

@@ -8,7 +8,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1LabelSelectorRequirement, V1MutatingWebhook, V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
-import { clients, repoRoot, run, waitFor } from './cluster.js';
+import { clients, clusterEnv, repoRoot, run, waitFor } from './cluster.js';
 import { freePort, startProcess, type HostProcess } from './processes.js';
 
 export const ENABLED_LABEL = 'kube-canary.io/enabled';
@@ -106,6 +106,7 @@ export interface RunningWebhook {
 
 /** `kube-canary certs` + `kube-canary webhook` on 127.0.0.1; resolves once /readyz answers 200. */
 export async function startWebhook(opts: { extraArgs?: string[] } = {}): Promise<RunningWebhook> {
+  clusterEnv(); // fail before starting anything when there is no cluster
   const { cmd, args } = cliCommand();
   const certDir = mkdtempSync(join(tmpdir(), 'kube-canary-e2e-certs-'));
   await run(cmd, [...args, 'certs', '--out', certDir, '--hosts', '127.0.0.1,localhost'], { timeoutMs: 60_000 });
@@ -160,5 +161,9 @@ export async function registerWebhook(cfg: V1MutatingWebhookConfiguration): Prom
 }
 
 export async function unregisterWebhook(name: string): Promise<void> {
-  await clients().admission.deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
+  try {
+    await clients().admission.deleteMutatingWebhookConfiguration({ name });
+  } catch {
+    // already gone, or no cluster
+  }
 }
