@@ -255,11 +255,7 @@ start_component kwok "$KWOK_BIN" \
   --config="$KWOK_STAGES" \
   --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --cidr=10.244.0.0/16 \
-  --node-ip=127.0.0.1 \
-  --node-lease-duration-seconds=40
-# (node leases: the heartbeat-with-lease stages update node status only about once a minute and
-# rely on the Lease for liveness; without leases the node lifecycle controller marks both nodes
-# NotReady every ~55 s and their pods Ready=false, which kwok never reverts.)
+  --node-ip=127.0.0.1
 started+=(kwok)
 
 # ------------------------------------------------------------------------- cluster objects
