@@ -110,24 +110,33 @@ export async function startSimulator(opts: { namespaces: string[]; rps?: number;
 
 export interface ProgressorProcess {
   readonly process: HostProcess;
+  /** http://127.0.0.1:PORT/metrics of this progressor */
+  readonly metricsUrl: string;
   stop(): Promise<void>;
 }
 
-/** `kube-canary progressor --kubeconfig K --prometheus-url U` (extra flags from E2E_PROGRESSOR_ARGS). */
-export function startProgressor(opts: { kubeconfig: string; prometheusUrl: string; name?: string; extraArgs?: string[] }): ProgressorProcess {
+/**
+ * `kube-canary progressor --kubeconfig K --prometheus-url U --metrics-addr 127.0.0.1:<free>`
+ * (extra flags from E2E_PROGRESSOR_ARGS). A free metrics port, so parallel suites never collide
+ * on the default 8081.
+ */
+export async function startProgressor(opts: { kubeconfig: string; prometheusUrl: string; name?: string; extraArgs?: string[] }): Promise<ProgressorProcess> {
   const { cmd, args } = cliCommand();
   const extra = (process.env['E2E_PROGRESSOR_ARGS'] ?? '').split(/\s+/).filter(Boolean);
-  const proc = startProcess(opts.name ?? 'progressor', cmd, [
+  const metricsPort = await freePort();
+  const proc = startProcess(opts.name ?? `progressor-${metricsPort}`, cmd, [
     ...args,
     'progressor',
     '--kubeconfig',
     opts.kubeconfig,
     '--prometheus-url',
     opts.prometheusUrl,
+    '--metrics-addr',
+    `127.0.0.1:${metricsPort}`,
     ...extra,
     ...(opts.extraArgs ?? []),
   ]);
-  return { process: proc, stop: () => proc.stop(10_000) };
+  return { process: proc, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: () => proc.stop(10_000) };
 }
 
 let progressorCli: boolean | undefined;
@@ -163,7 +172,7 @@ export interface ReleaseEnv {
  * Starts simulator, Prometheus, webhook (registered for `namespace` only) and progressor.
  * `namespace` must exist. Stops whatever it started if a later step fails.
  */
-export async function startReleaseEnv(namespace: string, opts: { rps?: number; log?: (m: string) => void } = {}): Promise<ReleaseEnv> {
+export async function startReleaseEnv(namespace: string, opts: { rps?: number; pollMs?: number; progressorArgs?: string[]; log?: (m: string) => void } = {}): Promise<ReleaseEnv> {
   const log = opts.log ?? (() => undefined);
   const dir = mkdtempSync(join(tmpdir(), 'kube-canary-release-'));
   const started: Array<() => Promise<void>> = [];
@@ -173,7 +182,7 @@ export async function startReleaseEnv(namespace: string, opts: { rps?: number; l
   };
   try {
     log('simulator');
-    const simulator = await startSimulator({ namespaces: [namespace], ...(opts.rps !== undefined ? { rps: opts.rps } : {}) });
+    const simulator = await startSimulator({ namespaces: [namespace], ...(opts.rps !== undefined ? { rps: opts.rps } : {}), ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) });
     started.push(() => simulator.stop());
     log('prometheus');
     let prometheus = await startPrometheus({ targets: [simulator.address] });
@@ -192,7 +201,7 @@ export async function startReleaseEnv(namespace: string, opts: { rps?: number; l
     started.push(() => unregisterWebhook(webhookConfigName));
     log('progressor');
     const kc = await progressorKubeconfig(dir);
-    const progressor = startProgressor({ kubeconfig: kc, prometheusUrl: prometheus.url });
+    const progressor = await startProgressor({ kubeconfig: kc, prometheusUrl: prometheus.url, ...(opts.progressorArgs ? { extraArgs: opts.progressorArgs } : {}) });
     started.push(() => env.progressor.stop());
     const env: ReleaseEnv = {
       namespace,
