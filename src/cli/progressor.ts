@@ -20,7 +20,7 @@ import { LeaderElector } from '../progressor/leader.js';
 import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
-import { envOption, intOption } from './options.js';
+import { envOption, intOption, listOption } from './options.js';
 
 interface ProgressorFlags {
   kubeconfig?: string;
@@ -40,6 +40,7 @@ interface ProgressorFlags {
   defaultProvider?: TrafficProviderName;
   concurrency: number;
   watchSilence: number;
+  watchNamespaces?: string[];
 }
 
 function durationOption(flag: string) {
@@ -73,6 +74,7 @@ export function registerProgressor(program: Command): void {
     return v as TrafficProviderName;
   });
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
+  envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
   envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing (not even a bookmark) for this long', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'), 150_000);
   cmd.action(async (f: ProgressorFlags) => run(f));
 }
@@ -108,6 +110,7 @@ async function run(f: ProgressorFlags): Promise<void> {
       ownNamespace: f.namespace,
       concurrency: f.concurrency,
       silenceMs: f.watchSilence,
+      ...(f.watchNamespaces?.length ? { watchNamespaces: f.watchNamespaces } : {}),
       reconciler: (ctl) =>
         new Reconciler({
           kube,

@@ -30,14 +30,20 @@ export interface ControllerOptions {
   resyncMs?: number;
   /** Informer watchdog bound. */
   silenceMs?: number;
+  /**
+   * Only these namespaces (namespaced watches instead of cluster-wide ones): for clusters shared
+   * between teams or test runs, where one progressor must not act on another's releases.
+   */
+  watchNamespaces?: string[];
 }
 
 const MAX_TIMER_MS = 24 * 3600_000;
 
 export class Controller {
   readonly namespaces: Informer<V1Namespace>;
-  readonly optedIn: Informer<V1Deployment>;
-  readonly canaries: Informer<V1Deployment>;
+  /** Cluster-wide, or one per watched namespace. */
+  private readonly optedIn: Informer<V1Deployment>[];
+  private readonly canaries: Informer<V1Deployment>[];
   private readonly nsDeployments = new Map<string, Informer<V1Deployment>>();
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
@@ -57,23 +63,24 @@ export class Controller {
     const http = o.kube.http;
     const common = { ...(o.silenceMs ? { silenceMs: o.silenceMs } : {}) };
     this.namespaces = new Informer<V1Namespace>(http, { name: 'namespaces', path: namespacesPath(), labelSelector: `${LABEL_ENABLED}=true`, ...common }, o.log);
-    this.optedIn = new Informer<V1Deployment>(http, { name: 'deployments(opted-in)', path: deploymentsPath(), labelSelector: `${LABEL_ENABLED}=true`, ...common }, o.log);
-    this.canaries = new Informer<V1Deployment>(http, { name: 'deployments(canaries)', path: deploymentsPath(), labelSelector: `${LABEL_ROLE}=${ROLE_CANARY}`, ...common }, o.log);
+    const scopes: Array<string | undefined> = o.watchNamespaces?.length ? o.watchNamespaces : [undefined];
+    this.optedIn = scopes.map((ns) => new Informer<V1Deployment>(http, { name: `deployments(opted-in${ns ? ` in ${ns}` : ''})`, path: deploymentsPath(ns), labelSelector: `${LABEL_ENABLED}=true`, ...common }, o.log));
+    this.canaries = scopes.map((ns) => new Informer<V1Deployment>(http, { name: `deployments(canaries${ns ? ` in ${ns}` : ''})`, path: deploymentsPath(ns), labelSelector: `${LABEL_ROLE}=${ROLE_CANARY}`, ...common }, o.log));
   }
 
   async start(): Promise<void> {
     this.reconciler = this.o.reconciler(this);
     this.started = true;
     this.namespaces.on((ev, ns) => this.onNamespace(ev, ns));
-    this.optedIn.on((ev, d) => this.onDeployment(ev, d));
-    this.canaries.on((_ev, c) => {
-      const stable = c.metadata?.labels?.[LABEL_STABLE_NAME];
-      if (stable && c.metadata?.namespace) this.enqueue(`${c.metadata.namespace}/${stable}`);
-    });
-    this.canaries.start();
-    this.namespaces.start();
-    this.optedIn.start();
-    await Promise.all([this.canaries.waitForSync(), this.namespaces.waitForSync(), this.optedIn.waitForSync()]);
+    for (const i of this.optedIn) i.on((ev, d) => this.onDeployment(ev, d));
+    for (const i of this.canaries) {
+      i.on((_ev, c) => {
+        const stable = c.metadata?.labels?.[LABEL_STABLE_NAME];
+        if (stable && c.metadata?.namespace) this.enqueue(`${c.metadata.namespace}/${stable}`);
+      });
+    }
+    for (const i of [...this.canaries, this.namespaces, ...this.optedIn]) i.start();
+    await Promise.all([...this.canaries, this.namespaces, ...this.optedIn].map((i) => i.waitForSync()));
     await Promise.all([...this.nsDeployments.values()].map((i) => i.waitForSync()));
     this.o.log.info({ releases: this.keys().length }, 'caches synced; reconciling');
     for (const k of this.keys()) this.enqueue(k);
@@ -91,7 +98,7 @@ export class Controller {
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();
-    await Promise.all([this.namespaces.stop(), this.optedIn.stop(), this.canaries.stop(), ...[...this.nsDeployments.values()].map((i) => i.stop())]);
+    await Promise.all([this.namespaces, ...this.optedIn, ...this.canaries, ...this.nsDeployments.values()].map((i) => i.stop()));
     await Promise.allSettled([...this.inflight]);
   }
 
@@ -100,20 +107,24 @@ export class Controller {
   }
 
   healthy(): { ok: boolean; detail: string } {
-    const informers = [this.namespaces, this.optedIn, this.canaries, ...this.nsDeployments.values()];
+    const informers = [this.namespaces, ...this.optedIn, ...this.canaries, ...this.nsDeployments.values()];
     const synced = informers.every((i) => i.hasSynced);
     return { ok: !this.started || synced, detail: `informers ${synced ? 'synced' : 'syncing'}, ${this.keys().length} opted-in Deployments, ${this.timers.size} timers, ${this.running.size} reconciling` };
   }
 
   canaryOf(namespace: string, stableName: string): V1Deployment | undefined {
-    return this.canaries.get(namespace, canaryName(stableName));
+    for (const i of this.canaries) {
+      const c = i.get(namespace, canaryName(stableName));
+      if (c) return c;
+    }
+    return undefined;
   }
 
   /** The opted-in stable Deployment for a key, or undefined when it is not (or no longer) ours to act on. */
   stableFor(key: string): V1Deployment | undefined {
     const [ns, name] = key.split('/') as [string, string];
-    if ((SYSTEM_NAMESPACES as readonly string[]).includes(ns) || ns === this.o.ownNamespace) return undefined;
-    const a = this.optedIn.get(ns, name);
+    if (!this.inScope(ns)) return undefined;
+    const a = this.optedIn.map((i) => i.get(ns, name)).find((x) => x);
     const b = this.nsDeployments.get(ns)?.get(ns, name);
     const d = newest(a, b);
     if (!d) return undefined;
@@ -125,14 +136,14 @@ export class Controller {
 
   keys(): string[] {
     const all = new Set<string>();
-    for (const d of this.optedIn.list()) all.add(objectKey(d));
+    for (const i of this.optedIn) for (const d of i.list()) all.add(objectKey(d));
     for (const i of this.nsDeployments.values()) for (const d of i.list()) all.add(objectKey(d));
     return [...all].filter((k) => this.stableFor(k));
   }
 
   private onNamespace(ev: string, ns: V1Namespace): void {
     const name = ns.metadata!.name!;
-    if ((SYSTEM_NAMESPACES as readonly string[]).includes(name) || name === this.o.ownNamespace) return;
+    if (!this.inScope(name)) return;
     if (ev === 'delete') {
       const inf = this.nsDeployments.get(name);
       this.nsDeployments.delete(name);
@@ -160,6 +171,11 @@ export class Controller {
       return;
     }
     this.enqueue(key);
+  }
+
+  private inScope(ns: string): boolean {
+    if ((SYSTEM_NAMESPACES as readonly string[]).includes(ns) || ns === this.o.ownNamespace) return false;
+    return !this.o.watchNamespaces?.length || this.o.watchNamespaces.includes(ns);
   }
 
   enqueue(key: string): void {
