@@ -1,0 +1,250 @@
+/**
+ * `npm run bench:progressor`: N concurrent canary releases (default N = 10, 100, 500) on the
+ * local control plane, with the traffic simulator (a faithful simulator of the Istio data plane)
+ * and a real Prometheus. Per N it reports:
+ *
+ * - step lag p50/p99: time from a step falling due (the previous step's `lastCheckAt` in
+ *   kube-canary.io/status + the interval) to the new weight being visible in the VirtualService
+ *   (seen through a watch), i.e. scheduling + gates (Prometheus queries) + the weight patch;
+ *   the progressor's own kube_canary_step_lag_seconds (due -> reconcile start) is shown too;
+ * - API requests per release step: the progressor's kube_canary_api_requests delta / the number
+ *   of weight changes applied (steps up, plus the final return to 0);
+ * - Prometheus queries per check: Prometheus' own /api/v1/query request count delta / metric
+ *   checks run (kube_canary_analysis_checks_total, gate=analysis, metric checks only);
+ * - the progressor's peak RSS (VmHWM of its process).
+ *
+ * Each release: 1 replica, stepWeight 10 up to 50 (5 steps), interval BENCH_INTERVAL s (5),
+ * the two built-in metrics. Env: BENCH_N="10,100,500", BENCH_INTERVAL=5, BENCH_RPS=10.
+ * Results: table on stdout, JSON in bench/results/. Not a CI gate.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Watch, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { clients, clusterDir, createNamespace, kubeConfig, kubectl, repoRoot, waitFor } from '../test/e2e/harness/cluster.js';
+import { applyObjects, behaviourAnnotations, reviewManifests, startReleaseEnv, statusOf, type ReleaseEnv } from '../test/e2e/harness/release.js';
+
+const SIZES = (process.env['BENCH_N'] ?? '10,100,500').split(',').map(Number).filter((n) => n > 0);
+const INTERVAL_S = Number(process.env['BENCH_INTERVAL'] ?? 5);
+const RPS = Number(process.env['BENCH_RPS'] ?? 10);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+
+function analysis(): string {
+  return JSON.stringify({
+    interval: `${INTERVAL_S}s`,
+    threshold: 5,
+    maxWeight: 50,
+    stepWeight: 10,
+    metrics: [
+      { name: 'request-success-rate', thresholdRange: { min: 99 }, interval: `${INTERVAL_S}s` },
+      { name: 'request-duration', thresholdRange: { max: 500 }, interval: `${INTERVAL_S}s` },
+    ],
+  });
+}
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** Sum of a metric's samples in a Prometheus text exposition, optionally filtered by a label regex. */
+function metricSum(text: string, name: string, labelFilter?: RegExp): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (labelFilter && !labelFilter.test(m[2] ?? '')) continue;
+    sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** Histogram quantile from cumulative buckets of a text exposition (linear within a bucket, like PromQL). */
+function histogramQuantile(text: string, name: string, q: number): number {
+  const buckets: Array<[number, number]> = [];
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\}\\s+(\\S+)`).exec(line);
+    if (m) buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  if (total === 0) return Number.NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= rank) {
+      if (le === Infinity) return prevLe;
+      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1, count - prevCount);
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+async function text(url: string): Promise<string> {
+  return waitFor(`GET ${url}`, async () => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    return res.ok ? res.text() : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 500 });
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Result {
+  n: number;
+  releases: { succeeded: number; failed: number; other: number };
+  wallSeconds: number;
+  stepLagMs: { p50: number; p99: number; max: number; samples: number };
+  progressorStepLagMs: { p50: number; p99: number };
+  apiRequestsPerStep: number;
+  promQueriesPerCheck: number;
+  progressorPeakRssMb: number;
+}
+
+async function runOne(n: number): Promise<Result> {
+  log(`N=${n}: namespace, components`);
+  const ns = await createNamespace(`bench-${n}`);
+  let env: ReleaseEnv | undefined;
+  const aborts: AbortController[] = [];
+  try {
+    env = await startReleaseEnv(ns, { rps: RPS, pollMs: 1000, progressorArgs: ['--concurrency', String(Math.min(256, Math.max(32, n)))] });
+    const names = Array.from({ length: n }, (_, i) => `svc${String(i).padStart(3, '0')}`);
+    log(`N=${n}: ${n} Services + Deployments`);
+    for (let i = 0; i < names.length; i += 100) {
+      const objs = names.slice(i, i + 100).flatMap((name) => {
+        const m = reviewManifests({ namespace: ns, name, image: `${name}:1.0.0`, replicas: 1, analysis: analysis(), behaviour: { errorRate: 0, latencyMs: 20 } });
+        return [m.service, m.deployment];
+      });
+      await applyObjects(...objs);
+    }
+    await waitFor(`${n} deployments ready`, async () => {
+      const list = await clients().apps.listNamespacedDeployment({ namespace: ns });
+      return list.items.filter((d) => d.status?.readyReplicas === 1).length === n;
+    }, { timeoutMs: 30_000 + n * 1000, intervalMs: 1000 });
+
+    // Watches: VirtualService weights (applied) and the status annotations (due times).
+    const applied = new Map<string, Array<{ t: number; canary: number }>>();
+    const due = new Map<string, Map<number, number>>(); // name -> weight -> lastCheckAt ms
+    const watch = new Watch(kubeConfig());
+    aborts.push(
+      await watch.watch(`/apis/networking.istio.io/v1/namespaces/${ns}/virtualservices`, {}, (_phase, obj: { metadata: { name: string }; spec?: { hosts?: string[]; http?: Array<{ route?: Array<{ destination?: { subset?: string }; weight?: number }> }> } }) => {
+        const host = obj.spec?.hosts?.[0]?.split('.')[0] ?? obj.metadata.name;
+        const canary = (obj.spec?.http?.[0]?.route ?? []).filter((r) => r.destination?.subset === 'canary').reduce((a, r) => a + (r.weight ?? 0), 0);
+        const seq = applied.get(host) ?? [];
+        if (seq.length === 0 || seq[seq.length - 1]!.canary !== canary) seq.push({ t: Date.now(), canary });
+        applied.set(host, seq);
+      }, () => undefined),
+    );
+    aborts.push(
+      await watch.watch(`/apis/apps/v1/namespaces/${ns}/deployments`, {}, (_phase, obj) => {
+        const s = statusOf(obj);
+        if (!s || s.phase !== 'Progressing' || typeof s['lastCheckAt'] !== 'string') return;
+        const m = due.get(obj.metadata.name) ?? new Map<number, number>();
+        if (!m.has(s.weight)) m.set(s.weight, Date.parse(s['lastCheckAt'] as string));
+        due.set(obj.metadata.name, m);
+      }, () => undefined),
+    );
+
+    const progBefore = await text(env.progressor.metricsUrl);
+    const promBefore = await text(`${env.prometheus.url}/metrics`);
+    log(`N=${n}: shipping ${n} releases at once`);
+    const t0 = Date.now();
+    const { apps } = clients();
+    const queue = [...names];
+    await Promise.all(
+      Array.from({ length: Math.min(50, n) }, async () => {
+        for (let name = queue.shift(); name; name = queue.shift()) {
+          const body = { spec: { template: { metadata: { annotations: behaviourAnnotations({ errorRate: 0, latencyMs: 20 }) }, spec: { containers: [{ name, image: `${name}:2.0.0` }] } } } };
+          await apps.patchNamespacedDeployment({ name, namespace: ns, body }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+        }
+      }),
+    );
+    const terminal = await waitFor(`${n} releases to end`, async () => {
+      const list = await clients().apps.listNamespacedDeployment({ namespace: ns });
+      const phases = list.items.map((d) => statusOf(d)?.phase ?? 'none');
+      const done = phases.filter((p) => p === 'Succeeded' || p === 'Failed').length;
+      return done === n ? phases : undefined;
+    }, { timeoutMs: 120_000 + n * 2000, intervalMs: 2000 });
+    const wallSeconds = (Date.now() - t0) / 1000;
+    await sleep(1000);
+    const progAfter = await text(env.progressor.metricsUrl);
+    const promAfter = await text(`${env.prometheus.url}/metrics`);
+    const rss = peakRssMb(env.progressor.process.pid);
+
+    const lags: number[] = [];
+    let steps = 0;
+    for (const name of names) {
+      const seq = applied.get(name) ?? [];
+      const d = due.get(name) ?? new Map<number, number>();
+      for (let i = 1; i < seq.length; i++) {
+        if (seq[i]!.canary !== seq[i - 1]!.canary) steps += 1;
+        // A gated step up: due = lastCheckAt of the previous weight + interval.
+        const prev = seq[i - 1]!.canary;
+        if (seq[i]!.canary > prev && prev > 0 && d.has(prev)) lags.push(seq[i]!.t - (d.get(prev)! + INTERVAL_S * 1000));
+      }
+    }
+    const apiBefore = metricSum(progBefore, 'kube_canary_api_requests');
+    const apiAfter = metricSum(progAfter, 'kube_canary_api_requests');
+    const queries = metricSum(promAfter, 'prometheus_http_requests_total', /handler="\/api\/v1\/query"/) - metricSum(promBefore, 'prometheus_http_requests_total', /handler="\/api\/v1\/query"/);
+    const metricChecks =
+      metricSum(progAfter, 'kube_canary_analysis_checks_total', /gate="analysis".*check="request-(success-rate|duration)"|check="request-(success-rate|duration)".*gate="analysis"/) -
+      metricSum(progBefore, 'kube_canary_analysis_checks_total', /gate="analysis".*check="request-(success-rate|duration)"|check="request-(success-rate|duration)".*gate="analysis"/);
+    const r: Result = {
+      n,
+      releases: { succeeded: terminal.filter((p) => p === 'Succeeded').length, failed: terminal.filter((p) => p === 'Failed').length, other: terminal.filter((p) => p !== 'Succeeded' && p !== 'Failed').length },
+      wallSeconds,
+      stepLagMs: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags.length ? Math.max(...lags) : Number.NaN, samples: lags.length },
+      progressorStepLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.99) * 1000 },
+      apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
+      promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
+      progressorPeakRssMb: rss,
+    };
+    log(`N=${n}: ${JSON.stringify(r)}`);
+    return r;
+  } finally {
+    for (const a of aborts) a.abort();
+    await env?.stop();
+    await kubectl(['delete', 'namespace', ns, '--wait=false'], { allowFailure: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(clusterDir, 'env'))) {
+    log('no local control plane: starting it (hack/cluster/up.sh)');
+    execFileSync(join(repoRoot, 'hack/cluster/up.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const results: Result[] = [];
+  for (const n of SIZES) results.push(await runOne(n));
+  const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+  const rows = [
+    ['N', 'ok/failed', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'API req/step', 'Prom queries/check', 'peak RSS MB'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb)]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);
+  for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padStart(widths[i]!)).join('  ')}\n`);
+  mkdirSync(join(repoRoot, 'bench/results'), { recursive: true });
+  const file = join(repoRoot, 'bench/results', `progressor-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ intervalS: INTERVAL_S, rps: RPS, results }, null, 2));
+  process.stdout.write(`  (json: ${file})\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`bench:progressor failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);
