@@ -25,21 +25,21 @@ import { envOption, intOption, listOption } from './options.js';
 interface ProgressorFlags {
   kubeconfig?: string;
   prometheusUrl: string;
-  prometheusTimeout: number;
+  prometheusTimeout?: number;
   trackLabel: string;
   namespace: string;
   leaseName: string;
   leaseNamespace?: string;
-  leaseDuration: number;
-  renewDeadline: number;
-  retryPeriod: number;
+  leaseDuration?: number;
+  renewDeadline?: number;
+  retryPeriod?: number;
   identity: string;
   metricsAddr: string;
   defaultAnalysis?: string;
   defaultProgressDeadline?: number;
   defaultProvider?: TrafficProviderName;
   concurrency: number;
-  watchSilence: number;
+  watchSilence?: number;
   watchNamespaces?: string[];
 }
 
@@ -57,14 +57,14 @@ export function registerProgressor(program: Command): void {
     .description('Run the release controller: clone captured releases into <name>-canary, shift traffic step by step behind metric and webhook gates, promote or roll back. Leader-elected; serves /metrics and /healthz.');
   envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
   envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', String, 'http://127.0.0.1:9090');
-  envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query (a timed-out check fails)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout'), 5000);
+  envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout'));
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', String, DEFAULT_TRACK_LABEL);
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');
   envOption(cmd, '--lease-name <name>', 'coordination.k8s.io Lease used for leader election', 'KUBE_CANARY_LEASE_NAME', String, 'kube-canary-progressor');
   envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', String);
-  envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration'), 15_000);
-  envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long (< lease duration)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline'), 10_000);
-  envOption(cmd, '--retry-period <duration>', 'interval between lease renewals / acquisition attempts', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period'), 2_000);
+  envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal (default: 15s)', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration'));
+  envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long; shorter than the lease duration (default: 10s)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline'));
+  envOption(cmd, '--retry-period <duration>', 'interval between lease renewals and acquisition attempts (default: 2s)', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period'));
   envOption(cmd, '--identity <id>', 'this replica\'s identity in the Lease', 'KUBE_CANARY_IDENTITY', String, `${os.hostname()}_${process.pid}`);
   envOption(cmd, '--metrics-addr <host:port>', 'where to serve /metrics and /healthz', 'KUBE_CANARY_METRICS_ADDR', String, '127.0.0.1:8081');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
@@ -75,7 +75,7 @@ export function registerProgressor(program: Command): void {
   });
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
-  envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing (not even a bookmark) for this long', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'), 150_000);
+  envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'));
   cmd.action(async (f: ProgressorFlags) => run(f));
 }
 
@@ -97,7 +97,7 @@ async function run(f: ProgressorFlags): Promise<void> {
   const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
   const metrics = new ProgressorMetrics();
   const providers = new ProviderRegistry({ customObjects: new KubeCustomObjects(kube.http) });
-  const gates = { metrics: new PrometheusProvider({ url: f.prometheusUrl, timeoutMs: f.prometheusTimeout }), webhooks: new HttpGateRunner() };
+  const gates = { metrics: new PrometheusProvider({ url: f.prometheusUrl, timeoutMs: f.prometheusTimeout ?? 5_000 }), webhooks: new HttpGateRunner() };
   const events = new KubeEventRecorder(kube.http, f.identity, log);
 
   let controller: Controller | undefined;
@@ -109,7 +109,7 @@ async function run(f: ProgressorFlags): Promise<void> {
       metrics,
       ownNamespace: f.namespace,
       concurrency: f.concurrency,
-      silenceMs: f.watchSilence,
+      silenceMs: f.watchSilence ?? 150_000,
       ...(f.watchNamespaces?.length ? { watchNamespaces: f.watchNamespaces } : {}),
       reconciler: (ctl) =>
         new Reconciler({
@@ -143,9 +143,9 @@ async function run(f: ProgressorFlags): Promise<void> {
       namespace: f.leaseNamespace ?? f.namespace,
       name: f.leaseName,
       identity: f.identity,
-      leaseDurationMs: f.leaseDuration,
-      renewDeadlineMs: f.renewDeadline,
-      retryPeriodMs: f.retryPeriod,
+      leaseDurationMs: f.leaseDuration ?? 15_000,
+      renewDeadlineMs: f.renewDeadline ?? 10_000,
+      retryPeriodMs: f.retryPeriod ?? 2_000,
       onStartedLeading: startController,
       onStoppedLeading: stopController,
     },

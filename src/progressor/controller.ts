@@ -127,7 +127,8 @@ export class Controller {
     const a = this.optedIn.map((i) => i.get(ns, name)).find((x) => x);
     const b = this.nsDeployments.get(ns)?.get(ns, name);
     const d = newest(a, b);
-    if (!d) return undefined;
+    // Being deleted: garbage collection removes the canary and generated routing with it.
+    if (!d || d.metadata?.deletionTimestamp) return undefined;
     const labels = d.metadata?.labels ?? {};
     if (labels[LABEL_ROLE] === ROLE_CANARY || labels[LABEL_ENABLED] === 'false') return undefined;
     if (labels[LABEL_ENABLED] === 'true') return d;

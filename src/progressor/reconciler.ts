@@ -60,7 +60,29 @@ const MAX_PASSES = 8;
 export class Reconciler {
   constructor(private readonly d: ReconcilerDeps) {}
 
+  /** Last error reported per release, so a retrying failure produces one Event, not one per retry. */
+  private readonly lastError = new Map<string, string>();
+
   async reconcile(stable: V1Deployment, signal?: AbortSignal): Promise<ReconcileResult> {
+    const key = `${stable.metadata!.namespace}/${stable.metadata!.name}`;
+    try {
+      const r = await this.reconcileOnce(stable, signal);
+      this.lastError.delete(key);
+      return r;
+    } catch (err) {
+      if (err instanceof StaleError || err instanceof NotLeaderError || !this.d.mayAct()) throw err;
+      // Tell the person running `kubectl describe deployment` what blocks the release (a
+      // VirtualService we refuse to touch, RBAC, a name clash), once per distinct problem.
+      const msg = `Release blocked, retrying: ${errorMessage(err)}`;
+      if (this.lastError.get(key) !== msg) {
+        this.lastError.set(key, msg);
+        await this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
+      }
+      throw err;
+    }
+  }
+
+  private async reconcileOnce(stable: V1Deployment, signal?: AbortSignal): Promise<ReconcileResult> {
     const d = this.d;
     const st = stableView(stable, d.trackLabel, d.defaults);
     const log = d.log.child({ namespace: st.namespace, deployment: st.name });
