@@ -75,6 +75,8 @@ describe('progressor: two replicas, one Lease', function () {
     const leaderId = await leaseHolder(PROGRESSOR_NS, env!.leaseName);
     assert.equal(leaderId, survivor!.id);
     const third = env!.start('replica-c');
+    // Up and campaigning (startup under tsx can take seconds on a loaded host), then a few retry periods.
+    await waitFor('replica-c to start', () => third.output().includes('progressor starting'), { timeoutMs: 60_000 });
     await new Promise((r) => setTimeout(r, 1500));
     assert.ok(!third.output().includes('became leader'), 'replica-c waits while the lease is held');
     const stoppedAt = Date.now();
