@@ -15,6 +15,7 @@
  *
  * Each release: 1 replica, stepWeight 10 up to 50 (5 steps), interval BENCH_INTERVAL s (5),
  * the two built-in metrics. Env: BENCH_N="10,100,500", BENCH_INTERVAL=5, BENCH_RPS=10.
+ * The progressor runs compiled (dist/, built first) unless KUBE_CANARY_CLI is set (tsx: KUBE_CANARY_CLI=tsx).
  * Results: table on stdout, JSON in bench/results/. Not a CI gate.
  */
 import { execFileSync } from 'node:child_process';
@@ -224,6 +225,12 @@ async function main(): Promise<void> {
   if (!existsSync(join(clusterDir, 'env'))) {
     log('no local control plane: starting it (hack/cluster/up.sh)');
     execFileSync(join(repoRoot, 'hack/cluster/up.sh'), { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  // Measure the progressor as shipped (compiled JS), not through tsx's in-process transpiler.
+  if (process.env['KUBE_CANARY_CLI'] === undefined) {
+    log('building dist/ (tsc -p tsconfig.build.json)');
+    execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.build.json')], { stdio: 'inherit' });
+    process.env['KUBE_CANARY_CLI'] = 'dist';
   }
   const results: Result[] = [];
   for (const n of SIZES) results.push(await runOne(n));
