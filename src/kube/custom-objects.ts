@@ -22,6 +22,7 @@ export interface Gvr {
 
 export interface CustomObjectClient {
   list(gvr: Gvr, namespace: string): Promise<ApiObject[]>;
+  get(gvr: Gvr, namespace: string, name: string): Promise<ApiObject>;
   create(gvr: Gvr, namespace: string, body: ApiObject): Promise<ApiObject>;
   jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject>;
 }
@@ -33,6 +34,10 @@ export class KubeCustomObjects implements CustomObjectClient {
 
   async list(gvr: Gvr, namespace: string): Promise<ApiObject[]> {
     return (await this.http.request<{ items?: ApiObject[] }>('GET', path(gvr, namespace))).items ?? [];
+  }
+
+  get(gvr: Gvr, namespace: string, name: string): Promise<ApiObject> {
+    return this.http.request('GET', `${path(gvr, namespace)}/${name}`);
   }
 
   create(gvr: Gvr, namespace: string, body: ApiObject): Promise<ApiObject> {

@@ -139,8 +139,31 @@ export function weightPatch(vs: ApiObject, t: RouteTarget, stableWeight: number,
 
 export class IstioProvider implements TrafficProvider {
   readonly name = 'istio';
+  /**
+   * VirtualService names per release, so a step reads its one or two objects by name instead
+   * of listing every VirtualService in the namespace (hundreds of releases share namespaces).
+   * Refreshed by a list whenever a name disappears or stops routing the host, and on reconcile().
+   */
+  private readonly known = new Map<string, string[]>();
 
   constructor(private readonly client: CustomObjectClient) {}
+
+  private async servicesFor(t: RouteTarget, fresh = false): Promise<ApiObject[]> {
+    const key = `${t.namespace}/${t.name}`;
+    const names = this.known.get(key);
+    if (names && names.length > 0 && !fresh) {
+      try {
+        const objs = await Promise.all(names.map((n) => this.client.get(VIRTUAL_SERVICES, t.namespace, n)));
+        if (objs.every((vs) => isServiceFor(vs, t))) return objs;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+      }
+    }
+    const found = (await this.client.list(VIRTUAL_SERVICES, t.namespace)).filter((vs) => isServiceFor(vs, t));
+    if (found.length > 0) this.known.set(key, found.map((vs) => vs.metadata.name));
+    else this.known.delete(key);
+    return found;
+  }
 
   async reconcile(t: RouteTarget): Promise<void> {
     const rules = (await this.client.list(DESTINATION_RULES, t.namespace)).filter((dr) => isRuleFor(dr, t));
@@ -150,7 +173,11 @@ export class IstioProvider implements TrafficProvider {
       if (ops.length > 0) await this.client.jsonPatch(DESTINATION_RULES, t.namespace, dr.metadata.name, ops);
     }
     const services = await this.client.list(VIRTUAL_SERVICES, t.namespace);
-    if (services.some((vs) => isServiceFor(vs, t))) return;
+    const mine = services.filter((vs) => isServiceFor(vs, t));
+    if (mine.length > 0) {
+      this.known.set(`${t.namespace}/${t.name}`, mine.map((vs) => vs.metadata.name));
+      return;
+    }
     const other = services.find((vs) => ((vs.spec?.hosts as string[] | undefined) ?? []).some((h) => hostMatches(h, t.service, t.namespace)));
     if (other) {
       throw new Error(
@@ -161,7 +188,7 @@ export class IstioProvider implements TrafficProvider {
   }
 
   async setRoutes(t: RouteTarget, stableWeight: number, canaryWeight: number): Promise<void> {
-    const services = (await this.client.list(VIRTUAL_SERVICES, t.namespace)).filter((vs) => isServiceFor(vs, t));
+    const services = await this.servicesFor(t);
     if (services.length === 0) throw new Error(`no VirtualService routes ${t.service}.${t.namespace} to subset ${TRACK_STABLE}`);
     for (const vs of services) {
       const ops = weightPatch(vs, t, stableWeight, canaryWeight);
@@ -170,7 +197,7 @@ export class IstioProvider implements TrafficProvider {
   }
 
   async getRoutes(t: RouteTarget): Promise<Routes | undefined> {
-    const found = (await this.client.list(VIRTUAL_SERVICES, t.namespace)).map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
+    const found = (await this.servicesFor(t)).map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
     if (found.length === 0) return undefined;
     const first = found[0]!;
     return found.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };

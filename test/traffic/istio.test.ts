@@ -48,7 +48,16 @@ class FakeCustomObjects implements CustomObjectClient {
   creates: ApiObject[] = [];
   key = (g: Gvr, ns: string, name: string) => `${g.plural}/${ns}/${name}`;
   async list(g: Gvr, ns: string) {
+    this.lists += 1;
     return [...this.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v));
+  }
+  gets = 0;
+  lists = 0;
+  async get(g: Gvr, ns: string, name: string) {
+    this.gets += 1;
+    const o = this.objects.get(this.key(g, ns, name));
+    if (!o) throw Object.assign(new Error('not found'), { code: 404 });
+    return structuredClone(o);
   }
   async create(g: Gvr, ns: string, body: ApiObject) {
     const k = this.key(g, ns, body.metadata.name);
@@ -145,6 +154,21 @@ describe('istio provider', () => {
     await p.setRoutes(target, 100, 0);
     assert.deepEqual(await p.getRoutes(target), { stable: 100, canary: 0 });
     assert.equal(fake.patches.length, 1);
+  });
+
+  it('reads known VirtualServices by name instead of listing the namespace, and relists when one goes', async () => {
+    const fake = new FakeCustomObjects();
+    fake.objects.set('virtualservices/test/review-virtualservice', userVs());
+    const p = new IstioProvider(fake);
+    await p.getRoutes(target);
+    const lists = fake.lists;
+    await p.getRoutes(target);
+    await p.setRoutes(target, 90, 10);
+    assert.equal(fake.lists, lists, 'no list once the name is known');
+    assert.ok(fake.gets >= 2);
+    fake.objects.delete('virtualservices/test/review-virtualservice');
+    assert.equal(await p.getRoutes(target), undefined);
+    assert.equal(fake.lists, lists + 1);
   });
 
   it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
