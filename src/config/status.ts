@@ -40,6 +40,8 @@ export interface ReleaseStatus {
   waitingOn?: WaitingOn;
   /** The release ended because the template was reverted to the running one (no failure recorded). */
   cancelled?: boolean;
+  /** ISO time the canary was first seen not ready after it had been ready (bounded by the progress deadline). */
+  canaryUnreadySince?: string;
 }
 
 export const WAITING_ON = ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'] as const;
@@ -70,6 +72,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       ...(s.preRolloutDone === true ? { preRolloutDone: true } : {}),
       ...(WAITING_ON.includes(s.waitingOn as WaitingOn) ? { waitingOn: s.waitingOn as WaitingOn } : {}),
       ...(s.cancelled === true ? { cancelled: true } : {}),
+      ...(typeof s.canaryUnreadySince === 'string' ? { canaryUnreadySince: s.canaryUnreadySince } : {}),
     };
   } catch {
     return undefined;

@@ -118,8 +118,18 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
 
   if (s.stepIndex >= 0) {
     if (!canaryReady(c.obs.canary, s.revision)) {
-      const ready = c.obs.canary ? c.obs.canary.availableReplicas : 0;
-      return decided(failedCheck(s, c, { passed: false, rollbackRequested: false, results: [{ name: 'canary-ready', passed: false, message: `${c.canaryId} is not ready (${ready} available)` }] }, actions));
+      // As in Flagger: an unready canary halts the analysis (a node blip is not a failed
+      // check), and rolls back only if it stays unready past the progress deadline.
+      const since = s.canaryUnreadySince ?? iso(c.now);
+      const left = Date.parse(since) + c.cfg.progressDeadlineMs - c.now;
+      if (left <= 0) return decided(rollback(s, c, `${c.canaryId} has not been ready for the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
+      const avail = c.obs.canary ? Math.min(c.obs.canary.availableReplicas, c.obs.canary.updatedReplicas) : 0;
+      const msg = `Halt ${c.id} advancement: waiting for ${c.canaryId} to be ready (${avail} of ${c.obs.canary?.replicas ?? 0} available)`;
+      return decided({ status: { ...s, canaryUnreadySince: since, message: msg }, actions: msg === s.message ? actions : [...actions, event(true, 'Halt', msg)], requeueAfterMs: left });
+    }
+    if (s.canaryUnreadySince) {
+      const { canaryUnreadySince: _, ...rest } = s;
+      s = rest;
     }
     if (hasAnalysis(a)) {
       const g = c.obs.gates?.analysis;

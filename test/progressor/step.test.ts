@@ -144,11 +144,32 @@ const rows: Row[] = [
     events: ['Rolling back review.test: failed checks threshold reached 2 (request-success-rate 70 < 99)'],
   },
   {
-    name: 'canary not ready at a due step counts as a failed check',
+    name: 'canary not ready at a due step halts (no failed check), deadline counted from then',
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary({ availableReplicas: 0 }), routes: { stable: 75, canary: 25 } }),
     at: T0 + 10 * SEC,
     phase: 'Progressing',
-    check: (r) => assert.equal(written(r)!.failedChecks, 1),
+    weight: 25,
+    events: ['Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 available)'],
+    requeue: 60 * SEC,
+    check: (r) => {
+      assert.equal(written(r)!.failedChecks, 0);
+      assert.equal(written(r)!.canaryUnreadySince, iso(T0 + 10 * SEC));
+    },
+  },
+  {
+    name: 'canary unready past the progress deadline: RollingBack',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0), canaryUnreadySince: iso(T0) }) }, { canary: readyCanary({ availableReplicas: 0 }), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 60 * SEC,
+    phase: 'RollingBack',
+    events: ['Rolling back review.test: review-canary.test has not been ready for the progress deadline 1m'],
+  },
+  {
+    name: 'canary ready again: the unready mark is cleared and analysis goes on',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0), canaryUnreadySince: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    weight: 50,
+    check: (r) => assert.equal(written(r)!.canaryUnreadySince, undefined),
   },
   {
     name: 'a rollback webhook answering 2xx rolls back at once',
