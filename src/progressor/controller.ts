@@ -52,6 +52,8 @@ export class Controller {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly dueAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
+  /** resourceVersion our own last patch produced, per release: that watch event is our echo. */
+  private readonly ownWrites = new Map<string, string>();
   private readonly inflight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private resync?: NodeJS.Timeout;
@@ -164,10 +166,13 @@ export class Controller {
 
   private onDeployment(ev: string, d: V1Deployment): void {
     const key = objectKey(d);
+    // The echo of our own status write: we decided on exactly this and scheduled what follows.
+    if (ev === 'update' && d.metadata?.resourceVersion && this.ownWrites.get(key) === d.metadata.resourceVersion) return;
     if (ev === 'delete' && !this.stableFor(key)) {
       const t = this.timers.get(key);
       if (t) clearTimeout(t.timer);
       this.timers.delete(key);
+      this.ownWrites.delete(key);
       this.o.metrics.forget(d.metadata!.namespace!, d.metadata!.name!);
       return;
     }
@@ -239,6 +244,7 @@ export class Controller {
     try {
       const r = await this.reconciler.reconcile(stable, this.abort.signal);
       this.failures.delete(key);
+      if (r.wroteResourceVersion) this.ownWrites.set(key, r.wroteResourceVersion);
       if (r.requeueAfterMs !== undefined && !this.stopped) this.schedule(key, r.requeueAfterMs);
     } catch (err) {
       if (this.stopped || err instanceof NotLeaderError) return;

@@ -53,6 +53,8 @@ export class NotLeaderError extends Error {
 export interface ReconcileResult {
   requeueAfterMs?: number;
   phase?: Phase;
+  /** resourceVersion of the stable Deployment after our own patch: its watch event needs no reconcile. */
+  wroteResourceVersion?: string;
 }
 
 const MAX_PASSES = 8;
@@ -117,16 +119,20 @@ export class Reconciler {
     }
     if (!decision) throw new Error('step() did not decide within its pass limit');
 
-    await this.perform(stable, decision, { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis });
+    const written = await this.perform(stable, decision, { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis });
     this.record(st.namespace, st.name, st.status?.phase, decision, log);
-    return { ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {}), ...(decision.status ? { phase: decision.status.phase } : {}) };
+    return {
+      ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {}),
+      ...(decision.status ? { phase: decision.status.phase } : {}),
+      ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion } : {}),
+    };
   }
 
   private async perform(
     stable: V1Deployment,
     dec: Decision,
     x: { target: RouteTarget; provider?: TrafficProvider; stableTemplate?: V1PodTemplateSpec; canaryObj?: V1Deployment; log: Logger; analysis?: Analysis },
-  ): Promise<void> {
+  ): Promise<V1Deployment | undefined> {
     const d = this.d;
     const ns = stable.metadata!.namespace!;
     const name = stable.metadata!.name!;
@@ -154,10 +160,11 @@ export class Reconciler {
       }
     }
     const ops = buildStablePatch(stable, dec.actions, x.stableTemplate);
+    let written: V1Deployment | undefined;
     if (ops.length > 0) {
       guard();
       try {
-        await d.kube.patchDeployment(ns, name, ops);
+        written = await d.kube.patchDeployment(ns, name, ops);
       } catch (err) {
         if (isConflict(err)) {
           // Someone wrote the Deployment after we read it (a user, the webhook, another
@@ -181,6 +188,7 @@ export class Reconciler {
         );
       }
     }
+    return written;
   }
 
   private needProvider(p: TrafficProvider | undefined): TrafficProvider {

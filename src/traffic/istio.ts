@@ -145,6 +145,12 @@ export class IstioProvider implements TrafficProvider {
    * Refreshed by a list whenever a name disappears or stops routing the host, and on reconcile().
    */
   private readonly known = new Map<string, string[]>();
+  /**
+   * The objects getRoutes() just read, handed to the setRoutes() of the same reconcile so a
+   * weight change costs one PATCH, not GET + PATCH. Safe even if stale: the patch's `test` ops
+   * fail if the route entries moved, and only the weights are written.
+   */
+  private readonly lastRead = new Map<string, { at: number; objs: ApiObject[] }>();
 
   constructor(private readonly client: CustomObjectClient) {}
 
@@ -188,7 +194,10 @@ export class IstioProvider implements TrafficProvider {
   }
 
   async setRoutes(t: RouteTarget, stableWeight: number, canaryWeight: number): Promise<void> {
-    const services = await this.servicesFor(t);
+    const key = `${t.namespace}/${t.name}`;
+    const recent = this.lastRead.get(key);
+    this.lastRead.delete(key);
+    const services = recent && Date.now() - recent.at < 2000 ? recent.objs : await this.servicesFor(t);
     if (services.length === 0) throw new Error(`no VirtualService routes ${t.service}.${t.namespace} to subset ${TRACK_STABLE}`);
     for (const vs of services) {
       const ops = weightPatch(vs, t, stableWeight, canaryWeight);
@@ -197,7 +206,9 @@ export class IstioProvider implements TrafficProvider {
   }
 
   async getRoutes(t: RouteTarget): Promise<Routes | undefined> {
-    const found = (await this.servicesFor(t)).map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
+    const objs = await this.servicesFor(t);
+    this.lastRead.set(`${t.namespace}/${t.name}`, { at: Date.now(), objs });
+    const found = objs.map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
     if (found.length === 0) return undefined;
     const first = found[0]!;
     return found.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };
