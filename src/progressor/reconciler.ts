@@ -210,7 +210,8 @@ export class Reconciler {
   /** The cached `<name>-canary`, only if it is really ours (a user may own a Deployment of that name). */
   private ownCanary(stable: V1Deployment): V1Deployment | undefined {
     const c = this.d.canaryOf(stable.metadata!.namespace!, stable.metadata!.name!);
-    return c && isOurCanary(c, stable) ? c : undefined;
+    // One being deleted is as good as gone (and must not be patched back to life).
+    return c && isOurCanary(c, stable) && !c.metadata?.deletionTimestamp ? c : undefined;
   }
 
   private async ensureCanary(stable: V1Deployment, replicas: number, current: V1Deployment | undefined): Promise<void> {
