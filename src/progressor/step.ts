@@ -93,7 +93,7 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
     if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
     return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
   }
-  if (c.cfg.skipAnalysis) return decided(promote(s, c, actions, 'analysis skipped'));
+  if (c.cfg.skipAnalysis) return decided(promote(s, c, actions, true));
   if (hasHooks(a, 'pre-rollout') && !s.preRolloutDone) {
     const left = dueIn(s, c);
     if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
@@ -149,7 +149,7 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
     if (!g) return need(kind);
     if (!g.passed) return decided(wait(s, c, kind, g, actions));
   }
-  return decided(last ? promote(s, c, actions, 'analysis passed') : advance(s, c, actions));
+  return decided(last ? promote(s, c, actions) : advance(s, c, actions));
 }
 
 function waiting(s: ReleaseStatus, c: Ctx): StepResult {
@@ -165,7 +165,7 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
   const actions = canaryActions(s, c);
   if (!g.passed) return decided(wait(s, c, kind, g, actions));
   const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
-  return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions, 'promotion approved') : advance(resumed, c, actions));
+  return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions) : advance(resumed, c, actions));
 }
 
 function promoting(s: ReleaseStatus, c: Ctx): StepResult {
@@ -270,11 +270,11 @@ function advance(s: ReleaseStatus, c: Ctx, actions: Action[]): Decision {
   };
 }
 
-function promote(s: ReleaseStatus, c: Ctx, actions: Action[], why: string): Decision {
+function promote(s: ReleaseStatus, c: Ctx, actions: Action[], analysisSkipped = false): Decision {
   const msg = `Promoting revision ${s.revision} into ${c.id}`;
   return {
     status: withoutWaiting(transition(s, 'Promoting', c.now, msg)),
-    actions: [...actions, { type: 'unpauseStable' }, event(false, 'Promoting', why === 'analysis skipped' ? `${msg} (analysis skipped)` : msg)],
+    actions: [...actions, { type: 'unpauseStable' }, event(false, 'Promoting', analysisSkipped ? `${msg} (analysis skipped)` : msg)],
     requeueAfterMs: c.cfg.progressDeadlineMs,
   };
 }
@@ -314,6 +314,7 @@ function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: 
 
 function stuckRollback(s: ReleaseStatus, c: Ctx, problem: string): Decision {
   // Unpausing now would roll out the failed template, so stay paused at weight 0 and say why.
+  // The reason before " | " is kept (and not repeated) however often this is retried.
   const msg = `${s.message.split(' | ')[0]} | cannot restore the stable template: ${problem}; ${c.id} stays paused with all traffic on stable`;
   return { status: { ...s, message: msg }, actions: msg === s.message ? [] : [event(true, 'RollbackStuck', msg)], requeueAfterMs: c.cfg.analysis.intervalMs };
 }
