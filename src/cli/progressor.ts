@@ -12,6 +12,7 @@ import { type ClusterDefaults, TRAFFIC_PROVIDERS, type TrafficProviderName, pars
 import { Kube, loadKubeConfig } from '../kube/client.js';
 import { KubeCustomObjects } from '../kube/custom-objects.js';
 import { KubeEventRecorder } from '../kube/events.js';
+import { InformerObjectCache } from '../kube/object-cache.js';
 import { createLogger } from '../kube/logger.js';
 import { PrometheusProvider } from '../metrics/prometheus.js';
 import { HttpGateRunner } from '../metrics/webhooks.js';
@@ -96,7 +97,7 @@ async function run(f: ProgressorFlags): Promise<void> {
 
   const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
   const metrics = new ProgressorMetrics();
-  const providers = new ProviderRegistry({ customObjects: new KubeCustomObjects(kube.http) });
+  const providers = new ProviderRegistry({ customObjects: new KubeCustomObjects(kube.http), cache: new InformerObjectCache(kube.http, log, { silenceMs: f.watchSilence ?? 150_000 }) });
   const gates = { metrics: new PrometheusProvider({ url: f.prometheusUrl, timeoutMs: f.prometheusTimeout ?? 5_000 }), webhooks: new HttpGateRunner() };
   const events = new KubeEventRecorder(kube.http, f.identity, log);
 

@@ -73,6 +73,18 @@ export class Informer<T extends KubernetesObject> {
     return [...this.store.values()];
   }
 
+  /**
+   * Write-through after our own write: store the API's answer at once, so a read right after
+   * does not see the version before it (the watch event follows and changes nothing).
+   */
+  prime(obj: T): void {
+    const key = objectKey(obj);
+    const cur = this.store.get(key);
+    const a = Number(cur?.metadata?.resourceVersion);
+    const b = Number(obj.metadata?.resourceVersion);
+    if (!cur || !(Number.isFinite(a) && Number.isFinite(b)) || b > a) this.store.set(key, trimForCache(obj));
+  }
+
   get hasSynced(): boolean {
     return this.synced;
   }

@@ -4,6 +4,7 @@
  */
 import type { TrafficProviderName } from '../config/release-config.js';
 import type { CustomObjectClient } from '../kube/custom-objects.js';
+import type { ObjectCache } from '../kube/object-cache.js';
 import { IstioProvider } from './istio.js';
 import type { TrafficProvider } from './provider.js';
 
@@ -11,12 +12,14 @@ export type { RouteTarget, Routes, TrafficProvider } from './provider.js';
 
 export interface ProviderDeps {
   customObjects: CustomObjectClient;
+  /** Watch-backed reads of routing objects; optional (tests, one-shot tools read the API). */
+  cache?: ObjectCache;
 }
 
 export type ProviderFactory = (deps: ProviderDeps) => TrafficProvider;
 
 export const PROVIDERS: Partial<Record<TrafficProviderName, ProviderFactory>> = {
-  istio: (deps) => new IstioProvider(deps.customObjects),
+  istio: (deps) => new IstioProvider(deps.customObjects, deps.cache),
 };
 
 /** One instance per provider name, created on first use. */

@@ -13,6 +13,7 @@
 import type { Operation } from 'fast-json-patch';
 import { TRACK_CANARY, TRACK_STABLE } from '../config/contract.js';
 import type { ApiObject, CustomObjectClient, Gvr } from '../kube/custom-objects.js';
+import type { ObjectCache } from '../kube/object-cache.js';
 import type { RouteTarget, Routes, TrafficProvider } from './provider.js';
 
 // v1 is served by the CRDs we ship against (shared/crds/istio) and by Istio >= 1.22.
@@ -152,9 +153,12 @@ export class IstioProvider implements TrafficProvider {
    */
   private readonly lastRead = new Map<string, { at: number; objs: ApiObject[] }>();
 
-  constructor(private readonly client: CustomObjectClient) {}
+  /** `cache`: watch-backed reads (no GET per reconcile); without it, reads go to the API. */
+  constructor(private readonly client: CustomObjectClient, private readonly cache?: ObjectCache) {}
 
   private async servicesFor(t: RouteTarget, fresh = false): Promise<ApiObject[]> {
+    const cached = fresh ? undefined : await this.cache?.list(VIRTUAL_SERVICES, t.namespace);
+    if (cached) return cached.filter((vs) => isServiceFor(vs, t));
     const key = `${t.namespace}/${t.name}`;
     const names = this.known.get(key);
     if (names && names.length > 0 && !fresh) {
@@ -201,7 +205,10 @@ export class IstioProvider implements TrafficProvider {
     if (services.length === 0) throw new Error(`no VirtualService routes ${t.service}.${t.namespace} to subset ${TRACK_STABLE}`);
     for (const vs of services) {
       const ops = weightPatch(vs, t, stableWeight, canaryWeight);
-      if (ops.length > 0) await this.client.jsonPatch(VIRTUAL_SERVICES, t.namespace, vs.metadata.name, ops);
+      if (ops.length === 0) continue;
+      // (Not `cache?.remember(..., await patch())`: optional chaining would skip the patch itself.)
+      const patched = await this.client.jsonPatch(VIRTUAL_SERVICES, t.namespace, vs.metadata.name, ops);
+      this.cache?.remember(VIRTUAL_SERVICES, t.namespace, patched);
     }
   }
 
@@ -216,7 +223,8 @@ export class IstioProvider implements TrafficProvider {
 
   private async createOrExplain(gvr: Gvr, t: RouteTarget, body: ApiObject, kind: string): Promise<void> {
     try {
-      await this.client.create(gvr, t.namespace, body);
+      const created = await this.client.create(gvr, t.namespace, body);
+      this.cache?.remember(gvr, t.namespace, created);
     } catch (err) {
       if ((err as { code?: number }).code === 409) {
         throw new Error(`a ${kind} named ${t.name} already exists in ${t.namespace} but does not route ${t.service}; rename it or set kube-canary.io/service`);

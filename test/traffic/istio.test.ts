@@ -173,6 +173,21 @@ describe('istio provider', () => {
     assert.equal(fake.lists, lists + 1);
   });
 
+  it('with a watch cache, a step reads nothing from the API and remembers its own write', async () => {
+    const fake = new FakeCustomObjects();
+    fake.objects.set('virtualservices/test/review-virtualservice', userVs());
+    const remembered: ApiObject[] = [];
+    // Test double of the watch-backed cache: serves the fake's current objects.
+    const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: (_g: Gvr, _ns: string, o: ApiObject) => void remembered.push(o) };
+    const p = new IstioProvider(fake, cache);
+    assert.deepEqual(await p.getRoutes(target), { stable: 80, canary: 20 });
+    await p.setRoutes(target, 75, 25);
+    assert.deepEqual(await p.getRoutes(target), { stable: 75, canary: 25 });
+    assert.equal(fake.gets + fake.lists, 0, 'no reads from the API');
+    assert.equal(remembered.length, 1);
+    assert.equal(readWeights(remembered[0]!, target)!.canary, 25);
+  });
+
   it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
     const fake = new FakeCustomObjects();
     fake.objects.set('virtualservices/test/mine', { metadata: { name: 'mine' }, spec: { hosts: ['review'], http: [{ route: [{ destination: { host: 'review' } }] }] } });
