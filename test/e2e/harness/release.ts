@@ -201,7 +201,10 @@ export async function startReleaseEnv(namespace: string, opts: { rps?: number; p
     started.push(() => unregisterWebhook(webhookConfigName));
     log('progressor');
     const kc = await progressorKubeconfig(dir);
-    const progressor = await startProgressor({ kubeconfig: kc, prometheusUrl: prometheus.url, ...(opts.progressorArgs ? { extraArgs: opts.progressorArgs } : {}) });
+    // Its own Lease and namespace, so environments running side by side on one control plane
+    // (parallel suites, the bench, the demo) never wait on each other's leader election.
+    const scope = ['--watch-namespaces', namespace, '--lease-name', `kube-canary-progressor-${namespace}`];
+    const progressor = await startProgressor({ kubeconfig: kc, prometheusUrl: prometheus.url, extraArgs: [...scope, ...(opts.progressorArgs ?? [])] });
     started.push(() => env.progressor.stop());
     const env: ReleaseEnv = {
       namespace,
