@@ -33,7 +33,7 @@ go_build() {
   [[ -x "$out" ]] && return 0
   (
     cd "$mod"
-    go build -v -trimpath -o "$out.tmp" "$@"
+    go build -v -trimpath -buildvcs=false -o "$out.tmp" "$@"
   ) >"$logf" 2>&1 || { tail -n 30 "$logf" >&2; die "build failed, see $logf"; }
   mv -f "$out.tmp" "$out"
 }
