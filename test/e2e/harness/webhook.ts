@@ -85,7 +85,7 @@ export function cliCommand(): { cmd: string; args: string[] } {
 
 function httpsGet(url: string, ca: string): Promise<number> {
   return new Promise((resolvePromise, reject) => {
-    const req = request(url, { ca, method: 'GET', timeout: 2000 }, (res) => {
+    const req = request(url, { ca, method: 'GET', timeout: 2000, agent: false }, (res) => {
       res.resume();
       resolvePromise(res.statusCode ?? 0);
     });
