@@ -101,8 +101,11 @@ export class Reconciler {
 
     let stableTemplate: V1PodTemplateSpec | undefined;
     let decision: Decision | undefined;
+    // One clock reading per reconcile: every pass decides for the same instant, and a check's
+    // time is when it fell due, not when slow gates returned (the next one is an interval later).
+    const now = d.now();
     for (let pass = 0; pass < MAX_PASSES && !decision; pass++) {
-      const r = step(obs, d.now());
+      const r = step(obs, now);
       if (r.kind === 'decision') {
         decision = r;
       } else if (r.need === 'gates') {
