@@ -5,6 +5,7 @@ import {
   ANN_RPS,
   ISTIO_DURATION_BUCKETS,
   advance,
+  advanceInPlace,
   behaviourOf,
   bucketIndex,
   emptyState,
@@ -154,6 +155,16 @@ describe('simulator core: advance and renderMetrics', () => {
     const snap = JSON.stringify(s0);
     advance(s0, { flows, unroutedRps: 0 }, 1000);
     assert.equal(JSON.stringify(s0), snap);
+  });
+
+  it('advanceInPlace counts exactly like advance', () => {
+    let pure = emptyState();
+    const mut = emptyState();
+    for (let i = 0; i < 37; i++) {
+      pure = advance(pure, { flows, unroutedRps: 0.5 }, 73);
+      advanceInPlace(mut, { flows, unroutedRps: 0.5 }, 73);
+    }
+    assert.deepEqual(mut, pure);
   });
 
   it('puts latencies in Istio\'s default buckets', () => {

@@ -294,22 +294,25 @@ function emptyCode(): CodeCounters {
  * input is not modified). Request and error counts are exact over time: fractions carry over.
  */
 export function advance(prev: SimState, plan: Pick<Plan, 'flows' | 'unroutedRps'>, elapsedMs: number): SimState {
+  return advanceInPlace(structuredClone(prev), plan, elapsedMs);
+}
+
+/** Same as advance(), updating `state` itself (the simulator process ticks this way: no copy per tick). */
+export function advanceInPlace(state: SimState, plan: Pick<Plan, 'flows' | 'unroutedRps'>, elapsedMs: number): SimState {
   const dt = Math.max(0, elapsedMs) / 1000;
-  const next: SimState = { carry: {}, series: {}, unrouted: prev.unrouted, unroutedCarry: prev.unroutedCarry };
   const live = new Set(plan.flows.map(seriesKey));
-  for (const [k, s] of Object.entries(prev.series)) {
-    if (live.has(k)) next.series[k] = structuredClone(s);
-  }
+  for (const k of Object.keys(state.series)) if (!live.has(k)) delete state.series[k];
+  const carries: SimState['carry'] = {};
   for (const f of plan.flows) {
     const fk = flowKey(f);
-    const carry = prev.carry[fk] ?? { requests: 0, errors: 0 };
+    const carry = state.carry[fk] ?? { requests: 0, errors: 0 };
     const exact = f.rps * dt + carry.requests;
     const n = Math.floor(exact + 1e-9);
     const exactErr = n * f.errorRate + carry.errors;
     const e = Math.min(n, Math.floor(exactErr + 1e-9));
-    next.carry[fk] = { requests: Math.max(0, exact - n), errors: Math.max(0, exactErr - e) };
+    carries[fk] = { requests: Math.max(0, exact - n), errors: Math.max(0, exactErr - e) };
     const sk = seriesKey(f);
-    const s = (next.series[sk] ??= { namespace: f.namespace, workload: f.workload, service: f.service, byCode: {} });
+    const s = (state.series[sk] ??= { namespace: f.namespace, workload: f.workload, service: f.service, byCode: {} });
     const b = bucketIndex(f.latencyMs);
     for (const [code, count] of [['200', n - e], ['503', e]] as const) {
       if (count <= 0) continue;
@@ -319,11 +322,12 @@ export function advance(prev: SimState, plan: Pick<Plan, 'flows' | 'unroutedRps'
       c.sumMs += count * f.latencyMs;
     }
   }
-  const exactU = plan.unroutedRps * dt + prev.unroutedCarry;
+  state.carry = carries;
+  const exactU = plan.unroutedRps * dt + state.unroutedCarry;
   const u = Math.floor(exactU + 1e-9);
-  next.unrouted += u;
-  next.unroutedCarry = Math.max(0, exactU - u);
-  return next;
+  state.unrouted += u;
+  state.unroutedCarry = Math.max(0, exactU - u);
+  return state;
 }
 
 function labelValue(v: string): string {
@@ -334,46 +338,54 @@ function labels(l: Record<string, string>): string {
   return `{${Object.entries(l).map(([k, v]) => `${k}="${labelValue(v)}"`).join(',')}}`;
 }
 
+/** Label prefix per (series, code), cached: rendering runs every scrape over every series. */
+const prefixCache = new Map<string, string>();
+function prefix(s: SeriesState, code: string): string {
+  const key = `${s.namespace}\u0000${s.workload}\u0000${s.service}\u0000${code}`;
+  let p = prefixCache.get(key);
+  if (p === undefined) {
+    if (prefixCache.size > 200_000) prefixCache.clear();
+    // The Istio standard labels the gates select on (reporter, destination_workload[_namespace],
+    // destination_service, response_code); Istio's other labels (source_*, destination_app,
+    // connection_security_policy, ...) are left out to keep a scrape of hundreds of workloads small.
+    p = labels({
+      reporter: 'destination',
+      destination_workload: s.workload,
+      destination_workload_namespace: s.namespace,
+      destination_service: s.service,
+      response_code: code,
+    }).slice(0, -1);
+    prefixCache.set(key, p);
+  }
+  return p;
+}
+
+const LE = ISTIO_DURATION_BUCKETS.map((le) => `,le="${le}"}`);
+
 /** Prometheus text exposition of the Istio standard metrics (destination reporter). */
 export function renderMetrics(state: SimState): string {
   const out: string[] = [];
   const series = Object.keys(state.series).sort().map((k) => state.series[k]!);
-  const base = (s: SeriesState, code: string) => {
-    const svcName = s.service.split('.')[0]!;
-    return {
-      reporter: 'destination',
-      source_workload: 'simulator-loadgen',
-      source_workload_namespace: s.namespace,
-      destination_workload: s.workload,
-      destination_workload_namespace: s.namespace,
-      destination_service: s.service,
-      destination_service_name: svcName,
-      destination_service_namespace: s.namespace,
-      request_protocol: 'http',
-      response_code: code,
-      response_flags: '-',
-    };
-  };
   out.push('# HELP istio_requests_total Total requests (kube-canary traffic simulator of the Istio data plane).');
   out.push('# TYPE istio_requests_total counter');
   for (const s of series) {
-    for (const code of Object.keys(s.byCode).sort()) out.push(`istio_requests_total${labels(base(s, code))} ${s.byCode[code]!.requests}`);
+    for (const code of Object.keys(s.byCode).sort()) out.push(`istio_requests_total${prefix(s, code)}} ${s.byCode[code]!.requests}`);
   }
   out.push('# HELP istio_request_duration_milliseconds Request duration (kube-canary traffic simulator of the Istio data plane).');
   out.push('# TYPE istio_request_duration_milliseconds histogram');
   for (const s of series) {
     for (const code of Object.keys(s.byCode).sort()) {
       const c = s.byCode[code]!;
-      const l = base(s, code);
+      const p = prefix(s, code);
       let cumulative = 0;
-      ISTIO_DURATION_BUCKETS.forEach((le, i) => {
+      for (let i = 0; i < LE.length; i++) {
         cumulative += c.buckets[i]!;
-        out.push(`istio_request_duration_milliseconds_bucket${labels({ ...l, le: String(le) })} ${cumulative}`);
-      });
-      cumulative += c.buckets[ISTIO_DURATION_BUCKETS.length]!;
-      out.push(`istio_request_duration_milliseconds_bucket${labels({ ...l, le: '+Inf' })} ${cumulative}`);
-      out.push(`istio_request_duration_milliseconds_sum${labels(l)} ${c.sumMs}`);
-      out.push(`istio_request_duration_milliseconds_count${labels(l)} ${c.requests}`);
+        out.push(`istio_request_duration_milliseconds_bucket${p}${LE[i]} ${cumulative}`);
+      }
+      cumulative += c.buckets[LE.length]!;
+      out.push(`istio_request_duration_milliseconds_bucket${p},le="+Inf"} ${cumulative}`);
+      out.push(`istio_request_duration_milliseconds_sum${p}} ${c.sumMs}`);
+      out.push(`istio_request_duration_milliseconds_count${p}} ${c.requests}`);
     }
   }
   out.push('# HELP simulator_unrouted_requests_total Requests that found no ready endpoint (no destination telemetry).');

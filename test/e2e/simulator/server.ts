@@ -9,7 +9,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { advance, emptyState, renderMetrics, type Plan, type SimState } from './core.js';
+import { advanceInPlace, emptyState, renderMetrics, type Plan, type SimState } from './core.js';
 
 export interface SimulatorOptions {
   host: string;
@@ -42,7 +42,7 @@ export class Simulator {
 
   tick(): void {
     const now = performance.now();
-    this.state = advance(this.state, this.plan, now - this.last);
+    advanceInPlace(this.state, this.plan, now - this.last);
     this.last = now;
   }
 
