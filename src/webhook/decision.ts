@@ -77,9 +77,20 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const old = req.oldObject as V1Deployment | undefined;
   if (req.operation === 'UPDATE' && !isDeployment(old)) return deny(400, `UPDATE of Deployment ${ref} came without an apps/v1 Deployment in request.oldObject`);
 
+  const byProgressor = req.userInfo.username !== undefined && config.progressorUsers.includes(req.userInfo.username);
   const scope = scopeOf(obj, namespace, source, config.ownNamespace);
-  if (!scope.inScope) return allow(scope.reason);
-  if (req.userInfo.username && config.progressorUsers.includes(req.userInfo.username)) return allow('written by the progressor');
+  if (!scope.inScope) {
+    // Opting out mid-release would hide the paused Deployment from the progressor for good.
+    const release = old?.metadata?.annotations?.[ANN_REVISION];
+    if (release !== undefined && !byProgressor && scopeOf(old!, namespace, source, config.ownNamespace).inScope) {
+      return deny(
+        403,
+        `Deployment ${ref} has a canary release of revision ${release} in progress; opting it out now would leave it paused with nobody to finish the release. Let the release finish (kubectl describe deployment ${name} -n ${namespace}) or end it with "kubectl canary promote|abort ${name} -n ${namespace}", then opt out`,
+      );
+    }
+    return allow(scope.reason);
+  }
+  if (byProgressor) return allow('written by the progressor');
 
   const parsed = parseReleaseConfig(name, obj.metadata?.annotations, config.defaults);
   if (!parsed.ok) {

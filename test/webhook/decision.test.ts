@@ -226,6 +226,23 @@ describe('webhook decision', () => {
       assert.match(d.response.status!.message, /kubectl canary abort review -n test/);
     });
 
+    it('denies removing the opt-in label, which would strand the paused Deployment', () => {
+      for (const change of [(l: Record<string, string>) => delete l['kube-canary.io/enabled'], (l: Record<string, string>) => (l['kube-canary.io/enabled'] = 'false')]) {
+        const r = midRelease();
+        change(r.request.object.metadata!.labels!);
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'denied');
+        assert.match(d.response.status!.message, /canary release of revision \w+ in progress; opting it out now would leave it paused/);
+      }
+    });
+
+    it('lets the opt-in label go once no release is in progress', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.object.metadata!.labels!['kube-canary.io/enabled'];
+      assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
+    });
+
     it('lets the progressor unpause', () => {
       const r = midRelease();
       delete r.request.object.spec!.paused;
