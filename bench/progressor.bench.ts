@@ -113,6 +113,8 @@ interface Result {
   apiRequestsPerStep: number;
   promQueriesPerCheck: number;
   progressorPeakRssMb: number;
+  /** Fraction of successful scrapes of the simulator during the releases, and the slowest scrape. */
+  simulatorScrape: { upRatio: number; maxSeconds: number };
 }
 
 async function runOne(n: number): Promise<Result> {
@@ -120,6 +122,7 @@ async function runOne(n: number): Promise<Result> {
   const ns = await createNamespace(`bench-${n}`);
   let env: ReleaseEnv | undefined;
   const aborts: AbortController[] = [];
+  let stopWatching = (): void => undefined;
   try {
     env = await startReleaseEnv(ns, { rps: RPS, pollMs: 1000, progressorArgs: ['--concurrency', String(Math.min(256, Math.max(32, n)))] });
     const names = Array.from({ length: n }, (_, i) => `svc${String(i).padStart(3, '0')}`);
@@ -140,24 +143,34 @@ async function runOne(n: number): Promise<Result> {
     const applied = new Map<string, Array<{ t: number; canary: number }>>();
     const due = new Map<string, Map<number, number>>(); // name -> weight -> lastCheckAt ms
     const watch = new Watch(kubeConfig());
-    aborts.push(
-      await watch.watch(`/apis/networking.istio.io/v1/namespaces/${ns}/virtualservices`, {}, (_phase, obj: { metadata: { name: string }; spec?: { hosts?: string[]; http?: Array<{ route?: Array<{ destination?: { subset?: string }; weight?: number }> }> } }) => {
-        const host = obj.spec?.hosts?.[0]?.split('.')[0] ?? obj.metadata.name;
-        const canary = (obj.spec?.http?.[0]?.route ?? []).filter((r) => r.destination?.subset === 'canary').reduce((a, r) => a + (r.weight ?? 0), 0);
-        const seq = applied.get(host) ?? [];
-        if (seq.length === 0 || seq[seq.length - 1]!.canary !== canary) seq.push({ t: Date.now(), canary });
-        applied.set(host, seq);
-      }, () => undefined),
-    );
-    aborts.push(
-      await watch.watch(`/apis/apps/v1/namespaces/${ns}/deployments`, {}, (_phase, obj) => {
-        const s = statusOf(obj);
-        if (!s || s.phase !== 'Progressing' || typeof s['lastCheckAt'] !== 'string') return;
-        const m = due.get(obj.metadata.name) ?? new Map<number, number>();
-        if (!m.has(s.weight)) m.set(s.weight, Date.parse(s['lastCheckAt'] as string));
-        due.set(obj.metadata.name, m);
-      }, () => undefined),
-    );
+    let watching = true;
+    // A watch that ends (timeout, error) is started again; the replayed ADDED events are deduplicated below.
+    const keepWatching = async (path: string, onObject: (obj: any) => void): Promise<void> => {
+      const start = async (): Promise<void> => {
+        if (!watching) return;
+        const ac = await watch.watch(path, {}, (_phase, obj) => onObject(obj), (err: unknown) => {
+          if (err && watching) log(`watch ${path} ended: ${(err as Error).message ?? String(err)}; restarting`);
+          if (watching) setTimeout(() => void start().catch((e) => log(`watch restart failed: ${(e as Error).message}`)), 500);
+        });
+        aborts.push(ac);
+      };
+      await start();
+    };
+    stopWatching = () => (watching = false);
+    await keepWatching(`/apis/networking.istio.io/v1/namespaces/${ns}/virtualservices`, (obj: { metadata: { name: string }; spec?: { hosts?: string[]; http?: Array<{ route?: Array<{ destination?: { subset?: string }; weight?: number }> }> } }) => {
+      const host = obj.spec?.hosts?.[0]?.split('.')[0] ?? obj.metadata.name;
+      const canary = (obj.spec?.http?.[0]?.route ?? []).filter((r) => r.destination?.subset === 'canary').reduce((a, r) => a + (r.weight ?? 0), 0);
+      const seq = applied.get(host) ?? [];
+      if (seq.length === 0 || seq[seq.length - 1]!.canary !== canary) seq.push({ t: Date.now(), canary });
+      applied.set(host, seq);
+    });
+    await keepWatching(`/apis/apps/v1/namespaces/${ns}/deployments`, (obj) => {
+      const s = statusOf(obj);
+      if (!s || s.phase !== 'Progressing' || typeof s['lastCheckAt'] !== 'string') return;
+      const m = due.get(obj.metadata.name) ?? new Map<number, number>();
+      if (!m.has(s.weight)) m.set(s.weight, Date.parse(s['lastCheckAt'] as string));
+      due.set(obj.metadata.name, m);
+    });
 
     const progBefore = await text(env.progressor.metricsUrl);
     const promBefore = await text(`${env.prometheus.url}/metrics`);
@@ -193,6 +206,14 @@ async function runOne(n: number): Promise<Result> {
     const progAfter = await text(env.progressor.metricsUrl);
     const promAfter = await text(`${env.prometheus.url}/metrics`);
     const rss = peakRssMb(env.progressor.process.pid);
+    // Did Prometheus keep scraping the simulator? (no data = failed checks, never a pass)
+    const window = `${Math.ceil(wallSeconds)}s`;
+    const scalar = async (q: string) => {
+      const body = (await env!.prometheus.query(q)) as { data?: { result?: Array<{ value: [number, string] }> } };
+      return Number(body.data?.result?.[0]?.value[1] ?? Number.NaN);
+    };
+    const scrapeUp = await scalar(`avg_over_time(up{job="istio-simulator"}[${window}])`).catch(() => Number.NaN);
+    const scrapeMaxS = await scalar(`max_over_time(scrape_duration_seconds{job="istio-simulator"}[${window}])`).catch(() => Number.NaN);
 
     const lags: number[] = [];
     let steps = 0;
@@ -221,10 +242,12 @@ async function runOne(n: number): Promise<Result> {
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
       progressorPeakRssMb: rss,
+      simulatorScrape: { upRatio: scrapeUp, maxSeconds: scrapeMaxS },
     };
     log(`N=${n}: ${JSON.stringify(r)}`);
     return r;
   } finally {
+    stopWatching();
     for (const a of aborts) a.abort();
     await env?.stop();
     await kubectl(['delete', 'namespace', ns, '--wait=false'], { allowFailure: true });
@@ -246,8 +269,8 @@ async function main(): Promise<void> {
   for (const n of SIZES) results.push(await runOne(n));
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const rows = [
-    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'API req/step', 'Prom queries/check', 'peak RSS MB'],
-    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb)]),
+    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'API req/step', 'Prom queries/check', 'peak RSS MB', 'scrapes ok'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb), `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);
