@@ -40,8 +40,7 @@ describe('release: Prometheus stopped mid-release', function () {
       const final = await waitForPhase(ns, 'review', ['Succeeded', 'Failed'], 120_000, () => rec.describe());
       assert.equal(final.phase, 'Failed', `no data must never promote:\n${rec.describe()}`);
       assert.ok(!rec.phases().includes('Promoting'), rec.describe());
-      const back = rec.firstRoutes((s, c) => s === 100 && c === 0, stoppedAt);
-      assert.ok(back, rec.describe());
+      const back = await waitFor('the recorder to see 100/0 again', () => rec.firstRoutes((s, c) => s === 100 && c === 0, stoppedAt), { timeoutMs: 10_000, describe: () => rec.describe() });
       const budget = THRESHOLD * INTERVAL_S * 1000 + INTERVAL_S * 1000 + SLACK_MS;
       assert.ok(back - stoppedAt <= budget, `rollback ${back - stoppedAt} ms after Prometheus stopped; budget ${budget} ms\n${rec.describe()}`);
       assert.match(final.message, /Prometheus|unreachable|threshold/i, final.message);

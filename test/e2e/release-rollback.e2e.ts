@@ -4,7 +4,7 @@
  * revision recorded, and re-applying the same release is refused by the webhook with the retry hint.
  */
 import assert from 'node:assert/strict';
-import { createNamespace, deleteNamespace, getDeployment, podsOf, waitForDeploymentReady } from './harness/cluster.js';
+import { createNamespace, deleteNamespace, getDeployment, podsOf, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import {
   ANN_FAILED_REVISION,
   ANN_REVISION,
@@ -57,8 +57,7 @@ describe('release: a bad release (30% 5xx) is rolled back', function () {
 
       const firstTraffic = rec.firstRoutes((_, canary) => canary > 0);
       assert.ok(firstTraffic, `the canary never got traffic:\n${rec.describe()}`);
-      const back = rec.firstRoutes((stable, canary) => stable === 100 && canary === 0, firstTraffic);
-      assert.ok(back, `weights never went back to 100/0:\n${rec.describe()}`);
+      const back = await waitFor('the recorder to see 100/0 again', () => rec.firstRoutes((stable, canary) => stable === 100 && canary === 0, firstTraffic), { timeoutMs: 10_000, describe: () => rec.describe() });
       const budget = THRESHOLD * INTERVAL_S * 1000 + INTERVAL_S * 1000 + SLACK_MS;
       assert.ok(back - firstTraffic <= budget, `rollback took ${back - firstTraffic} ms after the canary got traffic; budget ${budget} ms\n${rec.describe()}`);
       assert.ok(!rec.phases().includes('Promoting'), `never promoting:\n${rec.describe()}`);
