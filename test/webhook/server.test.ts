@@ -25,6 +25,12 @@ describe('webhook HTTP app', () => {
     assert.ok(res.body.response.warnings.length >= 1);
   });
 
+  it("accepts the apiserver's ?timeout= query on the admission paths", async () => {
+    const { app: a } = app();
+    const res = await request(a).post('/mutate?timeout=10s').send(loadReview('review-set-image')).expect(200);
+    assert.equal(res.body.response.patchType, 'JSONPatch');
+  });
+
   it('routes /mutate/namespace with namespace opt-in semantics', async () => {
     const { app: a } = app();
     const r = loadReview('review-set-image');
