@@ -279,8 +279,8 @@ metadata:
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
 status:
-  allocatable: {cpu: "64", memory: 256Gi, pods: "500", ephemeral-storage: 1Ti}
-  capacity: {cpu: "64", memory: 256Gi, pods: "500", ephemeral-storage: 1Ti}
+  allocatable: {cpu: "1000", memory: 4Ti, pods: "5000", ephemeral-storage: 10Ti}
+  capacity: {cpu: "1000", memory: 4Ti, pods: "5000", ephemeral-storage: 10Ti}
   nodeInfo:
     architecture: amd64
     kubeletVersion: fake
