@@ -34,7 +34,7 @@ function without(map: Record<string, string> | undefined, keys: string[]): Recor
  * API treats them as absent, and typed clients and raw admission JSON disagree on which they send.
  */
 export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (v === null || typeof v !== 'object') return scalarJson(v);
   // String building in plain loops: this runs twice per admission, on the webhook's hot path.
   if (Array.isArray(v)) {
     let out = '[';
@@ -42,12 +42,35 @@ export function canonicalJson(v: unknown): string {
     return `${out}]`;
   }
   const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).sort();
+  const keys = Object.keys(o);
+  if (keys.length > 1) keys.sort();
   let out = '{';
   for (const k of keys) {
     const x = o[k];
     if (x === undefined || x === null) continue;
-    out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ':' + canonicalJson(x);
+    out += (out.length > 1 ? ',' : '') + stringJson(k) + ':' + canonicalJson(x);
   }
   return `${out}}`;
+}
+
+/** Exactly `JSON.stringify(v) ?? 'null'` for a non-object, without its generic path for the common cases. */
+function scalarJson(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return stringJson(v);
+    case 'number':
+      return Number.isFinite(v) ? String(v) : 'null';
+    case 'boolean':
+      return v ? 'true' : 'false';
+    default:
+      return JSON.stringify(v) ?? 'null';
+  }
+}
+
+/** Characters JSON.stringify escapes: quote, backslash, control characters, (lone) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `JSON.stringify(s)`: most keys and values have nothing to escape and are just quoted. */
+function stringJson(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }

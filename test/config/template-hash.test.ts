@@ -7,6 +7,18 @@ const template = (): V1PodTemplateSpec => ({
   spec: { containers: [{ name: 'review', image: 'review:1.7.0', env: [{ name: 'A', value: '1' }] }] },
 });
 
+/** The definition canonicalJson implements: JSON.stringify for every key and scalar. */
+function referenceCanonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(referenceCanonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const members = Object.keys(o)
+    .sort()
+    .filter((k) => o[k] !== undefined && o[k] !== null)
+    .map((k) => `${JSON.stringify(k)}:${referenceCanonicalJson(o[k])}`);
+  return `{${members.join(',')}}`;
+}
+
 describe('template hash', () => {
   it('is sha256 of sorted-key JSON, 10 hex digits (cross-checked with Python; changing it breaks releases in flight)', () => {
     assert.equal(templateHash(template(), 'version'), 'f679256880');
@@ -44,5 +56,25 @@ describe('template hash', () => {
 
   it('canonical JSON sorts keys at every depth and keeps array order', () => {
     assert.equal(canonicalJson({ b: [2, { d: 1, c: null }], a: 'x' }), '{"a":"x","b":[2,{"d":1}]}');
+  });
+
+  it('canonical JSON escapes keys and strings exactly like JSON.stringify, and writes numbers and booleans like it', () => {
+    const strings = ['', 'plain', 'quote"d', 'back\\slash', 'new\nline', '\u0000\u001f\u007f', 'tab\t', 'é ü 中文', '\ud83d\ude00', 'lone \ud800', 'lone \udfff end', '</script>', '__proto__', '10', '9', 'a.b/c~d'];
+    const scalars: unknown[] = [...strings, 0, -0, 1.5, -2e-7, 1e21, 123456789012345680000, Number.NaN, Number.POSITIVE_INFINITY, true, false, null, undefined];
+    let seed = 7;
+    const rnd = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * n);
+    const value = (depth: number): unknown => {
+      const pick = rnd(depth > 3 ? 1 : 3);
+      if (pick === 0) return scalars[rnd(scalars.length)];
+      if (pick === 1) return Array.from({ length: rnd(4) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = rnd(5); i > 0; i--) Object.defineProperty(o, strings[rnd(strings.length)]!, { value: value(depth + 1), enumerable: true, configurable: true, writable: true });
+      return o;
+    };
+    for (let n = 0; n < 3000; n++) {
+      const v = value(0);
+      assert.equal(canonicalJson(v), referenceCanonicalJson(v));
+    }
+    assert.equal(canonicalJson({ z: 'a"b', 'k\n': 1.5, n: Number.NaN, d: new Date(0), t: true }), '{"d":{},"k\\n":1.5,"n":null,"t":true,"z":"a\\"b"}');
   });
 });
