@@ -63,14 +63,20 @@ function metricSum(text: string, name: string, labelFilter?: RegExp): number {
   return sum;
 }
 
-/** Histogram quantile from cumulative buckets of a text exposition (linear within a bucket, like PromQL). */
+/**
+ * Histogram quantile from cumulative buckets of a text exposition (linear within a bucket, like
+ * PromQL), over all the histogram's series summed (e.g. every `gate` label value).
+ */
 function histogramQuantile(text: string, name: string, q: number): number {
-  const buckets: Array<[number, number]> = [];
+  const byLe = new Map<number, number>();
   for (const line of text.split('\n')) {
     const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\}\\s+(\\S+)`).exec(line);
-    if (m) buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+    if (m) {
+      const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+      byLe.set(le, (byLe.get(le) ?? 0) + Number(m[2]));
+    }
   }
-  buckets.sort((a, b) => a[0] - b[0]);
+  const buckets = [...byLe].sort((a, b) => a[0] - b[0]);
   const total = buckets[buckets.length - 1]?.[1] ?? 0;
   if (total === 0) return Number.NaN;
   const rank = q * total;
@@ -113,6 +119,12 @@ interface Result {
   apiRequestsPerStep: number;
   promQueriesPerCheck: number;
   progressorPeakRssMb: number;
+  /** Where a step's time goes, from the progressor's own histograms: gate sets (Prometheus) and whole reconciles. */
+  gateMs: { p50: number; p99: number };
+  reconcileMs: { p50: number; p99: number };
+  /** Peak V8 heap in use and external (Buffers) memory, sampled every 2 s: what the RSS is made of. */
+  progressorPeakHeapMb: number;
+  progressorPeakExternalMb: number;
   /** Fraction of successful scrapes of the simulator during the releases, and the slowest scrape. */
   simulatorScrape: { upRatio: number; maxSeconds: number };
 }
@@ -172,6 +184,16 @@ async function runOne(n: number): Promise<Result> {
       due.set(obj.metadata.name, m);
     });
 
+    const peaks = { heap: 0, external: 0 };
+    const sampler = setInterval(() => {
+      fetch(env!.progressor.metricsUrl, { signal: AbortSignal.timeout(2000) })
+        .then((r) => r.text())
+        .then((t) => {
+          peaks.heap = Math.max(peaks.heap, metricSum(t, 'nodejs_heap_size_used_bytes'));
+          peaks.external = Math.max(peaks.external, metricSum(t, 'nodejs_external_memory_bytes'));
+        })
+        .catch(() => undefined);
+    }, 2000);
     const progBefore = await text(env.progressor.metricsUrl);
     const promBefore = await text(`${env.prometheus.url}/metrics`);
     log(`N=${n}: shipping ${n} releases at once`);
@@ -202,6 +224,7 @@ async function runOne(n: number): Promise<Result> {
       await sleep(2000);
     }
     const wallSeconds = (Date.now() - t0) / 1000;
+    clearInterval(sampler);
     await sleep(1000);
     const progAfter = await text(env.progressor.metricsUrl);
     const promAfter = await text(`${env.prometheus.url}/metrics`);
@@ -242,6 +265,10 @@ async function runOne(n: number): Promise<Result> {
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
       progressorPeakRssMb: rss,
+      gateMs: { p50: histogramQuantile(progAfter, 'kube_canary_gate_duration_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_gate_duration_seconds', 0.99) * 1000 },
+      reconcileMs: { p50: histogramQuantile(progAfter, 'kube_canary_reconcile_duration_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_reconcile_duration_seconds', 0.99) * 1000 },
+      progressorPeakHeapMb: peaks.heap / 2 ** 20,
+      progressorPeakExternalMb: peaks.external / 2 ** 20,
       simulatorScrape: { upRatio: scrapeUp, maxSeconds: scrapeMaxS },
     };
     log(`N=${n}: ${JSON.stringify(r)}`);
@@ -269,8 +296,8 @@ async function main(): Promise<void> {
   for (const n of SIZES) results.push(await runOne(n));
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const rows = [
-    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'API req/step', 'Prom queries/check', 'peak RSS MB', 'scrapes ok'],
-    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb), `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
+    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);

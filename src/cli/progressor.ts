@@ -171,6 +171,8 @@ async function run(f: ProgressorFlags): Promise<void> {
     void (async () => {
       // Stop writing first, then hand the lease over, so the successor never overlaps with us.
       if (c) await c.stop();
+      // Events of transitions already committed still describe them: send what is queued.
+      await events.flush();
       await elector!.release();
       server.close();
       log.info('stopped');

@@ -78,7 +78,7 @@ export class Reconciler {
       const msg = `Release blocked, retrying: ${errorMessage(err)}`;
       if (this.lastError.get(key) !== msg) {
         this.lastError.set(key, msg);
-        await this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
+        this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
       }
       throw err;
     }
@@ -181,7 +181,7 @@ export class Reconciler {
     }
     for (const a of dec.actions) {
       if (a.type === 'emitEvent') {
-        await d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, a.warning, a.reason, a.message);
+        d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, a.warning, a.reason, a.message);
       } else if (a.type === 'notify' && x.analysis) {
         const status = dec.status;
         // Fire and forget: notification hooks must not hold a release step.

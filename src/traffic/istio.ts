@@ -175,14 +175,21 @@ export class IstioProvider implements TrafficProvider {
     return found;
   }
 
+  /** The namespace's objects from the watch-backed cache, or from the API while it is not synced. */
+  private async read(gvr: Gvr, namespace: string): Promise<ApiObject[]> {
+    return (await this.cache?.list(gvr, namespace)) ?? this.client.list(gvr, namespace);
+  }
+
   async reconcile(t: RouteTarget): Promise<void> {
-    const rules = (await this.client.list(DESTINATION_RULES, t.namespace)).filter((dr) => isRuleFor(dr, t));
-    if (rules.length === 0) await this.createOrExplain(DESTINATION_RULES, t, generatedDestinationRule(t), 'DestinationRule');
+    // Cached reads: a list per new release would fetch every routing object of the namespace
+    // (hundreds of releases share namespaces). A cache that lags behind is caught on create (409).
+    const rules = (await this.read(DESTINATION_RULES, t.namespace)).filter((dr) => isRuleFor(dr, t));
+    if (rules.length === 0) await this.createOrExplain(DESTINATION_RULES, t, generatedDestinationRule(t), 'DestinationRule', isRuleFor);
     for (const dr of rules) {
       const ops = subsetPatch(dr, t);
-      if (ops.length > 0) await this.client.jsonPatch(DESTINATION_RULES, t.namespace, dr.metadata.name, ops);
+      if (ops.length > 0) this.cache?.remember(DESTINATION_RULES, t.namespace, await this.client.jsonPatch(DESTINATION_RULES, t.namespace, dr.metadata.name, ops));
     }
-    const services = await this.client.list(VIRTUAL_SERVICES, t.namespace);
+    const services = await this.read(VIRTUAL_SERVICES, t.namespace);
     const mine = services.filter((vs) => isServiceFor(vs, t));
     if (mine.length > 0) {
       this.known.set(`${t.namespace}/${t.name}`, mine.map((vs) => vs.metadata.name));
@@ -194,7 +201,7 @@ export class IstioProvider implements TrafficProvider {
         `VirtualService ${other.metadata.name} routes host ${t.service} but not to subset "${TRACK_STABLE}" of it; add destinations with subsets ${TRACK_STABLE} and ${TRACK_CANARY} (see the canary article) or delete it so kube-canary generates one`,
       );
     }
-    await this.createOrExplain(VIRTUAL_SERVICES, t, generatedVirtualService(t), 'VirtualService');
+    await this.createOrExplain(VIRTUAL_SERVICES, t, generatedVirtualService(t), 'VirtualService', isServiceFor);
   }
 
   async setRoutes(t: RouteTarget, stableWeight: number, canaryWeight: number): Promise<void> {
@@ -221,15 +228,19 @@ export class IstioProvider implements TrafficProvider {
     return found.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };
   }
 
-  private async createOrExplain(gvr: Gvr, t: RouteTarget, body: ApiObject, kind: string): Promise<void> {
+  private async createOrExplain(gvr: Gvr, t: RouteTarget, body: ApiObject, kind: string, routes: (o: ApiObject, t: RouteTarget) => boolean): Promise<void> {
     try {
       const created = await this.client.create(gvr, t.namespace, body);
       this.cache?.remember(gvr, t.namespace, created);
     } catch (err) {
-      if ((err as { code?: number }).code === 409) {
-        throw new Error(`a ${kind} named ${t.name} already exists in ${t.namespace} but does not route ${t.service}; rename it or set kube-canary.io/service`);
+      if ((err as { code?: number }).code !== 409) throw err;
+      // Ours from an earlier reconcile that the cache has not seen yet, or somebody else's.
+      const existing = await this.client.get(gvr, t.namespace, t.name);
+      if (routes(existing, t)) {
+        this.cache?.remember(gvr, t.namespace, existing);
+        return;
       }
-      throw err;
+      throw new Error(`a ${kind} named ${t.name} already exists in ${t.namespace} but does not route ${t.service}; rename it or set kube-canary.io/service`);
     }
   }
 }

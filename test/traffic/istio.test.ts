@@ -188,6 +188,30 @@ describe('istio provider', () => {
     assert.equal(readWeights(remembered[0]!, target)!.canary, 25);
   });
 
+  it('with a synced watch cache, ensuring the routing objects lists nothing from the API', async () => {
+    const fake = new FakeCustomObjects();
+    const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: () => undefined };
+    const p = new IstioProvider(fake, cache);
+    await p.reconcile(target);
+    await p.reconcile(target);
+    assert.equal(fake.lists, 0, 'hundreds of releases in one namespace must not each list every routing object');
+    assert.deepEqual(fake.creates.map((c) => c.kind), ['DestinationRule', 'VirtualService']);
+  });
+
+  it('a cache that has not seen our generated objects yet: the 409 is checked against the real object, not reported as a clash', async () => {
+    const fake = new FakeCustomObjects();
+    await new IstioProvider(fake).reconcile(target);
+    const behind = { list: async () => [] as ApiObject[], remember: () => undefined };
+    await new IstioProvider(fake, behind).reconcile(target);
+    assert.equal(fake.creates.length, 2, 'nothing created twice');
+  });
+
+  it("a user's object of the same name that routes something else is still reported, naming the fix", async () => {
+    const fake = new FakeCustomObjects();
+    fake.objects.set('destinationrules/test/review', { metadata: { name: 'review' }, spec: { host: 'ratings' } });
+    await assert.rejects(new IstioProvider(fake).reconcile(target), /a DestinationRule named review already exists in test but does not route review; rename it or set kube-canary.io\/service/);
+  });
+
   it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
     const fake = new FakeCustomObjects();
     fake.objects.set('virtualservices/test/mine', { metadata: { name: 'mine' }, spec: { hosts: ['review'], http: [{ route: [{ destination: { host: 'review' } }] }] } });
