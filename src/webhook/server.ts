@@ -46,6 +46,12 @@ export function createApp(opts: AppOptions): RequestListener {
 function admissionHandler(opts: AppOptions) {
   const { config, metrics, log } = opts;
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  // The admission line has only top-level strings and booleans, which the logger's redact paths
+  // (`*.token` and the like: members of nested objects) can never match, yet pino runs every
+  // value of a line through the redactor when a path starts with a wildcard: ~8 µs of a ~13 µs
+  // line. This child writes the same bytes without it. Keep the line flat (a test checks it);
+  // anything nested belongs in a line logged through `log`.
+  const admissionLog = log.child({}, { redact: [] });
 
   const answer = (body: Buffer | undefined, source: OptInSource, res: ServerResponse, start: bigint) => {
     let decision = 'invalid';
@@ -54,7 +60,7 @@ function admissionHandler(opts: AppOptions) {
       const d = decide(request, source, config);
       decision = d.outcome;
       metrics.admissions.inc({ decision, operation: request.operation });
-      log.info(
+      admissionLog.info(
         {
           uid: request.uid,
           deployment: `${request.namespace ?? ''}/${request.name ?? ''}`,

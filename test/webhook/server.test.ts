@@ -97,4 +97,27 @@ describe('webhook HTTP app', () => {
     const res = await request(a).get('/mutate').expect(404);
     assert.match(res.body.message, /POST \/mutate/);
   });
+
+  it('logs one flat admission line per request, byte for byte what the redacting logger writes, and keeps redacting other lines', async () => {
+    const lines: string[] = [];
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(l) });
+    const a = createApp({ config, metrics: createWebhookMetrics(), log });
+    await request(a).post('/mutate').send(loadReview('review-set-image')).expect(200);
+    const admission = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'admission');
+    assert.equal(admission.length, 1);
+    const line = admission[0];
+    assert.deepEqual(Object.keys(line), ['level', 'time', 'component', 'uid', 'deployment', 'operation', 'user', 'dryRun', 'via', 'decision', 'reason', 'msg']);
+    // Flat: the admission line skips pino's redactor (no redact path can match a top-level scalar).
+    for (const [k, v] of Object.entries(line)) assert.ok(v === null || typeof v !== 'object', `${k} is not a scalar`);
+    assert.deepEqual(
+      { deployment: line.deployment, operation: line.operation, decision: line.decision, via: line.via, dryRun: line.dryRun },
+      { deployment: 'test/review', operation: 'UPDATE', decision: 'patched', via: 'label', dryRun: false },
+    );
+    const { level: _l, time: _t, component: _c, msg: _m, ...fields } = line;
+    log.info(fields, 'admission');
+    const [written, viaParent] = lines.filter((l) => l.includes('"msg":"admission"')).map((l) => l.replace(/"time":"[^"]*"/, ''));
+    assert.equal(written, viaParent);
+    log.warn({ request: { token: 'secret', headers: { authorization: 'Bearer x' } } }, 'other');
+    assert.doesNotMatch(lines.at(-1)!, /secret|Bearer/);
+  });
 });
