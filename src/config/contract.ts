@@ -22,12 +22,19 @@ export const ANN_PROGRESS_DEADLINE = `${PREFIX}progress-deadline`;
 export const ANN_SKIP_ANALYSIS = `${PREFIX}skip-analysis`;
 export const ANN_PROVIDER = `${PREFIX}provider`;
 export const ANN_SERVICE = `${PREFIX}service`;
+/**
+ * Written by users (`kubectl annotate`, later the kubectl plugin) to ask the progressor to act on
+ * the release once. The progressor removes it in the same guarded patch that commits the result.
+ */
+export const ANN_REQUEST = `${PREFIX}request`;
+export const REQUESTS = ['promote', 'abort', 'pause', 'resume', 'retry'] as const;
+export type ReleaseRequest = (typeof REQUESTS)[number];
 
 /** Annotations the webhook and progressor own; a user's rewrite of the object must not drop them mid-release. */
 export const MANAGED_ANNOTATIONS = [ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS, ANN_FAILED_REVISION] as const;
 
 /** Annotations a user may set, validated by src/config/release-config.ts. */
-export const USER_ANNOTATIONS = [ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_SKIP_ANALYSIS, ANN_PROVIDER, ANN_SERVICE] as const;
+export const USER_ANNOTATIONS = [ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_SKIP_ANALYSIS, ANN_PROVIDER, ANN_SERVICE, ANN_REQUEST] as const;
 
 export const DEFAULT_TRACK_LABEL = 'version';
 export const TRACK_STABLE = 'stable';

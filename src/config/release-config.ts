@@ -4,7 +4,8 @@
  * the progressor (which acts on it) can never disagree.
  */
 import { type Analysis, parseAnalysis, show } from './analysis.js';
-import { ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_PROVIDER, ANN_SERVICE, ANN_SKIP_ANALYSIS, PREFIX, MANAGED_ANNOTATIONS, USER_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME } from './contract.js';
+import { ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_PROVIDER, ANN_REQUEST, ANN_SERVICE, ANN_SKIP_ANALYSIS, PREFIX, REQUESTS, MANAGED_ANNOTATIONS, USER_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME } from './contract.js';
+import type { ReleaseRequest } from './contract.js';
 import { parseDuration } from './duration.js';
 
 export const TRAFFIC_PROVIDERS = ['istio', 'gateway-api', 'replicas'] as const;
@@ -32,6 +33,10 @@ const MANAGED = new Set<string>(MANAGED_ANNOTATIONS);
 const KNOWN = new Set<string>(USER_ANNOTATIONS);
 const LABELS = new Set<string>([LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME]);
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export function isReleaseRequest(v: string): v is ReleaseRequest {
+  return (REQUESTS as readonly string[]).includes(v);
+}
 
 export type ReleaseConfigResult = { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
 
@@ -89,6 +94,11 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
     if ((TRAFFIC_PROVIDERS as readonly string[]).includes(p)) provider = p as TrafficProviderName;
     else errors.push(`${ANN_PROVIDER}: ${show(p)} is not a traffic provider; allowed: ${TRAFFIC_PROVIDERS.join(', ')}`);
   }
+
+  // A one-shot request, not configuration: validated here so the webhook refuses a typo; the
+  // progressor reads it separately (src/progressor/observe.ts) and removes it once acted on.
+  const req = ann[ANN_REQUEST];
+  if (req !== undefined && !isReleaseRequest(req)) errors.push(`${ANN_REQUEST}: ${show(req)} is not a request; allowed: ${REQUESTS.join(', ')}`);
 
   const service = ann[ANN_SERVICE] ?? deploymentName;
   if (!DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);

@@ -3,7 +3,7 @@
  * configuration here (with the same parser as the webhook) means both always agree.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
-import { ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../config/contract.js';
+import { ANN_FAILED_REVISION, ANN_REQUEST, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../config/contract.js';
 import { type ClusterDefaults, parseReleaseConfig } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
@@ -15,6 +15,14 @@ export function stableView(d: V1Deployment, trackLabel: string, defaults: Cluste
   const revision = ann[ANN_REVISION];
   const stableRevision = ann[ANN_STABLE_REVISION];
   const status = parseStatus(ann[ANN_STATUS]);
+  const failedRevision = ann[ANN_FAILED_REVISION];
+  const request = ann[ANN_REQUEST];
+  // A request is not configuration: an odd value must be reported and removed, not put the release on hold.
+  let cfgAnn = ann;
+  if (request !== undefined) {
+    const { [ANN_REQUEST]: _, ...rest } = ann;
+    cfgAnn = rest;
+  }
   return {
     namespace: d.metadata!.namespace!,
     name: d.metadata!.name!,
@@ -29,7 +37,9 @@ export function stableView(d: V1Deployment, trackLabel: string, defaults: Cluste
     ...(revision ? { revision } : {}),
     ...(stableRevision ? { stableRevision } : {}),
     ...(status ? { status } : {}),
-    config: parseReleaseConfig(d.metadata!.name!, ann, defaults),
+    ...(failedRevision ? { failedRevision } : {}),
+    ...(request !== undefined ? { request } : {}),
+    config: parseReleaseConfig(d.metadata!.name!, cfgAnn, defaults),
   };
 }
 

@@ -279,6 +279,10 @@ export class Reconciler {
   private record(namespace: string, name: string, before: Phase | undefined, dec: Decision, log: Logger): void {
     const m = this.d.metrics;
     const s = dec.status;
+    for (const a of dec.actions) {
+      // One line per kube-canary.io/request handled (committed and removed by this reconcile).
+      if (a.type === 'clearRequest') log.info({ event: 'request', request: a.request, outcome: a.ignored ? 'ignored' : 'done', ...(a.ignored ? { reason: a.ignored } : {}), from: before ?? null, to: s?.phase ?? null, weight: s?.weight ?? null }, `request ${a.request} ${a.ignored ? 'ignored' : 'done'}`);
+    }
     if (!s) return;
     m.setPhase(namespace, name, s.phase);
     m.weight.set({ namespace, name }, s.weight);

@@ -2,16 +2,17 @@
  * The one write to the stable Deployment per reconcile: a JSON patch that starts with a `test`
  * of the observed resourceVersion (optimistic concurrency: a stale writer, e.g. a progressor
  * that lost its lease, gets 409/422 and changes nothing) and then applies unpause, template
- * restore, annotation cleanup and the status together, so a transition is atomic.
+ * restore, annotation cleanup (incl. the one-shot kube-canary.io/request) and the status
+ * together, so a transition is atomic and a request is acted on exactly once.
  */
 import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
-import { ANN_FAILED_REVISION, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../config/contract.js';
+import { ANN_FAILED_REVISION, ANN_REQUEST, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../config/contract.js';
 import { serializeStatus } from '../config/status.js';
-import type { Action } from './types.js';
+import { type Action, STABLE_PATCH_ACTIONS } from './types.js';
 
-export const isStablePatchAction = (a: Action): boolean =>
-  a.type === 'unpauseStable' || a.type === 'restoreStableTemplate' || a.type === 'clearRelease' || a.type === 'writeStatus';
+const STABLE_PATCH = new Set<string>(STABLE_PATCH_ACTIONS);
+export const isStablePatchAction = (a: Action): boolean => STABLE_PATCH.has(a.type);
 
 const annPath = (key: string) => `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 
@@ -42,6 +43,13 @@ export function buildStablePatch(stable: V1Deployment, actions: Action[], stable
         if (ann?.[ANN_REVISION] !== undefined) ops.push({ op: 'remove', path: annPath(ANN_REVISION) });
         if (ann?.[ANN_STABLE_REVISION] !== undefined) ops.push({ op: 'remove', path: annPath(ANN_STABLE_REVISION) });
         if (a.failedRevision) ops.push({ op: 'add', path: annPath(ANN_FAILED_REVISION), value: a.failedRevision });
+        break;
+      case 'clearRequest':
+        // Only the value this decision was made on: the resourceVersion test above guarantees it.
+        if (ann?.[ANN_REQUEST] !== undefined) ops.push({ op: 'remove', path: annPath(ANN_REQUEST) });
+        break;
+      case 'clearFailedRevision':
+        if (ann?.[ANN_FAILED_REVISION] !== undefined) ops.push({ op: 'remove', path: annPath(ANN_FAILED_REVISION) });
         break;
       case 'writeStatus':
         ops.push({ op: 'add', path: annPath(ANN_STATUS), value: serializeStatus(a.status) });

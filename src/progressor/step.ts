@@ -9,14 +9,19 @@
  *     Waiting <-----------------------------+                        RollingBack --> Failed
  *   threshold failed checks, a rollback webhook, or a missed progress deadline -> RollingBack
  *
+ * Requests (kube-canary.io/request, see requests below): pause (Initializing/Progressing/Waiting
+ * -> Paused, held until resume), resume (Paused -> Progressing, or Initializing before the first
+ * weight), promote (-> Promoting at once), abort (-> RollingBack), retry (clear failed-revision
+ * outside a release). Each decision that reads a request removes it in its own commit.
+ *
  * A release is in progress exactly while kube-canary.io/revision is on the stable Deployment.
  * When the gates need I/O (metric checks, webhooks) or rollback needs the stable ReplicaSet,
  * step() returns a Need; the reconciler fetches it and calls step() again with the answer.
  */
-import type { Analysis, WebhookType } from '../config/analysis.js';
-import { canaryName } from '../config/contract.js';
+import { type Analysis, type WebhookType, show } from '../config/analysis.js';
+import { ANN_REQUEST, REQUESTS, canaryName } from '../config/contract.js';
 import { formatDuration } from '../config/duration.js';
-import type { ReleaseConfig } from '../config/release-config.js';
+import { type ReleaseConfig, isReleaseRequest } from '../config/release-config.js';
 import { canonicalJson } from '../config/template-hash.js';
 import { isTerminal, type Phase, type ReleaseStatus, type WaitingOn } from '../config/status.js';
 import { canaryReplicas } from './canary.js';
@@ -30,13 +35,23 @@ export function step(obs: Observation, now: number): StepResult {
   const st = obs.stable;
   const prev = st.status;
   const id = `${st.name}.${st.namespace}`;
-  if (!st.revision) return finish(obs, prev, idle(obs, now, id), [], false);
+  const req = st.request;
+  if (!st.revision) {
+    const d = idle(obs, now, id);
+    return finish(obs, prev, req === undefined ? d : withActions(d, idleRequest(obs, req, id)), [], false);
+  }
 
-  if (!st.config.ok) return finish(obs, prev, invalidConfig(obs, now, id, st.config.errors), [], false);
+  if (!st.config.ok) {
+    const d = invalidConfig(obs, now, id, st.config.errors);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, 'the kube-canary configuration is invalid (see the InvalidConfig Event); fix it, then ask again')), [], false);
+  }
   const ctx: Ctx = { obs, now, cfg: st.config.value, id, canaryId: `${canaryName(st.name)}.${st.namespace}` };
 
   // The user put back the template the pods are running: nothing to release.
-  if (st.stableRevision !== undefined && st.revision === st.stableRevision) return finish(obs, prev, cancel(ctx), [], false);
+  if (st.stableRevision !== undefined && st.revision === st.stableRevision) {
+    const d = cancel(ctx);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `the release is cancelled: ${id} is back on its running revision ${st.revision}`)), [], false);
+  }
 
   let s = prev;
   const pre: Action[] = [];
@@ -47,9 +62,15 @@ export function step(obs: Observation, now: number): StepResult {
     s = newStatus(st, now, restarted ? `New revision ${st.revision} detected during the release of ${s!.revision}: analysis restarts` : `New revision ${st.revision} detected`);
     pre.push(event(false, 'NewRevision', restarted ? `New revision detected ${id}: analysis restarts (revision ${old!.revision} superseded by ${st.revision})` : `New revision detected ${id}`));
   }
+  let ignored: Action[] = [];
+  if (req !== undefined) {
+    const a = applyRequest(req, s!, ctx);
+    if (typeof a !== 'string') return finish(obs, prev, a, pre, fresh);
+    ignored = ignore(req, id, a);
+  }
   const r = byPhase(s!, ctx);
   if (r.kind === 'need') return r;
-  return finish(obs, prev, r, pre, fresh);
+  return finish(obs, prev, withActions(r, ignored), pre, fresh);
 }
 
 function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
@@ -64,8 +85,9 @@ function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
       return finalising(s, c);
     case 'RollingBack':
       return rollingBack(s, c);
+    case 'Paused':
+      return paused(s);
     case 'Progressing':
-    case 'Paused': // nothing writes Paused yet; resume as Progressing rather than stall
     default:
       return progressing({ ...s, phase: 'Progressing' }, c);
   }
@@ -213,6 +235,97 @@ function rollingBack(s: ReleaseStatus, c: Ctx): StepResult {
   });
 }
 
+function paused(s: ReleaseStatus): StepResult {
+  // Held until a request: no gates, no deadline, no timer (the request's watch event wakes us).
+  // Routes are still kept at the status weight by finish(); the canary is left as it is.
+  return decided({ status: s, actions: [] });
+}
+
+// ---- requests (kube-canary.io/request) -------------------------------------------------------
+
+/** Phases in which the analysis runs (or is held): where promote, abort and pause apply. */
+const ANALYSING: readonly Phase[] = ['Initializing', 'Progressing', 'Waiting', 'Paused'];
+
+/**
+ * A request during a release: the decision that carries it out (removing the request in the
+ * same commit), or why it does not apply (the caller then ignores it, with a Warning).
+ */
+function applyRequest(req: string, s: ReleaseStatus, c: Ctx): Decision | string {
+  const done = (d: Decision): Decision => ({ ...d, actions: [{ type: 'clearRequest', request: req }, ...d.actions] });
+  const { name, namespace } = c.obs.stable;
+  switch (req) {
+    case 'pause': {
+      if (s.phase === 'Paused') return `the release of ${c.id} is already paused`;
+      if (!ANALYSING.includes(s.phase)) return notNow(s, c);
+      const what = `Release of ${c.id} paused by request at canary weight ${s.weight}`;
+      const msg = `${what}; resume it with "kubectl canary resume ${name} -n ${namespace}" (or: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=resume)`;
+      const { canaryUnreadySince: _, ...held } = withoutWaiting(transition(s, 'Paused', c.now, msg));
+      return done({ status: held, actions: [event(false, 'Paused', what)] });
+    }
+    case 'resume': {
+      if (s.phase !== 'Paused') return `the release of ${c.id} is not paused (phase ${s.phase})`;
+      if (s.stepIndex < 0) {
+        // Paused before the first weight: Initializing again (confirm-rollout, canary readiness
+        // and pre-rollout are not skipped), its progress deadline counted from now.
+        const msg = `Release of ${c.id} resumed by request before the first weight`;
+        return done({ status: transition(s, 'Initializing', c.now, msg), actions: [event(false, 'Resumed', msg)], requeueAfterMs: 0 });
+      }
+      const msg = `Release of ${c.id} resumed by request at canary weight ${s.weight}: next check in ${formatDuration(c.cfg.analysis.intervalMs)}`;
+      return done({ status: { ...transition(s, 'Progressing', c.now, msg), lastCheckAt: iso(c.now) }, actions: [event(false, 'Resumed', msg)], requeueAfterMs: c.cfg.analysis.intervalMs });
+    }
+    case 'promote': {
+      if (!ANALYSING.includes(s.phase)) return notNow(s, c);
+      const { canaryUnreadySince: _, ...rest } = s;
+      return done(promote(rest, c, [event(false, 'PromotionRequested', `Promotion of ${c.id} requested: skipping the remaining analysis`)]));
+    }
+    case 'abort': {
+      if (!ANALYSING.includes(s.phase) && s.phase !== 'Promoting') return notNow(s, c);
+      return done(rollback(s, c, 'aborted by request', [], event(true, 'Aborted', `Release of ${c.id} aborted by request at canary weight ${s.weight}: rolling back`)));
+    }
+    case 'retry':
+      return `the release of revision ${s.revision} is in progress; retry applies to a failed revision once no release is in progress`;
+    default:
+      return notARequest(req);
+  }
+}
+
+function notNow(s: ReleaseStatus, c: Ctx): string {
+  switch (s.phase) {
+    case 'Promoting':
+      return `revision ${s.revision} is already being promoted into ${c.id} (abort still rolls it back)`;
+    case 'Finalising':
+      return `the promotion of revision ${s.revision} into ${c.id} is completing`;
+    case 'RollingBack':
+      return `${c.id} is already rolling back`;
+    default:
+      return `the release of ${c.id} is ${s.phase}`;
+  }
+}
+
+function notARequest(req: string): string {
+  return `${show(req)} is not a request; allowed: ${REQUESTS.join(', ')}`;
+}
+
+/** A request with no release in progress: only retry applies (and only after a rollback). */
+function idleRequest(obs: Observation, req: string, id: string): Action[] {
+  const failed = obs.stable.failedRevision;
+  if (req === 'retry') {
+    if (!failed) return ignore(req, id, `no failed revision of ${id} is recorded, so there is nothing to retry`);
+    return [{ type: 'clearRequest', request: req }, { type: 'clearFailedRevision' }, event(false, 'Retry', `Revision ${failed} of ${id} may be shipped again`)];
+  }
+  if (isReleaseRequest(req)) return ignore(req, id, `no release of ${id} is in progress`);
+  return ignore(req, id, notARequest(req));
+}
+
+/** Remove a request that does not apply, and say why (never leave it lying around). */
+function ignore(req: string, id: string, why: string): Action[] {
+  return [{ type: 'clearRequest', request: req, ignored: why }, event(true, 'RequestIgnored', `Request ${show(req)} on ${id} ignored: ${why}`)];
+}
+
+function withActions<T extends Decision>(d: T, extra: Action[]): T {
+  return extra.length === 0 ? d : { ...d, actions: [...d.actions, ...extra] };
+}
+
 // ---- outside a release ----------------------------------------------------------------------
 
 function idle(obs: Observation, now: number, id: string): Decision {
@@ -279,11 +392,11 @@ function promote(s: ReleaseStatus, c: Ctx, actions: Action[], analysisSkipped = 
   };
 }
 
-function rollback(s: ReleaseStatus, c: Ctx, reason: string, actions: Action[] = []): Decision {
+function rollback(s: ReleaseStatus, c: Ctx, reason: string, actions: Action[] = [], ev: Action = event(true, 'RollingBack', `Rolling back ${c.id}: ${reason}`)): Decision {
   const msg = `Rolling back ${c.id}: ${reason}`;
   return {
     status: withoutWaiting({ ...transition(s, 'RollingBack', c.now, msg), weight: 0 }),
-    actions: [...actions, event(true, 'RollingBack', msg)],
+    actions: [...actions, ev],
     requeueAfterMs: 0,
   };
 }

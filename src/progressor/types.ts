@@ -28,6 +28,11 @@ export interface StableView {
   /** kube-canary.io/stable-revision: the template the running pods use. */
   stableRevision?: string;
   status?: ReleaseStatus;
+  /** kube-canary.io/failed-revision: the last revision that was rolled back. */
+  failedRevision?: string;
+  /** kube-canary.io/request, as written (the webhook validates it, but an odd value may get past it). */
+  request?: string;
+  /** Parsed without kube-canary.io/request: a request is not configuration. */
   config: { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
 }
 
@@ -76,12 +81,19 @@ export type Action =
   /** Make sure the routing objects exist (generated ones are created; the user's are left as they are). */
   | { type: 'ensureRoutes' }
   | { type: 'setWeight'; canary: number }
-  /** The following four touch the stable Deployment and are written as one patch, guarded by its resourceVersion. */
+  /** The following six touch the stable Deployment and are written as one patch, guarded by its resourceVersion. */
   | { type: 'unpauseStable' }
   | { type: 'restoreStableTemplate'; revision: string }
   /** Remove kube-canary.io/revision and stable-revision (the release is over); optionally record the failed revision. */
   | { type: 'clearRelease'; failedRevision?: string }
   | { type: 'writeStatus'; status: ReleaseStatus }
+  /**
+   * Remove kube-canary.io/request: the request was acted on (or ignored, `ignored` says why) by
+   * this very commit, so it is acted on exactly once.
+   */
+  | { type: 'clearRequest'; request: string; ignored?: string }
+  /** Remove kube-canary.io/failed-revision (a `retry` request). */
+  | { type: 'clearFailedRevision' }
   /** Kubernetes Event on the stable Deployment; emitted only after the stable patch succeeded. */
   | { type: 'emitEvent'; warning: boolean; reason: string; message: string }
   | { type: 'notify'; hook: NotifyType; phase: string };
@@ -98,4 +110,4 @@ export interface Decision {
 export type StepResult = ({ kind: 'decision' } & Decision) | ({ kind: 'need' } & Need);
 
 /** Actions that are folded into the single stable-Deployment patch. */
-export const STABLE_PATCH_ACTIONS = ['unpauseStable', 'restoreStableTemplate', 'clearRelease', 'writeStatus'] as const;
+export const STABLE_PATCH_ACTIONS = ['unpauseStable', 'restoreStableTemplate', 'clearRelease', 'clearRequest', 'clearFailedRevision', 'writeStatus'] as const;

@@ -8,6 +8,7 @@ import fastJsonPatch from 'fast-json-patch';
 import { describeAnalysis } from '../config/analysis.js';
 import {
   ANN_FAILED_REVISION,
+  ANN_REQUEST,
   ANN_REVISION,
   ANN_SKIP_ANALYSIS,
   ANN_STABLE_REVISION,
@@ -85,7 +86,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     if (release !== undefined && !byProgressor && scopeOf(old!, namespace, source, config.ownNamespace).inScope) {
       return deny(
         403,
-        `Deployment ${ref} has a canary release of revision ${release} in progress; opting it out now would leave it paused with nobody to finish the release. Let the release finish (kubectl describe deployment ${name} -n ${namespace}) or end it with "kubectl canary promote|abort ${name} -n ${namespace}", then opt out`,
+        `Deployment ${ref} has a canary release of revision ${release} in progress; opting it out now would leave it paused with nobody to finish the release. Let the release finish (kubectl describe deployment ${name} -n ${namespace}) or end it with "kubectl canary promote|abort ${name} -n ${namespace}" (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort), then opt out`,
       );
     }
     return allow(scope.reason);
@@ -118,7 +119,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true) {
     return deny(
       403,
-      `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back`,
+      `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort)`,
     );
   }
 
@@ -208,7 +209,7 @@ function failedRevisionMessage(ref: string, name: string, namespace: string, rev
     status && status.revision === rev && status.phase === 'Failed'
       ? ` at ${status.lastTransitionAt || 'an earlier time'}: ${status.message || 'no reason recorded'}`
       : '';
-  return `revision ${rev} of Deployment ${ref} failed its canary analysis${detail}. It is not shipped again by accident: to retry it, run "kubectl canary retry ${name} -n ${namespace}" (or remove the annotation: kubectl annotate deployment ${name} -n ${namespace} ${ANN_FAILED_REVISION}-) and apply it again`;
+  return `revision ${rev} of Deployment ${ref} failed its canary analysis${detail}. It is not shipped again by accident: to retry it, run "kubectl canary retry ${name} -n ${namespace}" (or: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=retry) and apply it again`;
 }
 
 function captureWarnings(ref: string, name: string, namespace: string, rev: string, stable: string, cfg: ReleaseConfig, replaced?: string): string[] {

@@ -54,6 +54,14 @@ class World {
     return rev;
   }
 
+  /** `kubectl annotate deployment review KEY=VALUE` (or KEY- with undefined): no template change, not captured. */
+  annotate(key: string, value: string | undefined) {
+    const ann = this.stable.metadata!.annotations!;
+    if (value === undefined) delete ann[key];
+    else ann[key] = value;
+    this.bump(false);
+  }
+
   private bump(specChanged: boolean) {
     this.stable.metadata!.resourceVersion = String(++this.rv);
     if (specChanged) this.stable.metadata!.generation = (this.stable.metadata!.generation ?? 0) + 1;
@@ -142,8 +150,10 @@ class World {
 
 /** Test doubles of the metrics package's interfaces. */
 class StubMetrics implements MetricProvider {
+  calls = 0;
   constructor(public pass = true) {}
   async check(m: { name: string }): Promise<CheckResult> {
+    this.calls += 1;
     return { name: m.name, passed: this.pass, value: this.pass ? 100 : 50, min: 99, message: `${m.name} ${this.pass ? 100 : 50}` };
   }
 }
@@ -304,5 +314,172 @@ describe('progressor reconciler (in-memory world)', () => {
     await assert.rejects(reconcilerFor(w, clock).reconcile(stale), StaleError);
     assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined);
     assert.deepEqual(w.events, []);
+  });
+});
+
+describe('progressor reconciler: kube-canary.io/request (in-memory world)', () => {
+  const ANN_REQUEST = 'kube-canary.io/request';
+  const T = Date.parse('2026-01-01T00:00:00Z');
+  const statusOf = (w: World) => parseStatus(w.stable.metadata!.annotations![ANN_STATUS]);
+
+  /** One reconcile as the controller runs it (cache settled first); returns the requeue. */
+  async function once(w: World, clock: { now: number }, metrics?: StubMetrics, prom?: ProgressorMetrics) {
+    w.settle();
+    return reconcilerFor(w, clock, metrics, prom).reconcile(structuredClone(w.stable));
+  }
+
+  /** Ship 1.8.0 and run until the canary carries `weight`; the next check is then due. */
+  async function releaseAt(weight: number, metrics = new StubMetrics()) {
+    const w = new World(ANALYSIS);
+    const clock = { now: T };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && w.routes?.canary !== weight; i++) {
+      const res = await once(w, clock, metrics);
+      clock.now += res.requeueAfterMs ?? 1000;
+    }
+    assert.equal(w.routes?.canary, weight);
+    return { w, clock, metrics };
+  }
+
+  it('pause holds the weight over several intervals (no gates, no timer); resume goes on to promotion', async () => {
+    const { w, clock, metrics } = await releaseAt(25);
+    const prom = new ProgressorMetrics(false);
+    w.annotate(ANN_REQUEST, 'pause');
+    const paused = await once(w, clock, metrics, prom);
+    assert.equal(paused.phase, 'Paused');
+    assert.equal(paused.requeueAfterMs, undefined, 'no timer while paused');
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined, 'the request is removed');
+    assert.ok(w.events.includes('Release of review.test paused by request at canary weight 25'), w.events.join('\n'));
+    assert.match(await prom.registry.metrics(), /kube_canary_release_phase\{namespace="test",name="review",phase="Paused"\} 1/);
+
+    const checks = metrics.calls;
+    const events = w.events.length;
+    // Five wake-ups (resyncs, unrelated watch events) spread over 30 intervals, well past the 60 s progress deadline.
+    for (let i = 0; i < 5; i++) {
+      clock.now += 60_000;
+      const r = await once(w, clock, metrics);
+      assert.equal(r.phase, 'Paused');
+      assert.deepEqual(w.routes, { stable: 75, canary: 25 }, 'the weight is held');
+    }
+    assert.equal(metrics.calls, checks, 'no gate ran while paused');
+    assert.equal(w.events.length, events, 'nothing happened while paused');
+    assert.equal(statusOf(w)!.weight, 25);
+
+    w.annotate(ANN_REQUEST, 'resume');
+    const resumed = await once(w, clock, metrics);
+    assert.equal(resumed.phase, 'Progressing');
+    assert.equal(resumed.requeueAfterMs, 10_000, 'the next check one interval after resuming');
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined);
+    assert.deepEqual(w.routes, { stable: 75, canary: 25 });
+    clock.now += 10_000;
+    await drive(w, clock, { metrics });
+    w.settle();
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0');
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.canary, undefined);
+    const story = w.events.filter((e) => !e.startsWith('Waiting'));
+    assert.deepEqual(story.slice(1), [
+      'Advance review.test canary weight 25',
+      'Release of review.test paused by request at canary weight 25',
+      'Release of review.test resumed by request at canary weight 25: next check in 10s',
+      'Advance review.test canary weight 50',
+      `Promoting revision ${statusOf(w)!.revision} into review.test`,
+      'Promotion completed! Scaling down review-canary.test',
+    ]);
+  });
+
+  it('promote mid-analysis skips the remaining steps and promotes as usual', async () => {
+    const { w, clock, metrics } = await releaseAt(25);
+    const checks = metrics.calls;
+    w.annotate(ANN_REQUEST, 'promote');
+    await drive(w, clock, { metrics });
+    w.settle();
+    assert.equal(metrics.calls, checks, 'no further checks');
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0');
+    assert.equal(w.stable.spec!.paused, false);
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.canary, undefined);
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined);
+    assert.ok(!w.events.includes('Advance review.test canary weight 50'));
+    assert.ok(w.events.includes('Promotion of review.test requested: skipping the remaining analysis'));
+    assert.equal(w.statusWrites.filter((p) => p === 'Promoting').length, 1);
+    assert.equal(statusOf(w)!.phase, 'Succeeded');
+  });
+
+  it('abort mid-analysis rolls back: Failed, failed revision recorded, stable pods untouched; retry clears it', async () => {
+    const { w, clock, metrics } = await releaseAt(25);
+    const stableRs = structuredClone(w.replicaSets);
+    const rev = statusOf(w)!.revision;
+    w.annotate(ANN_REQUEST, 'abort');
+    await drive(w, clock, { metrics });
+    w.settle();
+    const s = statusOf(w)!;
+    assert.equal(s.phase, 'Failed');
+    assert.equal(s.message, 'Rolling back review.test: aborted by request');
+    assert.equal(w.stable.metadata!.annotations![ANN_FAILED_REVISION], rev);
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined);
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.7.0');
+    assert.equal(w.replicaSets.length, stableRs.length, 'no new ReplicaSet: no pod churn');
+    assert.deepEqual(w.replicaSets.map((r) => r.status?.replicas), stableRs.map((r) => r.status?.replicas));
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.canary, undefined);
+    assert.ok(w.events.includes('Release of review.test aborted by request at canary weight 25: rolling back'));
+    assert.ok(w.events.includes('Canary failed! Scaling down review-canary.test'));
+
+    w.annotate(ANN_REQUEST, 'retry');
+    await once(w, clock, metrics);
+    assert.equal(w.stable.metadata!.annotations![ANN_FAILED_REVISION], undefined);
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined);
+    assert.equal(w.events.at(-1), `Revision ${rev} of review.test may be shipped again`);
+    assert.equal(statusOf(w)!.phase, 'Failed', 'the last release is still described');
+  });
+
+  it('a request that does not apply is removed with a Warning, never left lying around', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: T };
+    w.annotate(ANN_REQUEST, 'promote');
+    await once(w, clock);
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined);
+    assert.deepEqual(w.events, ['Request "promote" on review.test ignored: no release of review.test is in progress']);
+  });
+
+  it('a crash before the commit leaves the request in place; it is then acted on exactly once', async () => {
+    const { w, clock, metrics } = await releaseAt(25);
+    w.annotate(ANN_REQUEST, 'pause');
+    w.crashAt = w.writes + 1; // the guarded patch is this reconcile's only write
+    await assert.rejects(once(w, clock, metrics), Crash);
+    assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], 'pause', 'not committed, so not consumed');
+    assert.equal(statusOf(w)!.phase, 'Progressing');
+    assert.ok(!w.events.some((e) => /paused by request/.test(e)), 'no Event for a transition that did not happen');
+    const r = await once(w, clock, metrics);
+    assert.equal(r.phase, 'Paused');
+    await once(w, clock, metrics);
+    assert.equal(w.events.filter((e) => /paused by request/.test(e)).length, 1);
+    assert.equal(w.statusWrites.filter((p) => p === 'Paused').length, 1);
+  });
+
+  it('abort with a crash before any single write of it: rolled back once, nothing left on the canary', async () => {
+    const base = await releaseAt(25);
+    const start = base.w.writes;
+    base.w.annotate(ANN_REQUEST, 'abort');
+    await drive(base.w, base.clock, { metrics: base.metrics });
+    const total = base.w.writes - start;
+    assert.ok(total >= 3, `an abort makes several writes (${total})`);
+    for (let k = 1; k <= total; k++) {
+      const { w, clock, metrics } = await releaseAt(25);
+      w.annotate(ANN_REQUEST, 'abort');
+      w.crashAt = w.writes + k;
+      const { crashes } = await drive(w, clock, { metrics });
+      w.settle();
+      assert.equal(crashes, 1, `crash ${k} happened`);
+      assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.7.0', `crash ${k}: image`);
+      assert.deepEqual(w.routes, { stable: 100, canary: 0 }, `crash ${k}: routes`);
+      assert.equal(w.canary, undefined, `crash ${k}: canary`);
+      assert.equal(w.stable.metadata!.annotations![ANN_REQUEST], undefined, `crash ${k}: request left`);
+      assert.ok(w.stable.metadata!.annotations![ANN_FAILED_REVISION], `crash ${k}: failed revision`);
+      assert.equal(w.statusWrites.filter((p) => p === 'RollingBack').length, 1, `crash ${k}: aborted once`);
+      assert.equal(w.statusWrites.filter((p) => p === 'Failed').length, 1, `crash ${k}: failed once`);
+      assert.equal(w.events.filter((e) => /aborted by request/.test(e)).length, 1, `crash ${k}: one abort Event`);
+    }
   });
 });

@@ -331,6 +331,69 @@ describe('webhook decision', () => {
     }
   });
 
+  describe('kube-canary.io/request (kubectl annotate, later the kubectl plugin)', () => {
+    const REQUESTS = ['promote', 'abort', 'pause', 'resume', 'retry'];
+
+    for (const value of REQUESTS) {
+      it(`lets request=${value} through untouched during a release: no capture, no pause change`, () => {
+        const r = midRelease();
+        r.request.object.metadata!.annotations!['kube-canary.io/request'] = value;
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'allowed', d.reason);
+        assert.deepEqual(d.patch, []);
+        assert.equal(d.response.patch, undefined);
+        assert.equal(d.response.warnings, undefined);
+      });
+    }
+
+    it('lets request=retry through on a Deployment at rest with a failed revision', () => {
+      const r = loadReview('review-set-image');
+      r.request.oldObject!.metadata!.annotations!['kube-canary.io/failed-revision'] = hashOf(r, 'object');
+      r.request.object = structuredClone(r.request.oldObject!);
+      r.request.object.metadata!.annotations!['kube-canary.io/request'] = 'retry';
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed', d.reason);
+      assert.equal(d.response.patch, undefined);
+    });
+
+    it('does not stand in the way of a release shipped together with it', () => {
+      const r = loadReview('review-set-image');
+      r.request.object.metadata!.annotations!['kube-canary.io/request'] = 'pause';
+      const stored = patchedObject(r, decide(r.request, 'label', config));
+      assert.equal(stored.spec!.paused, true);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/request'], 'pause');
+    });
+
+    for (const value of ['Promote', 'rollback', '', 'pause ']) {
+      it(`denies request=${JSON.stringify(value)}, naming the value and the allowed ones`, () => {
+        const r = midRelease();
+        r.request.object.metadata!.annotations!['kube-canary.io/request'] = value;
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'denied');
+        assert.equal(d.response.status!.code, 400);
+        assert.ok(
+          d.response.status!.message.includes(`kube-canary.io/request: ${JSON.stringify(value)} is not a request; allowed: promote, abort, pause, resume, retry`),
+          d.response.status!.message,
+        );
+      });
+    }
+
+    it('the denied unpause also gives the annotate form, since the plugin may not be installed', () => {
+      const r = midRelease();
+      r.request.object.spec!.paused = false;
+      const m = decide(r.request, 'label', config).response.status!.message;
+      assert.match(m, /kubectl annotate deployment review -n test kube-canary.io\/request=promote, or =abort/);
+    });
+
+    it('the denied failed revision gives the annotate form of retry', () => {
+      const r = loadReview('review-set-image');
+      r.request.oldObject!.metadata!.annotations!['kube-canary.io/failed-revision'] = hashOf(r, 'object');
+      r.request.object.metadata!.annotations!['kube-canary.io/failed-revision'] = hashOf(r, 'object');
+      const m = decide(r.request, 'label', config).response.status!.message;
+      assert.match(m, /kubectl annotate deployment review -n test kube-canary.io\/request=retry/);
+    });
+  });
+
   describe('requests that are not for a Deployment', () => {
     it('denies another kind with the fix', () => {
       const r = loadReview('review-set-image');
