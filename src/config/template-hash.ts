@@ -7,11 +7,16 @@
  * `kubectl.kubernetes.io/restartedAt` (a `kubectl rollout restart` restarts, it does not ship),
  * and `metadata.creationTimestamp` (always null in a template, but typed clients turn it into a Date).
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 
 export const HASH_LENGTH = 10;
+
 const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
+
+/** sha256 of the UTF-8 text, hex. One-shot `crypto.hash` (Node >= 20.12) skips building a Hash object. */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 export function templateHash(template: V1PodTemplateSpec | undefined, trackLabel: string): string {
   // Copy only what is filtered; the spec is read, never changed, so it is not cloned (hot path).
@@ -20,7 +25,7 @@ export function templateHash(template: V1PodTemplateSpec | undefined, trackLabel
   const keptAnnotations = without(annotations, [RESTARTED_AT]);
   const metadata = { ...meta, ...(keptLabels ? { labels: keptLabels } : {}), ...(keptAnnotations ? { annotations: keptAnnotations } : {}) };
   const t = { ...template, metadata: Object.keys(metadata).length > 0 ? metadata : undefined };
-  return createHash('sha256').update(canonicalJson(t)).digest('hex').slice(0, HASH_LENGTH);
+  return sha256Hex(canonicalJson(t)).slice(0, HASH_LENGTH);
 }
 
 function without(map: Record<string, string> | undefined, keys: string[]): Record<string, string> | undefined {

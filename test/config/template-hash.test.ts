@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 import { canonicalJson, templateHash } from '../../src/config/template-hash.js';
 
@@ -42,6 +43,13 @@ describe('template hash', () => {
     const c = template();
     c.metadata!.labels!.team = 'x';
     for (const t of [a, b, c]) assert.notEqual(templateHash(t, 'version'), base);
+  });
+
+  it('hashes the UTF-8 bytes of the canonical JSON (non-ASCII text included)', () => {
+    const t = template();
+    t.metadata!.annotations = { description: 'Bewertungsdienst für Rezensionen, 評論 😀' };
+    const expected = createHash('sha256').update(Buffer.from(canonicalJson({ ...t, metadata: { annotations: t.metadata!.annotations, labels: { app: 'review' } } }), 'utf8')).digest('hex').slice(0, 10);
+    assert.equal(templateHash(t, 'version'), expected);
   });
 
   it('depends on which key is the track label', () => {
