@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { parseReleaseConfig } from '../config/release-config.js';
 import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract.js';
-import { createLogger } from '../kube/logger.js';
+import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { envOption, intOption, listOption } from './options.js';
@@ -55,8 +55,9 @@ export function registerWebhook(program: Command): void {
       if (!ready) return;
       ready = false;
       log.info({ signal }, 'stopping: finishing requests in flight');
-      void running.shutdown().then(() => {
+      void running.shutdown().then(async () => {
         log.info('stopped');
+        await endLogger(log); // every line out, in order, before the exit
         process.exit(0);
       });
     };
