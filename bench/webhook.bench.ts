@@ -15,6 +15,8 @@ import { type LoadResult, closedLoop, openLoop } from './load.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
+/** The webhook's compiled entry point; point it at another build (e.g. of an older commit) to compare. */
+const WEBHOOK_MAIN = process.env.BENCH_WEBHOOK_MAIN ?? 'dist/src/cli/main.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Starts a server whose logs go to a file, as a container runtime would take them (not through this busy process). */
@@ -63,12 +65,12 @@ async function main() {
     writeFileSync(join(dir, 'tls.key'), c.key, { mode: 0o600 });
     const ca = Buffer.from(c.caCert);
     const body = JSON.stringify(JSON.parse(readFileSync(join(root, 'test/webhook/fixtures/review-set-image.json'), 'utf8')));
-    console.log(`AdmissionReview body ${body.length} bytes; closed loop ${CONCURRENCY} connections ${SECONDS}s; open loop ${RATE} req/s ${SECONDS}s; node ${process.version}`);
+    console.log(`webhook ${WEBHOOK_MAIN}; AdmissionReview body ${body.length} bytes; closed loop ${CONCURRENCY} connections ${SECONDS}s; open loop ${RATE} req/s ${SECONDS}s; node ${process.version}`);
     // The webhook runs as shipped (compiled dist/, no tsx loader or source maps); the plain
     // server's per-request path is Node's own whatever loads it.
     execFileSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
     const plain = await measure('plain node:https', ['--import', 'tsx', 'bench/plain-server.ts', join(dir, 'tls.crt'), join(dir, 'tls.key')], ca, body, join(dir, 'plain.log'));
-    const kc = await measure('kube-canary webhook', ['dist/src/cli/main.js', 'webhook', '--port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], ca, body, join(dir, 'webhook.log'));
+    const kc = await measure('kube-canary webhook', [WEBHOOK_MAIN, 'webhook', '--port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], ca, body, join(dir, 'webhook.log'));
     for (const r of [plain, kc]) {
       console.log(row(r.name, `max (c=${CONCURRENCY})`, r.throughput));
       console.log(row(r.name, `at ${RATE} req/s`, r.atRate));
