@@ -15,6 +15,23 @@ export interface PrometheusOptions {
   url: string;
   /** Per query; the request is aborted and the check fails after this long. */
   timeoutMs: number;
+  /**
+   * Built-in metric checks of one namespace that arrive within this window are sent as one
+   * query (default 20 ms; 0 sends every check on its own). Hundreds of releases started
+   * together check together, and one query over N workloads costs Prometheus far less than N.
+   */
+  batchWindowMs?: number;
+  /** At most this many workloads per batched query (bounds the regex and the answer). */
+  maxBatch?: number;
+}
+
+type Outcome = { value: number } | { error: string };
+interface Batch {
+  metric: 'request-success-rate' | 'request-duration';
+  namespace: string;
+  interval: string;
+  waiters: Map<string, Array<(o: Outcome) => void>>;
+  timer?: NodeJS.Timeout;
 }
 
 /** Template variables Flagger offers in custom queries, plus kube-canary's {{ canary }} / {{ stable }}. */
@@ -57,6 +74,51 @@ export function successRateQuery(v: QueryVars): string {
 export function durationQuery(v: QueryVars): string {
   const sel = `reporter="destination",destination_workload_namespace=${promString(v.namespace)},destination_workload=${promString(v.target)}`;
   return `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${v.interval}])))`;
+}
+
+/** A PromQL regex alternation matching exactly these names (regex metacharacters escaped). */
+export function exactAlternation(names: string[]): string {
+  return names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+}
+
+/**
+ * The built-in metric over several canaries of one namespace in one query, one series per
+ * workload (`sum by (destination_workload)`): per workload the same number the single query
+ * gives, because both sum the same series. Used when many releases check at the same moment.
+ */
+export function batchedQuery(metric: 'request-success-rate' | 'request-duration', namespace: string, workloads: string[], interval: string): string {
+  const sel = `reporter="destination",destination_workload_namespace=${promString(namespace)},destination_workload=~${promString(exactAlternation(workloads))}`;
+  if (metric === 'request-success-rate') {
+    return (
+      `sum by (destination_workload) (rate(istio_requests_total{${sel},response_code!~"5.*"}[${interval}])) / ` +
+      `sum by (destination_workload) (rate(istio_requests_total{${sel}}[${interval}])) * 100`
+    );
+  }
+  return `histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${interval}])))`;
+}
+
+const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
+
+/** The answer of a batched query split per `destination_workload`; a workload without a series has no data. */
+export function extractByWorkload(body: unknown, workloads: string[]): Map<string, { value: number } | { error: string }> {
+  const out = new Map<string, { value: number } | { error: string }>();
+  const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } } | null;
+  let failure: string | undefined;
+  if (b === null || typeof b !== 'object') failure = 'Prometheus answered with something that is not a JSON object';
+  else if (b.status !== 'success') failure = `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}`;
+  else if (b.data?.resultType !== 'vector' || !Array.isArray(b.data.result)) failure = 'Prometheus answer to a batched query is not a vector';
+  const found = new Map<string, number>();
+  if (!failure) {
+    for (const series of (b!.data!.result as Array<{ metric?: Record<string, string>; value?: unknown }>)) {
+      const w = series.metric?.destination_workload;
+      if (w !== undefined && Array.isArray(series.value) && series.value.length >= 2) found.set(w, parseSampleValue(series.value[1]));
+    }
+  }
+  for (const w of workloads) {
+    const v = found.get(w);
+    out.set(w, failure ? { error: failure } : v === undefined ? { error: NO_DATA } : { value: v });
+  }
+  return out;
 }
 
 const TEMPLATE_VAR = /\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g;
@@ -116,7 +178,7 @@ export function extractValue(body: unknown): { value: number } | { error: string
   }
   if (resultType === 'vector') {
     if (!Array.isArray(result)) return { error: 'Prometheus vector result is malformed' };
-    if (result.length === 0) return { error: 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)' };
+    if (result.length === 0) return { error: NO_DATA };
     if (result.length > 1) return { error: `the query returned ${result.length} series; it must return exactly one (aggregate it, e.g. with sum(...))` };
     const sample = (result[0] as { value?: unknown }).value;
     if (!Array.isArray(sample) || sample.length < 2) return { error: 'Prometheus sample is malformed' };
@@ -168,6 +230,9 @@ export class PrometheusProvider implements MetricProvider {
   readonly timeoutMs: number;
   /** HTTP queries sent so far (for the benchmark's "queries per check"). */
   queries = 0;
+  private readonly batchWindowMs: number;
+  private readonly maxBatch: number;
+  private readonly batches = new Map<string, Batch>();
 
   constructor(opts: PrometheusOptions) {
     const u = new URL(opts.url);
@@ -182,18 +247,65 @@ export class PrometheusProvider implements MetricProvider {
     this.endpoint = u.toString();
     this.shownUrl = redactUrl(opts.url);
     this.timeoutMs = opts.timeoutMs;
+    this.batchWindowMs = opts.batchWindowMs ?? 20;
+    this.maxBatch = opts.maxBatch ?? 100;
   }
 
   async check(metric: MetricCheck, target: MetricTarget, signal?: AbortSignal): Promise<CheckResult> {
     const range = { ...(metric.min !== undefined ? { min: metric.min } : {}), ...(metric.max !== undefined ? { max: metric.max } : {}) };
     const fail = (message: string): CheckResult => ({ name: metric.name, passed: false, ...range, message: `${metric.name}: ${message}` });
-    const built = buildQuery(metric, target);
-    if ('error' in built) return fail(built.error);
-    const answer = await this.query(built.query, signal);
-    if ('error' in answer) return fail(answer.error);
-    const extracted = extractValue(answer.body);
-    if ('error' in extracted) return fail(extracted.error);
-    return judge(metric.name, extracted.value, metric.min, metric.max);
+    let outcome: Outcome;
+    if (metric.query === undefined && (metric.name === 'request-success-rate' || metric.name === 'request-duration') && this.batchWindowMs > 0) {
+      outcome = await this.batched(metric.name, varsFor(metric, target), signal);
+    } else {
+      const built = buildQuery(metric, target);
+      if ('error' in built) return fail(built.error);
+      const answer = await this.query(built.query, signal);
+      outcome = 'error' in answer ? answer : extractValue(answer.body);
+    }
+    if ('error' in outcome) return fail(outcome.error);
+    return judge(metric.name, outcome.value, metric.min, metric.max);
+  }
+
+  /** Joins (or opens) the batch for this metric, namespace and window; resolves with this workload's value. */
+  private batched(metric: Batch['metric'], v: QueryVars, signal?: AbortSignal): Promise<Outcome> {
+    const key = `${metric}\n${v.namespace}\n${v.interval}`;
+    let batch = this.batches.get(key);
+    if (!batch) {
+      batch = { metric, namespace: v.namespace, interval: v.interval, waiters: new Map() };
+      const b = batch;
+      this.batches.set(key, b);
+      b.timer = setTimeout(() => void this.send(key, b), this.batchWindowMs);
+    }
+    const b = batch;
+    const result = new Promise<Outcome>((resolve) => b.waiters.set(v.target, [...(b.waiters.get(v.target) ?? []), resolve]));
+    if (b.waiters.size >= this.maxBatch) {
+      clearTimeout(b.timer);
+      void this.send(key, b);
+    }
+    if (!signal) return result;
+    // The caller may give up; the batch goes on for the others.
+    return Promise.race([result, new Promise<Outcome>((resolve) => {
+      const cancelled = () => resolve({ error: 'the check was cancelled before Prometheus answered' });
+      if (signal.aborted) cancelled();
+      else signal.addEventListener('abort', cancelled, { once: true });
+    })]);
+  }
+
+  private async send(key: string, b: Batch): Promise<void> {
+    if (this.batches.get(key) === b) this.batches.delete(key);
+    const workloads = [...b.waiters.keys()];
+    let outcomes: Map<string, Outcome>;
+    if (workloads.length === 1) {
+      // Alone in its window: exactly the single-workload query (Flagger's).
+      const vars = { namespace: b.namespace, target: workloads[0]!, canary: workloads[0]!, stable: '', interval: b.interval };
+      const answer = await this.query(b.metric === 'request-success-rate' ? successRateQuery(vars) : durationQuery(vars));
+      outcomes = new Map([[workloads[0]!, 'error' in answer ? answer : extractValue(answer.body)]]);
+    } else {
+      const answer = await this.query(batchedQuery(b.metric, b.namespace, workloads, b.interval));
+      outcomes = 'error' in answer ? new Map(workloads.map((w) => [w, answer])) : extractByWorkload(answer.body, workloads);
+    }
+    for (const [w, resolvers] of b.waiters) for (const r of resolvers) r(outcomes.get(w)!);
   }
 
   /** One instant query. Never throws: returns the parsed JSON body or a message saying what went wrong. */

@@ -78,6 +78,20 @@ describe('PrometheusProvider against a real Prometheus scraping the simulator', 
     }
   });
 
+  it('releases checked at the same moment share one batched query per metric, with the numbers of one query each', async () => {
+    const batching = new PrometheusProvider({ url: prom.url, timeoutMs: 3000 });
+    const [ok, ko, none] = await Promise.all([good, bad, idle].map((t) => batching.check(successRate(99), t)));
+    assert.equal(batching.queries, 1);
+    assert.deepEqual([ok!.passed, ok!.value], [true, 100], ok!.message);
+    assert.ok(ko!.value! > 60 && ko!.value! < 80 && !ko!.passed, `value ${ko!.value}`);
+    assert.equal(none!.passed, false, none!.message);
+    assert.match(none!.message, /no data/);
+    const [fast, slow] = await Promise.all([good, bad].map((t) => batching.check(duration(200), t)));
+    assert.equal(batching.queries, 2);
+    assert.ok(fast!.passed && fast!.value! > 25 && fast!.value! <= 50, `value ${fast!.value}`);
+    assert.ok(!slow!.passed && slow!.value! > 250 && slow!.value! <= 500, `value ${slow!.value}`);
+  });
+
   it('custom queries get Flagger\'s template variables and must return exactly one series', async () => {
     const q: MetricCheck = {
       name: 'error-rate',

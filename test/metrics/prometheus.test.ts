@@ -4,8 +4,10 @@ import type { AddressInfo } from 'node:net';
 import type { MetricCheck } from '../../src/config/analysis.js';
 import {
   PrometheusProvider,
+  batchedQuery,
   buildQuery,
   durationQuery,
+  extractByWorkload,
   extractValue,
   judge,
   parseSampleValue,
@@ -67,6 +69,28 @@ describe('prometheus: query building (pure)', () => {
 
   it('refuses an unknown metric without a query', () => {
     assert.ok('error' in buildQuery({ name: 'foo', intervalMs: 1000 }, target));
+  });
+});
+
+describe('prometheus: batched built-in queries (pure)', () => {
+  it('one query over several canaries, one series per workload, names matched exactly', () => {
+    const q = batchedQuery('request-success-rate', 'test', ['review-canary', 'a.b-canary'], '30s');
+    assert.equal(
+      q,
+      'sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary",response_code!~"5.*"}[30s])) / ' +
+        'sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary"}[30s])) * 100',
+    );
+    assert.match(batchedQuery('request-duration', 'test', ['x-canary', 'y-canary'], '1m'), /^histogram_quantile\(0\.99, sum by \(le, destination_workload\) \(rate\(istio_request_duration_milliseconds_bucket\{.*destination_workload=~"x-canary\|y-canary"\}\[1m\]\)\)\)$/);
+  });
+
+  it('splits the answer per workload; a workload without a series has no data; a failed query fails them all', () => {
+    const body = { status: 'success', data: { resultType: 'vector', result: [{ metric: { destination_workload: 'a-canary' }, value: [1, '99.5'] }, { metric: { destination_workload: 'b-canary' }, value: [1, 'NaN'] }] } };
+    const m = extractByWorkload(body, ['a-canary', 'b-canary', 'c-canary']);
+    assert.deepEqual(m.get('a-canary'), { value: 99.5 });
+    assert.ok(Number.isNaN((m.get('b-canary') as { value: number }).value));
+    assert.match((m.get('c-canary') as { error: string }).error, /^no data/);
+    const failed = extractByWorkload({ status: 'error', errorType: 'timeout', error: 'query timed out' }, ['a-canary', 'b-canary']);
+    for (const w of ['a-canary', 'b-canary']) assert.match((failed.get(w) as { error: string }).error, /timeout: query timed out/);
   });
 });
 
@@ -226,6 +250,43 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
       assert.equal(r.passed, false, body);
       assert.match(r.message, re);
     }
+  });
+
+  it('built-in checks of many releases arriving together go out as one query; each release gets its own value', async () => {
+    const seen: string[] = [];
+    handler = (_path, body) => {
+      seen.push(new URLSearchParams(body).get('query') ?? '');
+      const result = [
+        { metric: { destination_workload: 'a-canary' }, value: [1, '100'] },
+        { metric: { destination_workload: 'b-canary' }, value: [1, '90'] },
+      ];
+      return { status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }) };
+    };
+    const p = new PrometheusProvider({ url: base, timeoutMs: 2000 });
+    const at = (name: string): MetricTarget => ({ namespace: 'test', stable: name, canary: `${name}-canary`, intervalMs: 30_000 });
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => p.check(sr, at(n))));
+    assert.equal(p.queries, 1);
+    assert.match(seen[0]!, /destination_workload=~"a-canary\|b-canary\|c-canary"/);
+    assert.deepEqual([a!.passed, a!.value], [true, 100]);
+    assert.deepEqual([b!.passed, b!.value], [false, 90]);
+    assert.match(b!.message, /90 is below the minimum 99/);
+    assert.equal(c!.passed, false, 'a release missing from the answer has no data, never a pass');
+    assert.match(c!.message, /no data/);
+  });
+
+  it('a batched query that fails fails every check in it; batchWindowMs 0 sends one query per check', async () => {
+    handler = () => ({ status: 503, body: JSON.stringify({ status: 'error', errorType: 'unavailable', error: 'overloaded' }) });
+    const p = new PrometheusProvider({ url: base, timeoutMs: 2000 });
+    const targets = ['a', 'b'].map((n): MetricTarget => ({ namespace: 'test', stable: n, canary: `${n}-canary`, intervalMs: 30_000 }));
+    const rs = await Promise.all(targets.map((t) => p.check(dur, t)));
+    assert.equal(p.queries, 1);
+    for (const r of rs) {
+      assert.equal(r.passed, false);
+      assert.match(r.message, /HTTP 503: overloaded/);
+    }
+    const unbatched = new PrometheusProvider({ url: base, timeoutMs: 2000, batchWindowMs: 0 });
+    await Promise.all(targets.map((t) => unbatched.check(dur, t)));
+    assert.equal(unbatched.queries, 2);
   });
 
   it('an unknown template variable fails without querying', async () => {
