@@ -3,8 +3,9 @@
  * local control plane, with the traffic simulator (a faithful simulator of the Istio data plane)
  * and a real Prometheus. Per N it reports:
  *
- * - step lag p50/p99: time from a step falling due (the previous step's `lastCheckAt` in
- *   kube-canary.io/status + the interval) to the new weight being visible in the VirtualService
+ * - step lag p50/p99: time from a step falling due (the `lastCheckAt` of the last check at the
+ *   previous weight, from kube-canary.io/status, + the interval; a failed check is the analysis
+ *   holding the weight, not lag, and is counted apart) to the new weight being visible in the VirtualService
  *   (seen through a watch), i.e. scheduling + gates (Prometheus queries) + the weight patch;
  *   the progressor's own kube_canary_step_lag_seconds (due -> reconcile start) is shown too;
  * - API requests per release step: the progressor's kube_canary_api_requests delta / the number
@@ -119,6 +120,8 @@ interface Result {
   apiRequestsPerStep: number;
   promQueriesPerCheck: number;
   progressorPeakRssMb: number;
+  /** Metric checks that failed (no data included): with a healthy simulator this should be 0. */
+  failedChecks: number;
   /** Where a step's time goes, from the progressor's own histograms: gate sets (Prometheus) and whole reconciles. */
   gateMs: { p50: number; p99: number };
   reconcileMs: { p50: number; p99: number };
@@ -180,7 +183,10 @@ async function runOne(n: number): Promise<Result> {
       const s = statusOf(obj);
       if (!s || s.phase !== 'Progressing' || typeof s['lastCheckAt'] !== 'string') return;
       const m = due.get(obj.metadata.name) ?? new Map<number, number>();
-      if (!m.has(s.weight)) m.set(s.weight, Date.parse(s['lastCheckAt'] as string));
+      // The latest check at this weight: a failed check is the analysis saying "not yet", not
+      // lag, and the next check falls due one interval after it.
+      const at = Date.parse(s['lastCheckAt'] as string);
+      if (at > (m.get(s.weight) ?? 0)) m.set(s.weight, at);
       due.set(obj.metadata.name, m);
     });
 
@@ -245,7 +251,7 @@ async function runOne(n: number): Promise<Result> {
       const d = due.get(name) ?? new Map<number, number>();
       for (let i = 1; i < seq.length; i++) {
         if (seq[i]!.canary !== seq[i - 1]!.canary) steps += 1;
-        // A gated step up: due = lastCheckAt of the previous weight + interval.
+        // A gated step up: due = the last check at the previous weight + interval.
         const prev = seq[i - 1]!.canary;
         if (seq[i]!.canary > prev && prev > 0 && d.has(prev)) lags.push(seq[i]!.t - (d.get(prev)! + INTERVAL_S * 1000));
       }
@@ -265,6 +271,7 @@ async function runOne(n: number): Promise<Result> {
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
       progressorPeakRssMb: rss,
+      failedChecks: metricSum(progAfter, 'kube_canary_analysis_checks_total', /result="fail"/) - metricSum(progBefore, 'kube_canary_analysis_checks_total', /result="fail"/),
       gateMs: { p50: histogramQuantile(progAfter, 'kube_canary_gate_duration_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_gate_duration_seconds', 0.99) * 1000 },
       reconcileMs: { p50: histogramQuantile(progAfter, 'kube_canary_reconcile_duration_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_reconcile_duration_seconds', 0.99) * 1000 },
       progressorPeakHeapMb: peaks.heap / 2 ** 20,
@@ -296,8 +303,8 @@ async function main(): Promise<void> {
   for (const n of SIZES) results.push(await runOne(n));
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const rows = [
-    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
-    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
+    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'failed checks', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);

@@ -4,7 +4,7 @@
  * the right content type.
  */
 import type { Operation } from 'fast-json-patch';
-import type { KubeHttp } from './http.js';
+import type { KubeHttp, Priority } from './http.js';
 
 export interface ApiObject {
   apiVersion?: string;
@@ -24,7 +24,8 @@ export interface CustomObjectClient {
   list(gvr: Gvr, namespace: string): Promise<ApiObject[]>;
   get(gvr: Gvr, namespace: string, name: string): Promise<ApiObject>;
   create(gvr: Gvr, namespace: string, body: ApiObject): Promise<ApiObject>;
-  jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject>;
+  /** `priority`: see KubeHttp; traffic weight changes go out `high`. */
+  jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[], priority?: Priority): Promise<ApiObject>;
 }
 
 const path = (g: Gvr, ns: string) => `/apis/${g.group}/${g.version}/namespaces/${ns}/${g.plural}`;
@@ -44,7 +45,7 @@ export class KubeCustomObjects implements CustomObjectClient {
     return this.http.request('POST', path(gvr, namespace), { body });
   }
 
-  jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[]): Promise<ApiObject> {
-    return this.http.request('PATCH', `${path(gvr, namespace)}/${name}`, { body: ops, contentType: 'application/json-patch+json' });
+  jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[], priority?: Priority): Promise<ApiObject> {
+    return this.http.request('PATCH', `${path(gvr, namespace)}/${name}`, { body: ops, contentType: 'application/json-patch+json', ...(priority ? { priority } : {}) });
   }
 }

@@ -105,7 +105,7 @@ export class KubeEventRecorder implements EventRecorder {
     if (this.active >= this.concurrency) await new Promise<void>((r) => this.slots.push(r));
     else this.active += 1;
     try {
-      await this.http.request('POST', `/api/v1/namespaces/${t.namespace}/events`, { body });
+      await this.http.request('POST', `/api/v1/namespaces/${t.namespace}/events`, { body, priority: 'low' });
     } catch (err) {
       // Events are best-effort: a lost Event must never block a release step.
       this.log.warn({ namespace: t.namespace, deployment: t.name, reason, err: (err as Error).message }, 'could not record event');

@@ -23,6 +23,21 @@ export interface RequestOptions {
   contentType?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * Order among requests waiting for one of the `maxInFlight` slots: `high` for what users feel
+   * at once or what keeps us safe (traffic weights, the leader Lease), `low` for best-effort
+   * writes (Events). At 500 releases stepping together the weight changes then go out ahead
+   * of the status writes and Events of the same burst instead of queueing behind them.
+   */
+  priority?: Priority;
+}
+
+export type Priority = 'high' | 'normal' | 'low';
+const PRIORITIES: readonly Priority[] = ['high', 'normal', 'low'];
+
+export interface KubeHttpOptions {
+  /** Requests (not watches) in flight at once; the rest wait by priority. Default 64. */
+  maxInFlight?: number;
 }
 
 export class KubeHttp {
@@ -30,11 +45,32 @@ export class KubeHttp {
   requests = 0;
   private readonly server: URL;
   private agent?: http.Agent;
+  private readonly maxInFlight: number;
+  private inFlight = 0;
+  private readonly waiting: Record<Priority, Array<() => void>> = { high: [], normal: [], low: [] };
 
-  constructor(private readonly kc: KubeConfig) {
+  constructor(private readonly kc: KubeConfig, o: KubeHttpOptions = {}) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
+    this.maxInFlight = o.maxInFlight ?? 64;
+  }
+
+  /** Waits for a request slot; slots are handed over highest priority first, FIFO within one. */
+  private async acquire(priority: Priority): Promise<void> {
+    if (this.inFlight < this.maxInFlight) {
+      this.inFlight += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting[priority].push(resolve));
+  }
+
+  private releaseSlot(): void {
+    for (const p of PRIORITIES) {
+      const next = this.waiting[p].shift();
+      if (next) return next();
+    }
+    this.inFlight -= 1;
   }
 
   get serverUrl(): string {
@@ -47,7 +83,9 @@ export class KubeHttp {
     await this.kc.applyToHTTPSOptions(opts);
     if (!this.agent) {
       const tls = { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername };
-      this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 64, ...tls }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+      // Room for every request slot plus the long-lived watches, so a watch never waits for a socket.
+      const maxSockets = this.maxInFlight + 32;
+      this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets, ...tls }) : new http.Agent({ keepAlive: true, maxSockets });
     }
     return { headers: opts.headers, agent: this.agent };
   }
@@ -60,7 +98,14 @@ export class KubeHttp {
   }
 
   async request<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
-    const { res, text } = await this.send(method, path, o);
+    await this.acquire(o.priority ?? 'normal');
+    let sent: { res: http.IncomingMessage; text: string };
+    try {
+      sent = await this.send(method, path, o);
+    } finally {
+      this.releaseSlot();
+    }
+    const { res, text } = sent;
     const status = res.statusCode ?? 0;
     let body: unknown = text;
     try {

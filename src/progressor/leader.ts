@@ -73,7 +73,7 @@ export class LeaderElector {
     const now = new Date();
     let lease: Lease | undefined;
     try {
-      lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: this.retryMs * 2 });
+      lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: this.retryMs * 2, priority: 'high' });
     } catch (err) {
       if (!(err instanceof ApiError && err.code === 404)) throw err;
     }
@@ -83,7 +83,7 @@ export class LeaderElector {
       renewTime: microTime(now),
     };
     if (!lease) {
-      await this.http.request('POST', this.path, { body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } }, timeoutMs: this.retryMs * 2 });
+      await this.http.request('POST', this.path, { body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } }, timeoutMs: this.retryMs * 2, priority: 'high' });
       this.renewed();
       return;
     }
@@ -106,7 +106,7 @@ export class LeaderElector {
       },
     };
     try {
-      await this.http.request('PUT', `${this.path}/${this.o.name}`, { body, timeoutMs: this.retryMs * 2 });
+      await this.http.request('PUT', `${this.path}/${this.o.name}`, { body, timeoutMs: this.retryMs * 2, priority: 'high' });
     } catch (err) {
       // 409: someone else wrote the lease since we read it; they won this round.
       if (err instanceof ApiError && err.code === 409) {
@@ -142,11 +142,12 @@ export class LeaderElector {
     this.lose('shutting down');
     if (!wasLeading) return;
     try {
-      const lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: 3000 });
+      const lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: 3000, priority: 'high' });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
       await this.http.request('PUT', `${this.path}/${this.o.name}`, {
         body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime(new Date()) } },
         timeoutMs: 3000,
+        priority: 'high',
       });
       this.log.info({ identity: this.o.identity }, 'released the lease');
     } catch (err) {

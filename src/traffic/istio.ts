@@ -214,7 +214,7 @@ export class IstioProvider implements TrafficProvider {
       const ops = weightPatch(vs, t, stableWeight, canaryWeight);
       if (ops.length === 0) continue;
       // (Not `cache?.remember(..., await patch())`: optional chaining would skip the patch itself.)
-      const patched = await this.client.jsonPatch(VIRTUAL_SERVICES, t.namespace, vs.metadata.name, ops);
+      const patched = await this.client.jsonPatch(VIRTUAL_SERVICES, t.namespace, vs.metadata.name, ops, 'high');
       this.cache?.remember(VIRTUAL_SERVICES, t.namespace, patched);
     }
   }

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeHttp } from '../../src/kube/http.js';
+
+describe('kube http: request slots by priority', function () {
+  this.timeout(10_000);
+  let server: http.Server;
+  let kc: KubeConfig;
+  const arrived: string[] = [];
+  const held: http.ServerResponse[] = [];
+
+  before(async () => {
+    // Holds every request until the test answers it, recording the order they reached the server.
+    server = http.createServer((req, res) => {
+      arrived.push(req.url!);
+      held.push(res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const answerOne = async () => {
+    await waitUntil(() => held.length > 0);
+    held.shift()!.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  };
+
+  it('with every slot taken, waiting requests go out high first, then normal, then low, FIFO within each', async () => {
+    const api = new KubeHttp(kc, { maxInFlight: 1 });
+    const all = [api.request('GET', '/first')];
+    await waitUntil(() => arrived.length === 1);
+    all.push(api.request('POST', '/event-1', { body: {}, priority: 'low' }));
+    all.push(api.request('PATCH', '/status-1', { body: [], priority: 'normal' }));
+    all.push(api.request('PATCH', '/weight-1', { body: [], priority: 'high' }));
+    all.push(api.request('POST', '/event-2', { body: {}, priority: 'low' }));
+    all.push(api.request('PATCH', '/weight-2', { body: [], priority: 'high' }));
+    all.push(api.request('GET', '/status-2'));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(arrived, ['/first'], 'only one request in flight');
+    for (let i = 0; i < 7; i++) await answerOne();
+    await Promise.all(all);
+    assert.deepEqual(arrived, ['/first', '/weight-1', '/weight-2', '/status-1', '/status-2', '/event-1', '/event-2']);
+  });
+
+  it('a failed request gives its slot back', async () => {
+    arrived.length = 0;
+    const api = new KubeHttp(kc, { maxInFlight: 1 });
+    const first = api.request('GET', '/fails');
+    const second = api.request('GET', '/after');
+    await waitUntil(() => held.length === 1);
+    held.shift()!.writeHead(500, { 'content-type': 'application/json' }).end('{"message":"boom"}');
+    await assert.rejects(first, /boom/);
+    await answerOne();
+    assert.deepEqual(await second, {});
+    assert.deepEqual(arrived, ['/fails', '/after']);
+  });
+});
+
+async function waitUntil(f: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(f(), 'condition not reached');
+}
