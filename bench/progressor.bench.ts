@@ -7,7 +7,8 @@
  *   previous weight, from kube-canary.io/status, + the interval; a failed check is the analysis
  *   holding the weight, not lag, and is counted apart) to the new weight being visible in the VirtualService
  *   (seen through a watch), i.e. scheduling + gates (Prometheus queries) + the weight patch;
- *   the progressor's own kube_canary_step_lag_seconds (due -> reconcile start) is shown too;
+ *   the progressor's own view is shown too: kube_canary_weight_change_lag_seconds (due -> the
+ *   weight PATCH answered) and kube_canary_step_lag_seconds (due -> reconcile start);
  * - API requests per release step: the progressor's kube_canary_api_requests delta / the number
  *   of weight changes applied (steps up, plus the final return to 0);
  * - Prometheus queries per check: Prometheus' own /api/v1/query request count delta / metric
@@ -117,6 +118,8 @@ interface Result {
   wallSeconds: number;
   stepLagMs: { p50: number; p99: number; max: number; samples: number };
   progressorStepLagMs: { p50: number; p99: number };
+  /** The progressor's own view: due -> the new weight accepted by the API (kube_canary_weight_change_lag_seconds). */
+  progressorWeightLagMs: { p50: number; p99: number };
   apiRequestsPerStep: number;
   promQueriesPerCheck: number;
   progressorPeakRssMb: number;
@@ -179,8 +182,13 @@ async function runOne(n: number): Promise<Result> {
       if (seq.length === 0 || seq[seq.length - 1]!.canary !== canary) seq.push({ t: Date.now(), canary });
       applied.set(host, seq);
     });
+    // Phase per release, from the same watch: the wait below must not list 1,000 Deployments
+    // every few seconds, which blocked this process for long enough to delay the timestamps
+    // it takes of VirtualService changes (it measured its own stalls as lag).
+    const phases = new Map<string, string>();
     await keepWatching(`/apis/apps/v1/namespaces/${ns}/deployments`, (obj) => {
       const s = statusOf(obj);
+      if (s && obj.metadata?.labels?.['kube-canary.io/enabled'] === 'true') phases.set(obj.metadata.name, s.phase);
       if (!s || s.phase !== 'Progressing' || typeof s['lastCheckAt'] !== 'string') return;
       const m = due.get(obj.metadata.name) ?? new Map<number, number>();
       // The latest check at this weight: a failed check is the analysis saying "not yet", not
@@ -218,8 +226,7 @@ async function runOne(n: number): Promise<Result> {
     const deadline = Date.now() + Number(process.env['BENCH_TIMEOUT_S'] ?? 300 + n * 2) * 1000;
     let terminal: string[] = [];
     for (;;) {
-      const list = await clients().apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'kube-canary.io/enabled=true' });
-      terminal = list.items.map((d) => statusOf(d)?.phase ?? 'none');
+      terminal = names.map((name) => phases.get(name) ?? 'none');
       const done = terminal.filter((p) => p === 'Succeeded' || p === 'Failed').length;
       if (done === n) break;
       if (Date.now() > deadline) {
@@ -227,9 +234,11 @@ async function runOne(n: number): Promise<Result> {
         log(`N=${n}: deadline reached with ${done}/${n} releases ended (${JSON.stringify(counts)}); reporting what was measured`);
         break;
       }
-      await sleep(2000);
+      await sleep(1000);
     }
     const wallSeconds = (Date.now() - t0) / 1000;
+    // The outcome from the API itself, once.
+    terminal = (await clients().apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'kube-canary.io/enabled=true' })).items.map((d) => statusOf(d)?.phase ?? 'none');
     clearInterval(sampler);
     await sleep(1000);
     const progAfter = await text(env.progressor.metricsUrl);
@@ -267,6 +276,7 @@ async function runOne(n: number): Promise<Result> {
       releases: { succeeded: terminal.filter((p) => p === 'Succeeded').length, failed: terminal.filter((p) => p === 'Failed').length, other: terminal.filter((p) => p !== 'Succeeded' && p !== 'Failed').length },
       wallSeconds,
       stepLagMs: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags.length ? Math.max(...lags) : Number.NaN, samples: lags.length },
+      progressorWeightLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_weight_change_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_weight_change_lag_seconds', 0.99) * 1000 },
       progressorStepLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.99) * 1000 },
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
@@ -303,8 +313,8 @@ async function main(): Promise<void> {
   for (const n of SIZES) results.push(await runOne(n));
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const rows = [
-    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'failed checks', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
-    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
+    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor: weight p50/p99 ms', 'start p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'failed checks', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorWeightLagMs.p50)}/${f(r.progressorWeightLagMs.p99)}`, `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);

@@ -245,6 +245,7 @@ export class Controller {
       const r = await this.reconciler.reconcile(stable, this.abort.signal);
       this.failures.delete(key);
       if (r.wroteResourceVersion) this.ownWrites.set(key, r.wroteResourceVersion);
+      if (due !== undefined && r.weightChangedAt !== undefined) this.o.metrics.weightLag.observe(Math.max(0, r.weightChangedAt - due) / 1000);
       if (r.requeueAfterMs !== undefined && !this.stopped) this.schedule(key, r.requeueAfterMs);
     } catch (err) {
       if (this.stopped || err instanceof NotLeaderError) return;

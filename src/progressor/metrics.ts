@@ -19,6 +19,7 @@ export class ProgressorMetrics {
   readonly reconcileDuration = new Histogram({ name: 'kube_canary_reconcile_duration_seconds', help: 'Time for one reconcile', buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [this.registry] });
   readonly reconcileErrors = new Counter({ name: 'kube_canary_reconcile_errors_total', help: 'Reconciles that failed and were retried', registers: [this.registry] });
   readonly stepLag = new Histogram({ name: 'kube_canary_step_lag_seconds', help: 'Delay between a step falling due and its reconcile starting', buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [this.registry] });
+  readonly weightLag = new Histogram({ name: 'kube_canary_weight_change_lag_seconds', help: 'Delay between a step falling due and its new traffic weight being accepted by the API (gates and the route write included)', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kube_canary_leader', help: '1 while this replica holds the lease', registers: [this.registry] });
   readonly apiRequests = new Gauge({ name: 'kube_canary_api_requests', help: 'Kubernetes API requests made by this process', registers: [this.registry] });
 

@@ -55,6 +55,8 @@ export interface ReconcileResult {
   phase?: Phase;
   /** resourceVersion of the stable Deployment after our own patch: its watch event needs no reconcile. */
   wroteResourceVersion?: string;
+  /** When a new traffic weight was accepted by the API in this reconcile (for the weight-change lag metric). */
+  weightChangedAt?: number;
 }
 
 const MAX_PASSES = 8;
@@ -122,19 +124,21 @@ export class Reconciler {
     }
     if (!decision) throw new Error('step() did not decide within its pass limit');
 
-    const written = await this.perform(stable, decision, { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis });
+    const effects = { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis, weightChangedAt: undefined as number | undefined };
+    const written = await this.perform(stable, decision, effects);
     this.record(st.namespace, st.name, st.status?.phase, decision, log);
     return {
       ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {}),
       ...(decision.status ? { phase: decision.status.phase } : {}),
       ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion } : {}),
+      ...(effects.weightChangedAt !== undefined ? { weightChangedAt: effects.weightChangedAt } : {}),
     };
   }
 
   private async perform(
     stable: V1Deployment,
     dec: Decision,
-    x: { target: RouteTarget; provider?: TrafficProvider; stableTemplate?: V1PodTemplateSpec; canaryObj?: V1Deployment; log: Logger; analysis?: Analysis },
+    x: { target: RouteTarget; provider?: TrafficProvider; stableTemplate?: V1PodTemplateSpec; canaryObj?: V1Deployment; log: Logger; analysis?: Analysis; weightChangedAt?: number },
   ): Promise<V1Deployment | undefined> {
     const d = this.d;
     const ns = stable.metadata!.namespace!;
@@ -151,6 +155,7 @@ export class Reconciler {
           break;
         case 'setWeight':
           await this.needProvider(x.provider).setRoutes(x.target, 100 - a.canary, a.canary);
+          x.weightChangedAt = Date.now();
           break;
         case 'ensureCanary':
           await this.ensureCanary(stable, a.replicas, x.canaryObj);
