@@ -13,7 +13,7 @@ import { Kube, loadKubeConfig } from '../kube/client.js';
 import { KubeCustomObjects } from '../kube/custom-objects.js';
 import { KubeEventRecorder } from '../kube/events.js';
 import { InformerObjectCache } from '../kube/object-cache.js';
-import { createLogger } from '../kube/logger.js';
+import { createLogger, endLogger } from '../kube/logger.js';
 import { PrometheusProvider } from '../metrics/prometheus.js';
 import { HttpGateRunner } from '../metrics/webhooks.js';
 import { Controller } from '../progressor/controller.js';
@@ -176,6 +176,7 @@ async function run(f: ProgressorFlags): Promise<void> {
       await elector!.release();
       server.close();
       log.info('stopped');
+      await endLogger(log); // every line out, in order, before the exit
       process.exit(0);
     })();
   };
