@@ -123,6 +123,8 @@ export interface ProgressorProcess {
 export async function startProgressor(opts: { kubeconfig: string; prometheusUrl: string; name?: string; extraArgs?: string[] }): Promise<ProgressorProcess> {
   const { cmd, args } = cliCommand();
   const extra = (process.env['E2E_PROGRESSOR_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+  // Node flags for the progressor alone (e.g. --max-old-space-size=192), as a deployment would set them.
+  const nodeOptions = process.env['E2E_PROGRESSOR_NODE_OPTIONS'];
   const metricsPort = await freePort();
   const proc = startProcess(opts.name ?? `progressor-${metricsPort}`, cmd, [
     ...args,
@@ -135,7 +137,7 @@ export async function startProgressor(opts: { kubeconfig: string; prometheusUrl:
     `127.0.0.1:${metricsPort}`,
     ...extra,
     ...(opts.extraArgs ?? []),
-  ]);
+  ], nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {});
   return { process: proc, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: () => proc.stop(10_000) };
 }
 
