@@ -11,7 +11,9 @@
  * - canary Deployments (kube-canary.io/role=canary), cluster-wide: their readiness drives steps.
  */
 import type { V1Deployment, V1Namespace } from '@kubernetes/client-node';
-import { LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, SYSTEM_NAMESPACES, canaryName } from '../config/contract.js';
+import { ANN_REVISION, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, SYSTEM_NAMESPACES, canaryName } from '../config/contract.js';
+import { isTerminal } from '../config/status.js';
+import { isNotFound } from '../kube/errors.js';
 import { type Kube, deploymentsPath, namespacesPath } from '../kube/client.js';
 import { Informer, objectKey } from '../kube/informer.js';
 import type { Logger } from '../kube/logger.js';
@@ -52,6 +54,12 @@ export class Controller {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly dueAt = new Map<string, number>();
   private readonly failures = new Map<string, number>();
+  /**
+   * Releases whose Deployment left our scope mid-release (its label, or its Namespace's, was
+   * removed): no watch sees them any more, so they are read from the API until their release
+   * is ended (step(): optedOut), instead of being left paused with nobody to finish them.
+   */
+  private readonly leftScope = new Set<string>();
   /** resourceVersion our own last patch produced, per release: that watch event is our echo. */
   private readonly ownWrites = new Map<string, string>();
   private readonly inflight = new Set<Promise<void>>();
@@ -151,6 +159,7 @@ export class Controller {
       const inf = this.nsDeployments.get(name);
       this.nsDeployments.delete(name);
       if (inf) {
+        for (const d of inf.list()) if (d.metadata?.annotations?.[ANN_REVISION] !== undefined) this.leftScope.add(objectKey(d));
         const keys = inf.list().map(objectKey);
         void inf.stop();
         keys.forEach((k) => this.enqueue(k));
@@ -174,6 +183,11 @@ export class Controller {
       this.timers.delete(key);
       this.ownWrites.delete(key);
       this.o.metrics.forget(d.metadata!.namespace!, d.metadata!.name!);
+      // Gone from the watch with a release in progress: deleted, or no longer opted in.
+      if (d.metadata?.annotations?.[ANN_REVISION] !== undefined && this.inScope(d.metadata.namespace!)) {
+        this.leftScope.add(key);
+        this.enqueue(key);
+      }
       return;
     }
     this.enqueue(key);
@@ -229,20 +243,46 @@ export class Controller {
     }
   }
 
+  /** The Deployment of a release that left our scope, read from the API; undefined when there is nothing left to end. */
+  private async optedOutRelease(key: string): Promise<V1Deployment | undefined> {
+    const [ns, name] = key.split('/') as [string, string];
+    let d: V1Deployment;
+    try {
+      d = await this.o.kube.getDeployment(ns, name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      this.leftScope.delete(key);
+      return undefined;
+    }
+    const labels = d.metadata?.labels ?? {};
+    // Opted in again (our watches will bring it back), being deleted, or nothing in progress.
+    const optedIn = labels[LABEL_ENABLED] === 'true' || (labels[LABEL_ENABLED] !== 'false' && !!this.namespaces.get('', ns));
+    if (optedIn || d.metadata?.deletionTimestamp || d.metadata?.annotations?.[ANN_REVISION] === undefined || labels[LABEL_ROLE] === ROLE_CANARY) {
+      this.leftScope.delete(key);
+      return undefined;
+    }
+    return d;
+  }
+
   private async run(key: string): Promise<void> {
     const due = this.dueAt.get(key);
     if (due !== undefined) {
       this.dueAt.delete(key);
       this.o.metrics.stepLag.observe(Math.max(0, Date.now() - due) / 1000);
     }
-    const stable = this.stableFor(key);
-    if (!stable) return;
+    let stable = this.stableFor(key);
+    if (stable) this.leftScope.delete(key);
+    else if (!this.leftScope.has(key)) return;
     const t = this.timers.get(key);
     if (t) clearTimeout(t.timer);
     this.timers.delete(key);
     const end = this.o.metrics.reconcileDuration.startTimer();
     try {
-      const r = await this.reconciler.reconcile(stable, this.abort.signal);
+      const optedOut = !stable;
+      stable ??= await this.optedOutRelease(key);
+      if (!stable) return;
+      const r = await this.reconciler.reconcile(stable, this.abort.signal, optedOut);
+      if (optedOut && r.phase && isTerminal(r.phase)) this.leftScope.delete(key);
       this.failures.delete(key);
       if (r.wroteResourceVersion) this.ownWrites.set(key, r.wroteResourceVersion);
       if (due !== undefined && r.weightChangedAt !== undefined) this.o.metrics.weightLag.observe(Math.max(0, r.weightChangedAt - due) / 1000);

@@ -67,10 +67,11 @@ export class Reconciler {
   /** Last error reported per release, so a retrying failure produces one Event, not one per retry. */
   private readonly lastError = new Map<string, string>();
 
-  async reconcile(stable: V1Deployment, signal?: AbortSignal): Promise<ReconcileResult> {
+  /** `optedOut`: the Deployment left kube-canary's scope with a release in progress (see step()). */
+  async reconcile(stable: V1Deployment, signal?: AbortSignal, optedOut = false): Promise<ReconcileResult> {
     const key = `${stable.metadata!.namespace}/${stable.metadata!.name}`;
     try {
-      const r = await this.reconcileOnce(stable, signal);
+      const r = await this.reconcileOnce(stable, signal, optedOut);
       this.lastError.delete(key);
       return r;
     } catch (err) {
@@ -86,9 +87,10 @@ export class Reconciler {
     }
   }
 
-  private async reconcileOnce(stable: V1Deployment, signal?: AbortSignal): Promise<ReconcileResult> {
+  private async reconcileOnce(stable: V1Deployment, signal: AbortSignal | undefined, optedOut: boolean): Promise<ReconcileResult> {
     const d = this.d;
     const st = stableView(stable, d.trackLabel, d.defaults);
+    if (optedOut) st.optedOut = true;
     const log = d.log.child({ namespace: st.namespace, deployment: st.name });
     const canaryObj = this.ownCanary(stable);
     const obs: Observation = { stable: st, ...(canaryObj ? { canary: canaryView(canaryObj, d.trackLabel) } : {}) };

@@ -41,6 +41,11 @@ export function step(obs: Observation, now: number): StepResult {
     return finish(obs, prev, req === undefined ? d : withActions(d, idleRequest(obs, req, id)), [], false);
   }
 
+  if (st.optedOut) {
+    const d = optedOut(obs, now, id);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `${id} is no longer opted in to kube-canary`)), [], false);
+  }
+
   if (!st.config.ok) {
     const d = invalidConfig(obs, now, id, st.config.errors);
     return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, 'the kube-canary configuration is invalid (see the InvalidConfig Event); fix it, then ask again')), [], false);
@@ -356,6 +361,24 @@ function cancel(c: Ctx): Decision {
   actions.push({ type: 'clearRelease' }, event(false, 'Cancelled', msg));
   return {
     status: withoutWaiting({ ...transition(base, 'Succeeded', c.now, msg), revision: st.revision!, weight: 0, cancelled: true }),
+    actions,
+  };
+}
+
+/**
+ * Opted out mid-release (nobody can deny a Namespace label change): routes back to stable
+ * (finish() does that first), the canary goes, and the Deployment is unpaused to roll out the
+ * template the user wrote, as plain Kubernetes would. Never left paused with nobody to finish it.
+ */
+function optedOut(obs: Observation, now: number, id: string): Decision {
+  const st = obs.stable;
+  const msg = `Release of revision ${st.revision} cancelled: ${id} is no longer opted in (the kube-canary.io/enabled label left it or its Namespace); it rolls out its current template as a plain Deployment`;
+  const base = st.status ?? newStatus(st, now, msg);
+  const actions: Action[] = [{ type: 'deleteCanary' }];
+  if (st.paused) actions.push({ type: 'unpauseStable' });
+  actions.push({ type: 'clearRelease' }, event(true, 'OptedOut', msg));
+  return {
+    status: withoutWaiting({ ...transition(base, 'Succeeded', now, msg), revision: st.revision!, weight: 0, cancelled: true }),
     actions,
   };
 }

@@ -34,6 +34,11 @@ export interface StableView {
   request?: string;
   /** Parsed without kube-canary.io/request: a request is not configuration. */
   config: { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
+  /**
+   * No longer opted in (the label left the Deployment or its Namespace) while a release was in
+   * progress: the release ends and the Deployment carries on as a plain one.
+   */
+  optedOut?: true;
 }
 
 /** The `<name>-canary` Deployment, if it exists. */

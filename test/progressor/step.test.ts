@@ -17,6 +17,27 @@ interface Row extends StepRow {
 }
 
 const rows: Row[] = [
+  // ---- opted out mid-release (a Namespace label removed: nobody could deny it) ----------------
+  {
+    name: 'opted out at weight 25: routes back to stable first, canary deleted, unpaused into the new template, release cleared, a Warning says why',
+    o: { ...obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }), stable: { ...obs({}).stable, status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }), optedOut: true } },
+    phase: 'Succeeded',
+    weight: 0,
+    actions: ['setWeight', 'deleteCanary', 'unpauseStable', 'clearRelease', 'emitEvent', 'writeStatus'],
+    check: (d) => {
+      assert.equal(d.status?.cancelled, true);
+      const ev = eventActions(d.actions)[0]!;
+      assert.equal(ev.warning, true);
+      assert.equal(ev.reason, 'OptedOut');
+      assert.match(ev.message, /no longer opted in .* rolls out its current template as a plain Deployment/);
+      assert.ok(!d.actions.some((a) => a.type === 'clearRelease' && a.failedRevision), 'not a failure: nothing is recorded against the revision');
+    },
+  },
+  {
+    name: 'opted out with no release in progress: nothing to do',
+    o: { ...obs({ revision: undefined, stableRevision: undefined, paused: false }, { routes: undefined }), stable: { ...obs({ revision: undefined, stableRevision: undefined, paused: false }).stable, optedOut: true } },
+    actions: [],
+  },
   // ---- idle --------------------------------------------------------------------------------
   { name: 'idle without status or canary does nothing', o: obs({ revision: undefined, stableRevision: undefined, paused: false }, { routes: undefined }), actions: [] },
   {
