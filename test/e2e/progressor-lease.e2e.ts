@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createNamespace, deleteNamespace, getDeployment, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import type { HostProcess } from './harness/processes.js';
 import { LEASE, deployReview, kill9, leaseHolder, startProgressorEnv, type ProgressorEnv } from './harness/progressor.js';
-import { ReleaseRecorder, deploymentEvents, progressorAvailable, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
+import { ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
 
 const PROGRESSOR_NS = 'kube-canary';
 
@@ -19,7 +19,6 @@ describe('progressor: two replicas, one Lease', function () {
   let survivor: { id: string; proc: HostProcess } | undefined;
 
   before(async function () {
-    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('progressor-lease');
     env = await startProgressorEnv(ns);
     await deployReview(ns, { intervalS: 2 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createNamespace, deleteNamespace, getDeployment, kubectl, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import { deployReview, kill9, startProgressorEnv, type ProgressorEnv } from './harness/progressor.js';
-import { ANN_REVISION, ReleaseRecorder, deploymentEvents, progressorAvailable, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
+import { ANN_REVISION, ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
 
 describe('progressor: SIGKILL mid-release and restart', function () {
   this.timeout(180_000);
@@ -14,7 +14,6 @@ describe('progressor: SIGKILL mid-release and restart', function () {
   let env: ProgressorEnv | undefined;
 
   before(async function () {
-    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('progressor-restart');
     env = await startProgressorEnv(ns);
     await deployReview(ns, { intervalS: 2 });

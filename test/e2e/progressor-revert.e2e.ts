@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createNamespace, deleteNamespace, getDeployment, kubectl, podsOf, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import { deployReview, startProgressorEnv, type ProgressorEnv } from './harness/progressor.js';
-import { ANN_FAILED_REVISION, ANN_REVISION, ReleaseRecorder, deploymentEvents, progressorAvailable, routeWeights, ship, statusOf } from './harness/release.js';
+import { ANN_FAILED_REVISION, ANN_REVISION, ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf } from './harness/release.js';
 
 describe('progressor: revert to the running image mid-release', function () {
   this.timeout(180_000);
@@ -14,7 +14,6 @@ describe('progressor: revert to the running image mid-release', function () {
   let env: ProgressorEnv | undefined;
 
   before(async function () {
-    if (!(await progressorAvailable())) this.skip();
     ns = await createNamespace('progressor-revert');
     env = await startProgressorEnv(ns);
     await deployReview(ns, { intervalS: 3 });

@@ -5,59 +5,40 @@
  * Events in the article's order.
  */
 import assert from 'node:assert/strict';
-import { createNamespace, deleteNamespace, getDeployment, podImages, podsOf, waitForDeploymentReady } from './harness/cluster.js';
+import { getDeployment, podImages, podsOf, waitForDeploymentReady } from './harness/cluster.js';
 import {
   ANN_REVISION,
   ReleaseRecorder,
-  applyObjects,
   deploymentEvents,
   inOrder,
-  reviewManifests,
   routeWeights,
   ship,
   waitForPhase,
-  type ReleaseEnv,
-  startReleaseEnv,
-  progressorAvailable,
+  useReviewRelease,
 } from './harness/release.js';
 
 describe('release: the canary article\'s scenario (review 1.7.0 -> 1.8.0, promoted)', function () {
   this.timeout(240_000);
-  let ns = '';
-  let env: ReleaseEnv | undefined;
-
-  before(async function () {
-    if (!(await progressorAvailable())) this.skip();
-    ns = await createNamespace('release-article');
-    env = await startReleaseEnv(ns);
-    const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.7.0', behaviour: { errorRate: 0, latencyMs: 30 } });
-    await applyObjects(service, deployment);
-    await waitForDeploymentReady(ns, 'review', 2);
-  });
-
-  after(async () => {
-    await env?.stop();
-    if (ns) await deleteNamespace(ns);
-  });
+  const release = useReviewRelease('release-article');
 
   it('promotes 1.8.0 through weights 25 and 50, with Events in the article\'s order', async () => {
-    const rec = new ReleaseRecorder(ns, 'review').start();
+    const rec = new ReleaseRecorder(release.ns, 'review').start();
     try {
-      const out = await ship(ns, 'review', 'review:1.8.0');
+      const out = await ship(release.ns, 'review', 'review:1.8.0');
       assert.match(out.stderr, /review-canary/, `kubectl should print the webhook's warning naming the canary: ${out.stderr}`);
-      const revision = (await getDeployment(ns, 'review')).metadata?.annotations?.[ANN_REVISION];
+      const revision = (await getDeployment(release.ns, 'review')).metadata?.annotations?.[ANN_REVISION];
       assert.ok(revision, 'the webhook stamps kube-canary.io/revision');
 
-      const final = await waitForPhase(ns, 'review', ['Succeeded', 'Failed'], 150_000, () => rec.describe());
+      const final = await waitForPhase(release.ns, 'review', ['Succeeded', 'Failed'], 150_000, () => rec.describe());
       assert.equal(final.phase, 'Succeeded', `release should succeed:\n${rec.describe()}`);
 
-      const d = await waitForDeploymentReady(ns, 'review', 2);
+      const d = await waitForDeploymentReady(release.ns, 'review', 2);
       assert.equal(d.spec?.template.spec?.containers[0]?.image, 'review:1.8.0');
       assert.notEqual(d.spec?.paused, true, 'the stable Deployment is unpaused after promotion');
       assert.equal(d.metadata?.annotations?.[ANN_REVISION], undefined, 'the in-progress annotations are cleared');
-      assert.deepEqual(podImages(await podsOf(ns, 'review')), ['review:1.8.0', 'review:1.8.0']);
-      await assert.rejects(getDeployment(ns, 'review-canary'), 'no canary Deployment is left');
-      const w = await routeWeights(ns, 'review');
+      assert.deepEqual(podImages(await podsOf(release.ns, 'review')), ['review:1.8.0', 'review:1.8.0']);
+      await assert.rejects(getDeployment(release.ns, 'review-canary'), 'no canary Deployment is left');
+      const w = await routeWeights(release.ns, 'review');
       assert.ok(w, 'a VirtualService routes review');
       assert.deepEqual([w.stable, w.canary], [100, 0]);
 
@@ -66,14 +47,14 @@ describe('release: the canary article\'s scenario (review 1.7.0 -> 1.8.0, promot
       const seen = [...rec.timeline.map((e) => e.routes), `${w.stable}/${w.canary}`].filter((r, i, a) => r && a[i - 1] !== r);
       assert.ok(inOrder(seen as string[], [/^75\/25$/, /^50\/50$/, /^100\/0$/]).ok, `routes seen: ${seen.join(' -> ')}\n${rec.describe()}`);
 
-      const events = (await deploymentEvents(ns, 'review')).map((e) => e.message ?? '');
-      const id = `review\\.${ns}`;
+      const events = (await deploymentEvents(release.ns, 'review')).map((e) => e.message ?? '');
+      const id = `review\\.${release.ns}`;
       const order = inOrder(events, [
         new RegExp(`^New revision detected ${id}`),
         new RegExp(`^Advance ${id} canary weight 25$`),
         new RegExp(`^Advance ${id} canary weight 50$`),
         new RegExp(`^Promoting revision ${revision!.slice(0, 7)}\\w* into ${id}`),
-        new RegExp(`^Promotion completed! Scaling down review-canary\\.${ns}$`),
+        new RegExp(`^Promotion completed! Scaling down review-canary\\.${release.ns}$`),
       ]);
       assert.ok(order.ok, `events out of order or missing (${order.ok ? '' : order.missing}):\n${events.join('\n')}`);
       assert.equal(events.filter((m) => /^Promoting revision/.test(m)).length, 1, 'exactly one promotion');

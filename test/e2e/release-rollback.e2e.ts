@@ -4,20 +4,16 @@
  * revision recorded, and re-applying the same release is refused by the webhook with the retry hint.
  */
 import assert from 'node:assert/strict';
-import { createNamespace, deleteNamespace, getDeployment, podsOf, waitFor, waitForDeploymentReady } from './harness/cluster.js';
+import { getDeployment, podsOf, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import {
   ANN_FAILED_REVISION,
   ANN_REVISION,
   ReleaseRecorder,
-  applyObjects,
   deploymentEvents,
-  reviewManifests,
   routeWeights,
   ship,
-  startReleaseEnv,
   waitForPhase,
-  type ReleaseEnv,
-  progressorAvailable,
+  useReviewRelease,
 } from './harness/release.js';
 
 const INTERVAL_S = 5;
@@ -27,31 +23,16 @@ const SLACK_MS = 3000;
 
 describe('release: a bad release (30% 5xx) is rolled back', function () {
   this.timeout(240_000);
-  let ns = '';
-  let env: ReleaseEnv | undefined;
-
-  before(async function () {
-    if (!(await progressorAvailable())) this.skip();
-    ns = await createNamespace('release-rollback');
-    env = await startReleaseEnv(ns);
-    const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.8.0', behaviour: { errorRate: 0, latencyMs: 30 } });
-    await applyObjects(service, deployment);
-    await waitForDeploymentReady(ns, 'review', 2);
-  });
-
-  after(async () => {
-    await env?.stop();
-    if (ns) await deleteNamespace(ns);
-  });
+  const release = useReviewRelease('release-rollback', { image: 'review:1.8.0' });
 
   it('rolls back within threshold x interval + one interval, keeps the stable pods, records the failed revision', async () => {
-    const before = (await podsOf(ns, 'review')).filter((p) => p.metadata?.labels?.['version'] !== 'canary').map((p) => p.metadata!.name!).sort();
-    const rec = new ReleaseRecorder(ns, 'review').start();
+    const before = (await podsOf(release.ns, 'review')).filter((p) => p.metadata?.labels?.['version'] !== 'canary').map((p) => p.metadata!.name!).sort();
+    const rec = new ReleaseRecorder(release.ns, 'review').start();
     try {
-      await ship(ns, 'review', 'review:1.9.0', { errorRate: 0.3, latencyMs: 30 });
-      const revision = (await getDeployment(ns, 'review')).metadata?.annotations?.[ANN_REVISION];
+      await ship(release.ns, 'review', 'review:1.9.0', { errorRate: 0.3, latencyMs: 30 });
+      const revision = (await getDeployment(release.ns, 'review')).metadata?.annotations?.[ANN_REVISION];
       assert.ok(revision);
-      const final = await waitForPhase(ns, 'review', ['Succeeded', 'Failed'], 180_000, () => rec.describe());
+      const final = await waitForPhase(release.ns, 'review', ['Succeeded', 'Failed'], 180_000, () => rec.describe());
       assert.equal(final.phase, 'Failed', `the bad release must fail:\n${rec.describe()}`);
       await new Promise((r) => setTimeout(r, 500));
 
@@ -62,18 +43,18 @@ describe('release: a bad release (30% 5xx) is rolled back', function () {
       assert.ok(back - firstTraffic <= budget, `rollback took ${back - firstTraffic} ms after the canary got traffic; budget ${budget} ms\n${rec.describe()}`);
       assert.ok(!rec.phases().includes('Promoting'), `never promoting:\n${rec.describe()}`);
 
-      const d = await waitForDeploymentReady(ns, 'review', 2);
+      const d = await waitForDeploymentReady(release.ns, 'review', 2);
       assert.equal(d.spec?.template.spec?.containers[0]?.image, 'review:1.8.0', 'the stable template is restored');
       assert.notEqual(d.spec?.paused, true);
       const failed = d.metadata?.annotations?.[ANN_FAILED_REVISION];
       assert.ok(failed && failed.includes(revision!.slice(0, 7)), `failed revision recorded: ${failed}`);
-      const after = (await podsOf(ns, 'review')).map((p) => p.metadata!.name!).sort();
+      const after = (await podsOf(release.ns, 'review')).map((p) => p.metadata!.name!).sort();
       assert.deepEqual(after, before, 'the stable pods are the same pods (no churn)');
-      await assert.rejects(getDeployment(ns, 'review-canary'));
-      const w = await routeWeights(ns, 'review');
+      await assert.rejects(getDeployment(release.ns, 'review-canary'));
+      const w = await routeWeights(release.ns, 'review');
       assert.deepEqual([w?.stable, w?.canary], [100, 0]);
 
-      const events = (await deploymentEvents(ns, 'review')).map((e) => e.message ?? '');
+      const events = (await deploymentEvents(release.ns, 'review')).map((e) => e.message ?? '');
       assert.ok(events.some((m) => /^Rolling back review\./.test(m) || /^Canary failed!/.test(m)), events.join('\n'));
     } finally {
       await rec.stop();
@@ -81,10 +62,10 @@ describe('release: a bad release (30% 5xx) is rolled back', function () {
   });
 
   it('refuses to re-apply the failed release, with the retry hint', async () => {
-    const out = await ship(ns, 'review', 'review:1.9.0', { errorRate: 0.3, latencyMs: 30 }, true);
+    const out = await ship(release.ns, 'review', 'review:1.9.0', { errorRate: 0.3, latencyMs: 30 }, true);
     assert.notEqual(out.code, 0, `the webhook must deny: ${out.stdout}${out.stderr}`);
     assert.match(out.stderr, /kubectl canary retry review/);
-    const d = await getDeployment(ns, 'review');
+    const d = await getDeployment(release.ns, 'review');
     assert.equal(d.spec?.template.spec?.containers[0]?.image, 'review:1.8.0');
   });
 });

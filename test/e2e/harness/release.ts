@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CustomObjectsApi, RbacAuthorizationV1Api, type V1Deployment, type CoreV1Event } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { clients, clusterEnv, kubeConfig, kubectl, repoRoot, run, waitFor } from './cluster.js';
+import { clients, clusterEnv, createNamespace, deleteNamespace, kubeConfig, kubectl, repoRoot, waitFor, waitForDeploymentReady } from './cluster.js';
 import { freePort, startProcess, type HostProcess } from './processes.js';
 import { startPrometheus, type PrometheusHandle } from './prometheus.js';
 import { buildMutatingWebhookConfiguration, cliCommand, registerWebhook, startWebhook, unregisterWebhook, type RunningWebhook } from './webhook.js';
@@ -141,19 +141,37 @@ export async function startProgressor(opts: { kubeconfig: string; prometheusUrl:
   return { process: proc, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: () => proc.stop(10_000) };
 }
 
-let progressorCli: boolean | undefined;
 /**
- * Whether this checkout's CLI has the `progressor` command yet (issue 4 lands it). The release
- * scenarios skip, loudly, until it does; they are written against its documented flags.
+ * Mocha hooks for a release scenario in the current `describe`: a fresh namespace, the release
+ * environment (simulator, Prometheus, webhook, progressor) and the article's `review` (2 replicas)
+ * ready on `image`; all removed afterwards. Read `ns` and `env` inside the tests.
  */
-export async function progressorAvailable(): Promise<boolean> {
-  if (progressorCli === undefined) {
-    const { cmd, args } = cliCommand();
-    const r = await run(cmd, [...args, 'progressor', '--help'], { allowFailure: true, timeoutMs: 60_000 });
-    progressorCli = r.code === 0;
-    if (!progressorCli) process.stderr.write('release e2e: `kube-canary progressor` does not exist in this checkout yet; skipping the release scenarios\n');
-  }
-  return progressorCli;
+export function useReviewRelease(prefix: string, o: { image?: string; analysis?: string; behaviour?: Behaviour; optIn?: 'deployment' | 'namespace' } = {}): { readonly ns: string; readonly env: ReleaseEnv } {
+  let ns = '';
+  let env: ReleaseEnv | undefined;
+  before(async () => {
+    const byNamespace = o.optIn === 'namespace';
+    // A Namespace opt-in comes before the Deployment exists, so its pods carry the stable track label.
+    ns = await createNamespace(prefix, byNamespace ? { 'kube-canary.io/enabled': 'true' } : {});
+    env = await startReleaseEnv(ns);
+    const { service, deployment } = reviewManifests({ namespace: ns, image: o.image ?? 'review:1.7.0', ...(o.analysis ? { analysis: o.analysis } : {}), behaviour: o.behaviour ?? { errorRate: 0, latencyMs: 30 } });
+    if (byNamespace) delete deployment.metadata!.labels!['kube-canary.io/enabled'];
+    await applyObjects(service, deployment);
+    await waitForDeploymentReady(ns, 'review', 2);
+  });
+  after(async () => {
+    await env?.stop();
+    if (ns) await deleteNamespace(ns);
+  });
+  return {
+    get ns() {
+      return ns;
+    },
+    get env() {
+      if (!env) throw new Error('the release environment is not up (its before hook failed)');
+      return env;
+    },
+  };
 }
 
 export interface ReleaseEnv {
