@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kubectl } from './cluster.js';
+import { createNamespace, deleteNamespace, kubectl, waitForDeploymentReady } from './cluster.js';
 import { startProcess, type HostProcess } from './processes.js';
 import { applyObjects, progressorKubeconfig, reviewManifests } from './release.js';
 import { buildMutatingWebhookConfiguration, cliCommand, registerWebhook, startWebhook, unregisterWebhook, type RunningWebhook } from './webhook.js';
@@ -113,4 +113,33 @@ export async function kill9(p: HostProcess): Promise<void> {
   const exited = new Promise<void>((r) => (p.exitCode() !== undefined ? r() : p.child.once('exit', () => r())));
   p.child.kill('SIGKILL');
   await exited;
+}
+
+/**
+ * Mocha hooks for a progressor scenario in the current `describe`: a fresh namespace, the
+ * environment (webhook, routing; progressor replicas are started by the test with `env.start`)
+ * and `review` (2 replicas, steps every `intervalS`) ready; all removed afterwards.
+ */
+export function useProgressorEnv(prefix: string, o: { intervalS: number }): { readonly ns: string; readonly env: ProgressorEnv } {
+  let ns = '';
+  let env: ProgressorEnv | undefined;
+  before(async () => {
+    ns = await createNamespace(prefix);
+    env = await startProgressorEnv(ns);
+    await deployReview(ns, { intervalS: o.intervalS });
+    await waitForDeploymentReady(ns, 'review', 2);
+  });
+  after(async () => {
+    await env?.stop();
+    if (ns) await deleteNamespace(ns);
+  });
+  return {
+    get ns() {
+      return ns;
+    },
+    get env() {
+      if (!env) throw new Error('the progressor environment is not up (its before hook failed)');
+      return env;
+    },
+  };
 }
