@@ -10,7 +10,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNamespace, deleteNamespace, kubectl, waitForDeploymentReady } from './cluster.js';
+import { kubectl, waitForDeploymentReady } from './cluster.js';
+import { useScenario } from './scenario.js';
 import { startProcess, type HostProcess } from './processes.js';
 import { applyObjects, progressorKubeconfig, reviewManifests } from './release.js';
 import { buildMutatingWebhookConfiguration, cliCommand, registerWebhook, startWebhook, unregisterWebhook, type RunningWebhook } from './webhook.js';
@@ -121,25 +122,10 @@ export async function kill9(p: HostProcess): Promise<void> {
  * and `review` (2 replicas, steps every `intervalS`) ready; all removed afterwards.
  */
 export function useProgressorEnv(prefix: string, o: { intervalS: number }): { readonly ns: string; readonly env: ProgressorEnv } {
-  let ns = '';
-  let env: ProgressorEnv | undefined;
-  before(async () => {
-    ns = await createNamespace(prefix);
-    env = await startProgressorEnv(ns);
+  return useScenario(prefix, async (ns) => {
+    const env = await startProgressorEnv(ns);
     await deployReview(ns, { intervalS: o.intervalS });
     await waitForDeploymentReady(ns, 'review', 2);
+    return env;
   });
-  after(async () => {
-    await env?.stop();
-    if (ns) await deleteNamespace(ns);
-  });
-  return {
-    get ns() {
-      return ns;
-    },
-    get env() {
-      if (!env) throw new Error('the progressor environment is not up (its before hook failed)');
-      return env;
-    },
-  };
 }

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CustomObjectsApi, RbacAuthorizationV1Api, type V1Deployment, type CoreV1Event } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { clients, clusterEnv, createNamespace, deleteNamespace, kubeConfig, kubectl, repoRoot, waitFor, waitForDeploymentReady } from './cluster.js';
+import { clients, clusterEnv, kubeConfig, kubectl, repoRoot, waitFor, waitForDeploymentReady } from './cluster.js';
+import { useScenario } from './scenario.js';
 import { freePort, startProcess, type HostProcess } from './processes.js';
 import { startPrometheus, type PrometheusHandle } from './prometheus.js';
 import { buildMutatingWebhookConfiguration, cliCommand, registerWebhook, startWebhook, unregisterWebhook, type RunningWebhook } from './webhook.js';
@@ -147,31 +148,20 @@ export async function startProgressor(opts: { kubeconfig: string; prometheusUrl:
  * ready on `image`; all removed afterwards. Read `ns` and `env` inside the tests.
  */
 export function useReviewRelease(prefix: string, o: { image?: string; analysis?: string; behaviour?: Behaviour; optIn?: 'deployment' | 'namespace' } = {}): { readonly ns: string; readonly env: ReleaseEnv } {
-  let ns = '';
-  let env: ReleaseEnv | undefined;
-  before(async () => {
-    const byNamespace = o.optIn === 'namespace';
-    // A Namespace opt-in comes before the Deployment exists, so its pods carry the stable track label.
-    ns = await createNamespace(prefix, byNamespace ? { 'kube-canary.io/enabled': 'true' } : {});
-    env = await startReleaseEnv(ns);
-    const { service, deployment } = reviewManifests({ namespace: ns, image: o.image ?? 'review:1.7.0', ...(o.analysis ? { analysis: o.analysis } : {}), behaviour: o.behaviour ?? { errorRate: 0, latencyMs: 30 } });
-    if (byNamespace) delete deployment.metadata!.labels!['kube-canary.io/enabled'];
-    await applyObjects(service, deployment);
-    await waitForDeploymentReady(ns, 'review', 2);
-  });
-  after(async () => {
-    await env?.stop();
-    if (ns) await deleteNamespace(ns);
-  });
-  return {
-    get ns() {
-      return ns;
-    },
-    get env() {
-      if (!env) throw new Error('the release environment is not up (its before hook failed)');
+  const byNamespace = o.optIn === 'namespace';
+  // A Namespace opt-in comes before the Deployment exists, so its pods carry the stable track label.
+  return useScenario(
+    prefix,
+    async (ns) => {
+      const env = await startReleaseEnv(ns);
+      const { service, deployment } = reviewManifests({ namespace: ns, image: o.image ?? 'review:1.7.0', ...(o.analysis ? { analysis: o.analysis } : {}), behaviour: o.behaviour ?? { errorRate: 0, latencyMs: 30 } });
+      if (byNamespace) delete deployment.metadata!.labels!['kube-canary.io/enabled'];
+      await applyObjects(service, deployment);
+      await waitForDeploymentReady(ns, 'review', 2);
       return env;
     },
-  };
+    byNamespace ? { 'kube-canary.io/enabled': 'true' } : {},
+  );
 }
 
 export interface ReleaseEnv {
