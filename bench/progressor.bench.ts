@@ -142,7 +142,7 @@ async function runOne(n: number): Promise<Result> {
   const aborts: AbortController[] = [];
   let stopWatching = (): void => undefined;
   try {
-    env = await startReleaseEnv(ns, { rps: RPS, pollMs: 1000, progressorArgs: ['--concurrency', String(Math.min(256, Math.max(32, n)))] });
+    env = await startReleaseEnv(ns, { rps: RPS, pollMs: 1000, progressorArgs: ['--concurrency', String(Math.min(1000, Math.max(32, n)))] });
     const names = Array.from({ length: n }, (_, i) => `svc${String(i).padStart(3, '0')}`);
     log(`N=${n}: ${n} Services + Deployments`);
     for (let i = 0; i < names.length; i += 100) {
@@ -163,10 +163,10 @@ async function runOne(n: number): Promise<Result> {
     const watch = new Watch(kubeConfig());
     let watching = true;
     // A watch that ends (timeout, error) is started again; the replayed ADDED events are deduplicated below.
-    const keepWatching = async (path: string, onObject: (obj: any) => void): Promise<void> => {
+    const keepWatching = async (path: string, onObject: (obj: any) => void, query: Record<string, string> = {}): Promise<void> => {
       const start = async (): Promise<void> => {
         if (!watching) return;
-        const ac = await watch.watch(path, {}, (_phase, obj) => onObject(obj), (err: unknown) => {
+        const ac = await watch.watch(path, query, (_phase, obj) => onObject(obj), (err: unknown) => {
           if (err && watching) log(`watch ${path} ended: ${(err as Error).message ?? String(err)}; restarting`);
           if (watching) setTimeout(() => void start().catch((e) => log(`watch restart failed: ${(e as Error).message}`)), 500);
         });
@@ -196,7 +196,7 @@ async function runOne(n: number): Promise<Result> {
       const at = Date.parse(s['lastCheckAt'] as string);
       if (at > (m.get(s.weight) ?? 0)) m.set(s.weight, at);
       due.set(obj.metadata.name, m);
-    });
+    }, { labelSelector: 'kube-canary.io/enabled=true' }); // the stable Deployments only: not the canaries' status churn
 
     const peaks = { heap: 0, external: 0 };
     const sampler = setInterval(() => {
