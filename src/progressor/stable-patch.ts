@@ -9,12 +9,13 @@ import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import { ANN_FAILED_REVISION, ANN_REQUEST, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } from '../config/contract.js';
 import { serializeStatus } from '../config/status.js';
+import { pointer } from '../kube/json-patch.js';
 import { type Action, STABLE_PATCH_ACTIONS } from './types.js';
 
 const STABLE_PATCH = new Set<string>(STABLE_PATCH_ACTIONS);
 export const isStablePatchAction = (a: Action): boolean => STABLE_PATCH.has(a.type);
 
-const annPath = (key: string) => `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+const annPath = (key: string) => pointer('metadata', 'annotations', key);
 
 /** A ReplicaSet's template as a Deployment template: without the controller's pod-template-hash. */
 export function deploymentTemplateFromReplicaSet(t: V1PodTemplateSpec): V1PodTemplateSpec {

@@ -4,7 +4,7 @@
  * release in the object being written; the progressor acts on the persisted object).
  */
 import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
-import fastJsonPatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import { describeAnalysis } from '../config/analysis.js';
 import {
   ANN_FAILED_REVISION,
@@ -19,8 +19,9 @@ import {
 import { type ClusterDefaults, parseReleaseConfig, type ReleaseConfig } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
+import { mapPatch } from '../kube/json-patch.js';
 import { type OptInSource, scopeOf, wasOptedIn } from './filters.js';
-import type { AdmissionRequest, AdmissionResponse, JsonPatchOp } from './review.js';
+import type { AdmissionRequest, AdmissionResponse } from './review.js';
 
 export interface WebhookConfig {
   /** Pod label key that separates stable and canary pods (`version` by default). */
@@ -40,7 +41,7 @@ export interface Decision {
   reason: string;
   response: AdmissionResponse;
   /** The JSON Patch that `response.patch` carries, for tests and logs. */
-  patch: JsonPatchOp[];
+  patch: Operation[];
 }
 
 /** Annotations that mark a release in progress; a user's rewrite of the object must not drop them. */
@@ -155,7 +156,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
 /**
  * A copy in which exactly the parts the decision may change (metadata, its annotations, spec,
  * the template's metadata and labels) are fresh objects; the rest is shared with the request,
- * which is never modified. Cheaper than a deep clone on the hot path.
+ * which is never modified. Cheaper than a deep clone on the hot path; patchOf compares exactly these parts.
  */
 function mutableCopy(d: V1Deployment): V1Deployment {
   const template = d.spec!.template;
@@ -223,8 +224,27 @@ function captureWarnings(ref: string, name: string, namespace: string, rev: stri
   ];
 }
 
+/**
+ * The JSON Patch from the request's object to its mutableCopy: only the parts mutableCopy makes
+ * fresh can differ, so only they are compared (a generic diff would walk the whole Deployment).
+ */
+function patchOf(original: V1Deployment, mutated: V1Deployment): Operation[] {
+  const ops: Operation[] = [];
+  const annotations = mutated.metadata?.annotations;
+  if (original.metadata === undefined) {
+    if (annotations && Object.keys(annotations).length > 0) ops.push({ op: 'add', path: '/metadata', value: { annotations } });
+  } else ops.push(...mapPatch(['metadata', 'annotations'], original.metadata.annotations, annotations));
+  if (mutated.spec!.paused !== original.spec!.paused) ops.push({ op: 'add', path: '/spec/paused', value: mutated.spec!.paused });
+  const before = original.spec!.template.metadata;
+  const after = mutated.spec!.template.metadata;
+  if (before === undefined) {
+    if (after !== undefined && Object.keys(after).length > 0) ops.push({ op: 'add', path: '/spec/template/metadata', value: after });
+  } else ops.push(...mapPatch(['spec', 'template', 'metadata', 'labels'], before.labels, after?.labels));
+  return ops;
+}
+
 function patched(uid: string, original: V1Deployment, mutated: V1Deployment, reason: string, warnings: string[]): Decision {
-  const patch = fastJsonPatch.compare(original, mutated) as JsonPatchOp[];
+  const patch = patchOf(original, mutated);
   const response: AdmissionResponse = { uid, allowed: true, ...(warnings.length ? { warnings } : {}) };
   if (patch.length > 0) {
     response.patchType = 'JSONPatch';
