@@ -20,11 +20,12 @@
  * The progressor runs compiled (dist/, built first) unless KUBE_CANARY_CLI is set (tsx: KUBE_CANARY_CLI=tsx).
  * Results: table on stdout, JSON in bench/results/. Not a CI gate.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Watch, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { clients, clusterDir, createNamespace, kubeConfig, kubectl, repoRoot, waitFor } from '../test/e2e/harness/cluster.js';
+import { clients, clusterDir, clusterEnv, createNamespace, kubeConfig, kubectl, repoRoot, waitFor } from '../test/e2e/harness/cluster.js';
 import { applyObjects, behaviourAnnotations, reviewManifests, startReleaseEnv, statusOf, type ReleaseEnv } from '../test/e2e/harness/release.js';
 
 const SIZES = (process.env['BENCH_N'] ?? '10,100,500').split(',').map(Number).filter((n) => n > 0);
@@ -95,6 +96,120 @@ function histogramQuantile(text: string, name: string, q: number): number {
   return prevLe;
 }
 
+/** Cumulative buckets (le -> count) of a histogram, summed over the series whose labels match `labelFilter`. */
+function histogramBuckets(text: string, name: string, labelFilter?: RegExp): Map<number, number> {
+  const byLe = new Map<number, number>();
+  const prefix = `${name}_bucket{`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const m = /^[^{]+\{([^}]*)\}\s+(\S+)/.exec(line);
+    if (!m || (labelFilter && !labelFilter.test(m[1]!))) continue;
+    const le = /le="([^"]+)"/.exec(m[1]!)?.[1];
+    if (le === undefined) continue;
+    const k = le === '+Inf' ? Infinity : Number(le);
+    byLe.set(k, (byLe.get(k) ?? 0) + Number(m[2]));
+  }
+  return byLe;
+}
+
+/** Quantile of (after - before) cumulative buckets, linear within a bucket like PromQL; and the count. */
+function deltaQuantile(before: Map<number, number>, after: Map<number, number>, q: number): { value: number; count: number } {
+  const buckets = [...after].map(([le, c]) => [le, c - (before.get(le) ?? 0)] as const).sort((a, b) => a[0] - b[0]);
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  if (total <= 0) return { value: Number.NaN, count: 0 };
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= rank) return { value: le === Infinity ? prevLe : prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1, count - prevCount), count: total };
+    prevLe = le;
+    prevCount = count;
+  }
+  return { value: prevLe, count: total };
+}
+
+/** CPU seconds (user + system) of every process on the machine, by pid, with its command name. */
+function cpuSnapshot(): Map<number, { comm: string; cpuS: number }> {
+  const out = new Map<number, { comm: string; cpuS: number }>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(e), { comm, cpuS: (Number(f[11]) + Number(f[12])) / 100 });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** CPU seconds used between two snapshots, by role (known pids named, the rest by command). */
+function cpuByRole(before: Map<number, { comm: string; cpuS: number }>, after: Map<number, { comm: string; cpuS: number }>, roles: Map<number, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [pid, a] of after) {
+    const d = a.cpuS - (before.get(pid)?.cpuS ?? 0);
+    if (d <= 0) continue;
+    const role = roles.get(pid) ?? `other:${a.comm}`;
+    out[role] = Math.round(((out[role] ?? 0) + d) * 10) / 10;
+  }
+  return Object.fromEntries(Object.entries(out).sort((x, y) => y[1] - x[1]));
+}
+
+function clusterPids(): Map<number, string> {
+  const roles = new Map<number, string>();
+  for (const c of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok']) {
+    try {
+      roles.set(Number(readFileSync(join(clusterDir, 'pids', `${c}.pid`), 'utf8').trim().split(/\s+/)[0]), c);
+    } catch {
+      /* not recorded */
+    }
+  }
+  return roles;
+}
+
+async function apiserverMetrics(): Promise<string> {
+  return (await kubectl(['get', '--raw', '/metrics'], { allowFailure: true })).stdout;
+}
+
+/** The lightweight VirtualService watcher process (bench/vs-watcher.ts), ready once its watch is open. */
+async function startWatcher(ns: string): Promise<ChildProcess> {
+  const child = fork(join(repoRoot, 'bench/vs-watcher.ts'), [clusterEnv().kubeconfig, ns], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`vs-watcher exited (${code})`)));
+  });
+  return child;
+}
+
+async function dumpWatcher(child: ChildProcess): Promise<{ applied: Map<string, Array<{ t: number; canary: number }>>; loopDelayMs: { p99: number; max: number } }> {
+  const m = await new Promise<{ applied: Array<[string, Array<[number, number]>]>; loopDelayMs: { p99: number; max: number } }>((resolve) => {
+    child.once('message', (x) => resolve(x as never));
+    child.send('dump');
+  });
+  return { applied: new Map(m.applied.map(([k, v]) => [k, v.map(([t, canary]) => ({ t, canary }))])), loopDelayMs: m.loopDelayMs };
+}
+
+/** Per-step delta of kube_canary_api_requests_by_resource, keyed "VERB resource". */
+function requestsBy(before: string, after: string, steps: number): Record<string, number> {
+  const read = (t: string) => {
+    const m = new Map<string, number>();
+    for (const line of t.split('\n')) {
+      const x = /^kube_canary_api_requests_by_resource\{([^}]*)\}\s+(\S+)/.exec(line);
+      if (!x) continue;
+      const verb = /verb="([^"]*)"/.exec(x[1]!)?.[1];
+      const resource = /resource="([^"]*)"/.exec(x[1]!)?.[1];
+      m.set(`${verb} ${resource}`, Number(x[2]));
+    }
+    return m;
+  };
+  const b = read(before);
+  const out: Record<string, number> = {};
+  for (const [k, v] of read(after)) if (v - (b.get(k) ?? 0) > 0 && steps > 0) out[k] = Math.round(((v - (b.get(k) ?? 0)) / steps) * 100) / 100;
+  return out;
+}
+
 async function text(url: string): Promise<string> {
   return waitFor(`GET ${url}`, async () => {
     const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
@@ -116,11 +231,23 @@ interface Result {
   /** other: releases not ended when the bench stopped waiting (BENCH_TIMEOUT_S, default 300 + 2 s per release). */
   releases: { succeeded: number; failed: number; other: number };
   wallSeconds: number;
+  /** Step lag with the new weight seen by the separate watcher process (bench/vs-watcher.ts): the headline figure. */
   stepLagMs: { p50: number; p99: number; max: number; samples: number };
+  /** The same definition, seen by the watch inside this (busy) benchmark process: what was reported before. */
+  stepLagInBenchMs: { p50: number; p99: number; max: number; samples: number };
+  /** Event-loop delay of this benchmark process and of the watcher process during the releases. */
+  benchLoopDelayMs: { p99: number; max: number };
+  watcherLoopDelayMs: { p99: number; max: number };
+  /** The API server's own view (apiserver_request_duration_seconds, delta over the releases) of the progressor's writes. */
+  apiserverMs: Record<string, { p50: number; p99: number; count: number }>;
+  /** CPU seconds per process over the releases (the machine has 2 cores: 2 x wall is all there is). */
+  cpuSeconds: Record<string, number>;
   progressorStepLagMs: { p50: number; p99: number };
   /** The progressor's own view: due -> the new weight accepted by the API (kube_canary_weight_change_lag_seconds). */
   progressorWeightLagMs: { p50: number; p99: number };
   apiRequestsPerStep: number;
+  /** The same by verb and resource (kube_canary_api_requests_by_resource), per step. */
+  apiRequestsPerStepBy: Record<string, number>;
   promQueriesPerCheck: number;
   progressorPeakRssMb: number;
   /** Metric checks that failed (no data included): with a healthy simulator this should be 0. */
@@ -141,6 +268,7 @@ async function runOne(n: number): Promise<Result> {
   let env: ReleaseEnv | undefined;
   const aborts: AbortController[] = [];
   let stopWatching = (): void => undefined;
+  let watcher: ChildProcess | undefined;
   try {
     env = await startReleaseEnv(ns, { rps: RPS, pollMs: 1000, progressorArgs: ['--concurrency', String(Math.min(1000, Math.max(32, n)))] });
     const names = Array.from({ length: n }, (_, i) => `svc${String(i).padStart(3, '0')}`);
@@ -210,6 +338,18 @@ async function runOne(n: number): Promise<Result> {
     }, 2000);
     const progBefore = await text(env.progressor.metricsUrl);
     const promBefore = await text(`${env.prometheus.url}/metrics`);
+    watcher = await startWatcher(ns);
+    const roles = clusterPids();
+    roles.set(process.pid, 'bench');
+    roles.set(watcher.pid!, 'bench vs-watcher');
+    roles.set(env.progressor.process.pid, 'progressor');
+    roles.set(env.simulator.process.pid, 'simulator');
+    roles.set(env.prometheus.pid, 'prometheus');
+    roles.set(env.webhook.process.pid, 'webhook');
+    const apiBeforeText = await apiserverMetrics();
+    const cpuBefore = cpuSnapshot();
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     log(`N=${n}: shipping ${n} releases at once`);
     const t0 = Date.now();
     const { apps } = clients();
@@ -237,6 +377,10 @@ async function runOne(n: number): Promise<Result> {
       await sleep(1000);
     }
     const wallSeconds = (Date.now() - t0) / 1000;
+    loop.disable();
+    const cpuAfter = cpuSnapshot();
+    const apiAfterText = await apiserverMetrics();
+    const fromWatcher = await dumpWatcher(watcher);
     // The outcome from the API itself, once.
     terminal = (await clients().apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'kube-canary.io/enabled=true' })).items.map((d) => statusOf(d)?.phase ?? 'none');
     clearInterval(sampler);
@@ -253,17 +397,40 @@ async function runOne(n: number): Promise<Result> {
     const scrapeUp = await scalar(`avg_over_time(up{job="istio-simulator"}[${window}])`).catch(() => Number.NaN);
     const scrapeMaxS = await scalar(`max_over_time(scrape_duration_seconds{job="istio-simulator"}[${window}])`).catch(() => Number.NaN);
 
-    const lags: number[] = [];
-    let steps = 0;
-    for (const name of names) {
-      const seq = applied.get(name) ?? [];
-      const d = due.get(name) ?? new Map<number, number>();
-      for (let i = 1; i < seq.length; i++) {
-        if (seq[i]!.canary !== seq[i - 1]!.canary) steps += 1;
-        // A gated step up: due = the last check at the previous weight + interval.
-        const prev = seq[i - 1]!.canary;
-        if (seq[i]!.canary > prev && prev > 0 && d.has(prev)) lags.push(seq[i]!.t - (d.get(prev)! + INTERVAL_S * 1000));
+    const lagsOf = (appliedBy: Map<string, Array<{ t: number; canary: number }>>) => {
+      const lags: number[] = [];
+      let steps = 0;
+      for (const name of names) {
+        const seq = appliedBy.get(name) ?? [];
+        const d = due.get(name) ?? new Map<number, number>();
+        for (let i = 1; i < seq.length; i++) {
+          if (seq[i]!.canary !== seq[i - 1]!.canary) steps += 1;
+          // A gated step up: due = the last check at the previous weight + interval.
+          const prev = seq[i - 1]!.canary;
+          if (seq[i]!.canary > prev && prev > 0 && d.has(prev)) lags.push(seq[i]!.t - (d.get(prev)! + INTERVAL_S * 1000));
+        }
       }
+      return { lags, steps, stats: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags.length ? Math.max(...lags) : Number.NaN, samples: lags.length } };
+    };
+    const outside = lagsOf(fromWatcher.applied);
+    const inside = lagsOf(applied);
+    const steps = outside.steps;
+    const apiserverMs: Result['apiserverMs'] = {};
+    for (const [label, filter] of [
+      ['PATCH virtualservices', /verb="PATCH".*resource="virtualservices"|resource="virtualservices".*verb="PATCH"/],
+      ['PATCH deployments', /verb="PATCH".*resource="deployments"|resource="deployments".*verb="PATCH"/],
+      ['POST events', /verb="POST".*resource="events"|resource="events".*verb="POST"/],
+    ] as const) {
+      const b = histogramBuckets(apiBeforeText, 'apiserver_request_duration_seconds', filter);
+      const a = histogramBuckets(apiAfterText, 'apiserver_request_duration_seconds', filter);
+      const p50 = deltaQuantile(b, a, 0.5);
+      const p99 = deltaQuantile(b, a, 0.99);
+      apiserverMs[label] = { p50: p50.value * 1000, p99: p99.value * 1000, count: p50.count };
+    }
+    {
+      const b = histogramBuckets(apiBeforeText, 'apiserver_flowcontrol_request_wait_duration_seconds');
+      const a = histogramBuckets(apiAfterText, 'apiserver_flowcontrol_request_wait_duration_seconds');
+      apiserverMs['APF queue wait (all)'] = { p50: deltaQuantile(b, a, 0.5).value * 1000, p99: deltaQuantile(b, a, 0.99).value * 1000, count: deltaQuantile(b, a, 0.5).count };
     }
     const apiBefore = metricSum(progBefore, 'kube_canary_api_requests');
     const apiAfter = metricSum(progAfter, 'kube_canary_api_requests');
@@ -275,10 +442,16 @@ async function runOne(n: number): Promise<Result> {
       n,
       releases: { succeeded: terminal.filter((p) => p === 'Succeeded').length, failed: terminal.filter((p) => p === 'Failed').length, other: terminal.filter((p) => p !== 'Succeeded' && p !== 'Failed').length },
       wallSeconds,
-      stepLagMs: { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags.length ? Math.max(...lags) : Number.NaN, samples: lags.length },
+      stepLagMs: outside.stats,
+      stepLagInBenchMs: inside.stats,
+      benchLoopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+      watcherLoopDelayMs: fromWatcher.loopDelayMs,
+      apiserverMs,
+      cpuSeconds: cpuByRole(cpuBefore, cpuAfter, roles),
       progressorWeightLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_weight_change_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_weight_change_lag_seconds', 0.99) * 1000 },
       progressorStepLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.99) * 1000 },
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
+      apiRequestsPerStepBy: requestsBy(progBefore, progAfter, steps),
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
       progressorPeakRssMb: rss,
       failedChecks: metricSum(progAfter, 'kube_canary_analysis_checks_total', /result="fail"/) - metricSum(progBefore, 'kube_canary_analysis_checks_total', /result="fail"/),
@@ -293,6 +466,7 @@ async function runOne(n: number): Promise<Result> {
   } finally {
     stopWatching();
     for (const a of aborts) a.abort();
+    watcher?.kill();
     await env?.stop();
     await kubectl(['delete', 'namespace', ns, '--wait=false'], { allowFailure: true });
   }
@@ -313,12 +487,18 @@ async function main(): Promise<void> {
   for (const n of SIZES) results.push(await runOne(n));
   const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
   const rows = [
-    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(progressor: weight p50/p99 ms', 'start p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'failed checks', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
-    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.progressorWeightLagMs.p50)}/${f(r.progressorWeightLagMs.p99)}`, `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
+    ['N', 'ok/failed/unfinished', 'wall s', 'step lag p50 ms', 'p99 ms', '(in-bench watch p50/p99 ms)', '(progressor: weight p50/p99 ms', 'start p50/p99 ms)', 'gates p50/p99 ms', 'reconcile p50/p99 ms', 'API req/step', 'Prom queries/check', 'failed checks', 'peak RSS MB', '(heap/external MB)', 'scrapes ok'],
+    ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.stepLagInBenchMs.p50)}/${f(r.stepLagInBenchMs.p99)}`, `${f(r.progressorWeightLagMs.p50)}/${f(r.progressorWeightLagMs.p99)}`, `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);
   for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padStart(widths[i]!)).join('  ')}\n`);
+  for (const r of results) {
+    process.stdout.write(`  N=${r.n}: event-loop delay p99/max: bench ${f(r.benchLoopDelayMs.p99)}/${f(r.benchLoopDelayMs.max)} ms, watcher ${f(r.watcherLoopDelayMs.p99)}/${f(r.watcherLoopDelayMs.max)} ms\n`);
+    process.stdout.write(`    API server (apiserver_request_duration_seconds) p50/p99 ms (count): ${Object.entries(r.apiserverMs).map(([k, v]) => `${k} ${f(v.p50)}/${f(v.p99)} (${v.count})`).join(', ')}\n`);
+    process.stdout.write(`    progressor API requests per step: ${Object.entries(r.apiRequestsPerStepBy).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}\n`);
+    process.stdout.write(`    CPU s over ${f(r.wallSeconds)} s wall (2 cores): ${Object.entries(r.cpuSeconds).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${f(v, 1)}`).join(', ')}\n`);
+  }
   mkdirSync(join(repoRoot, 'bench/results'), { recursive: true });
   const file = join(repoRoot, 'bench/results', `progressor-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify({ intervalS: INTERVAL_S, rps: RPS, results }, null, 2));

@@ -43,6 +43,8 @@ export interface KubeHttpOptions {
 export class KubeHttp {
   /** API requests made so far (for metrics and the benchmark). */
   requests = 0;
+  /** The same by verb and resource, e.g. "PATCH virtualservices", "WATCH deployments". */
+  readonly requestsBy = new Map<string, number>();
   private readonly server: URL;
   private agent?: http.Agent;
   private readonly maxInFlight: number;
@@ -129,7 +131,7 @@ export class KubeHttp {
       // Explicit length: a chunked DELETE body confused keep-alive reuse (a 400 on the next request).
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    this.requests += 1;
+    this.count(method, path);
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(this.url(path, o.query), { method, headers, agent: opts.agent, signal: o.signal, timeout: o.timeoutMs ?? 30_000 }, (res) => {
@@ -145,13 +147,19 @@ export class KubeHttp {
     });
   }
 
+  private count(verb: string, path: string): void {
+    this.requests += 1;
+    const key = `${verb} ${resourceOf(path)}`;
+    this.requestsBy.set(key, (this.requestsBy.get(key) ?? 0) + 1);
+  }
+
   /**
    * A watch: GET with watch=true, one JSON event per line. Resolves when the server closes the
    * stream, rejects on an error; `signal` aborts it (the informer's watchdog uses that).
    */
   async watch(path: string, query: RequestOptions['query'], onEvent: (e: { type: string; object: unknown }) => void, signal: AbortSignal): Promise<void> {
     const opts = await this.options();
-    this.requests += 1;
+    this.count('WATCH', path);
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...(opts.headers as Record<string, string>), accept: 'application/json' }, agent: opts.agent, signal }, (res) => {
@@ -186,4 +194,13 @@ export class KubeHttp {
       req.end();
     });
   }
+}
+
+/** The resource a request path names: /apis/apps/v1/namespaces/x/deployments/y -> deployments. */
+export function resourceOf(path: string): string {
+  const parts = path.split('?')[0]!.split('/').filter(Boolean);
+  // /api/v1/... or /apis/GROUP/VERSION/...
+  const rest = parts[0] === 'api' ? parts.slice(2) : parts.slice(3);
+  if (rest[0] === 'namespaces' && rest.length >= 3) return rest[2]!;
+  return rest[0] ?? '';
 }

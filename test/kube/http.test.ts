@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeHttp } from '../../src/kube/http.js';
+import { KubeHttp, resourceOf } from '../../src/kube/http.js';
 
 describe('kube http: request slots by priority', function () {
   this.timeout(10_000);
@@ -67,3 +67,15 @@ async function waitUntil(f: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(f(), 'condition not reached');
 }
+
+describe('kube http: resourceOf (requests counted by resource)', () => {
+  it('names the resource of core, group, namespaced, cluster-scoped and named paths', () => {
+    assert.equal(resourceOf('/api/v1/namespaces/test/events'), 'events');
+    assert.equal(resourceOf('/api/v1/namespaces'), 'namespaces');
+    assert.equal(resourceOf('/api/v1/namespaces/test'), 'namespaces');
+    assert.equal(resourceOf('/apis/apps/v1/namespaces/test/deployments/review'), 'deployments');
+    assert.equal(resourceOf('/apis/apps/v1/deployments'), 'deployments');
+    assert.equal(resourceOf('/apis/networking.istio.io/v1/namespaces/test/virtualservices/review?x=1'), 'virtualservices');
+    assert.equal(resourceOf('/apis/coordination.k8s.io/v1/namespaces/kube-canary/leases/progressor'), 'leases');
+  });
+});
