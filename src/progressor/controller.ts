@@ -210,7 +210,14 @@ export class Controller {
     this.pump();
   }
 
+  /** Our own write's answer into whichever cache holds the release (only if newer: see Informer.prime). */
+  private prime(key: string, d: V1Deployment): void {
+    const [ns, name] = key.split('/') as [string, string];
+    for (const i of [...this.optedIn, this.nsDeployments.get(ns)]) if (i?.get(ns, name)) i.prime(d);
+  }
+
   private schedule(key: string, ms: number): void {
+    ms = Math.max(0, ms);
     const due = Date.now() + ms;
     const cur = this.timers.get(key);
     if (cur && cur.due <= due) return;
@@ -285,8 +292,14 @@ export class Controller {
       if (optedOut && r.phase && isTerminal(r.phase)) this.leftScope.delete(key);
       this.failures.delete(key);
       if (r.wroteResourceVersion) this.ownWrites.set(key, r.wroteResourceVersion);
+      // Write-through: a reconcile of this release right after this one (a canary event, a
+      // dirty re-run) must see our own commit, not the version before it, or its guarded
+      // patch fails on the resourceVersion and the whole step (gates included) is redone.
+      if (r.written) this.prime(key, r.written);
       if (due !== undefined && r.weightChangedAt !== undefined) this.o.metrics.weightLag.observe(Math.max(0, r.weightChangedAt - due) / 1000);
-      if (r.requeueAfterMs !== undefined && !this.stopped) this.schedule(key, r.requeueAfterMs);
+      // The next step is due one interval after the instant this decision was made for, not
+      // after this reconcile's writes returned (under load those take a while).
+      if (r.requeueAfterMs !== undefined && !this.stopped) this.schedule(key, r.requeueAfterMs - (r.decidedAt !== undefined ? Math.max(0, Date.now() - r.decidedAt) : 0));
     } catch (err) {
       if (this.stopped || err instanceof NotLeaderError) return;
       if (err instanceof StaleError) {
@@ -302,6 +315,10 @@ export class Controller {
     } finally {
       end();
       this.o.metrics.apiRequests.set(this.o.kube.http.requests);
+      for (const [k, v] of this.o.kube.http.requestsBy) {
+        const [verb, resource] = k.split(' ') as [string, string];
+        this.o.metrics.apiRequestsBy.set({ verb, resource }, v);
+      }
     }
   }
 }

@@ -51,10 +51,15 @@ export class NotLeaderError extends Error {
 }
 
 export interface ReconcileResult {
+  /** Relative to `decidedAt`, not to when the reconcile returned (its writes may have taken a while). */
   requeueAfterMs?: number;
+  /** The clock reading the decision was made for (ReconcilerDeps.now()): a step is due at decidedAt + requeueAfterMs. */
+  decidedAt?: number;
   phase?: Phase;
   /** resourceVersion of the stable Deployment after our own patch: its watch event needs no reconcile. */
   wroteResourceVersion?: string;
+  /** The stable Deployment as our own patch left it (the API's answer), for the informer cache (write-through). */
+  written?: V1Deployment;
   /** When a new traffic weight was accepted by the API in this reconcile (for the weight-change lag metric). */
   weightChangedAt?: number;
 }
@@ -130,9 +135,9 @@ export class Reconciler {
     const written = await this.perform(stable, decision, effects);
     this.record(st.namespace, st.name, st.status?.phase, decision, log);
     return {
-      ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {}),
+      ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs, decidedAt: now } : {}),
       ...(decision.status ? { phase: decision.status.phase } : {}),
-      ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion } : {}),
+      ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion, written } : {}),
       ...(effects.weightChangedAt !== undefined ? { weightChangedAt: effects.weightChangedAt } : {}),
     };
   }

@@ -181,6 +181,8 @@ export class IstioProvider implements TrafficProvider {
   }
 
   async reconcile(t: RouteTarget): Promise<void> {
+    // What getRoutes() read before this may predate the objects created here: setRoutes() must not use it.
+    this.lastRead.delete(`${t.namespace}/${t.name}`);
     // Cached reads: a list per new release would fetch every routing object of the namespace
     // (hundreds of releases share namespaces). A cache that lags behind is caught on create (409).
     const rules = (await this.read(DESTINATION_RULES, t.namespace)).filter((dr) => isRuleFor(dr, t));

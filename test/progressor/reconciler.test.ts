@@ -341,6 +341,19 @@ describe('progressor reconciler: kube-canary.io/request (in-memory world)', () =
     return { w, clock, metrics };
   }
 
+  it('a step says which instant its next step is due from (decidedAt), and hands back the Deployment its commit wrote', async () => {
+    const { w, clock, metrics } = await releaseAt(25);
+    clock.now += 10_000;
+    const decidedFor = clock.now;
+    const r = await once(w, clock, metrics);
+    assert.equal(r.phase, 'Progressing');
+    assert.equal(r.requeueAfterMs, 10_000);
+    // The controller schedules the next step at decidedAt + requeueAfterMs, however long the writes took.
+    assert.equal(r.decidedAt, decidedFor);
+    assert.equal(r.written?.metadata?.resourceVersion, w.stable.metadata!.resourceVersion, 'the API answer of the status commit (for the informer cache)');
+    assert.equal(r.wroteResourceVersion, w.stable.metadata!.resourceVersion);
+  });
+
   it('pause holds the weight over several intervals (no gates, no timer); resume goes on to promotion', async () => {
     const { w, clock, metrics } = await releaseAt(25);
     const prom = new ProgressorMetrics(false);

@@ -143,6 +143,19 @@ describe('istio provider', () => {
     assert.deepEqual(await p.getRoutes(target), { stable: 75, canary: 25 });
   });
 
+  it('a first step in one reconcile (getRoutes finds nothing, reconcile creates, setRoutes) sets the weight on the created VirtualService', async () => {
+    for (const cached of [false, true]) {
+      const fake = new FakeCustomObjects();
+      const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: () => undefined };
+      const p = cached ? new IstioProvider(fake, cache) : new IstioProvider(fake);
+      assert.equal(await p.getRoutes(target), undefined);
+      await p.reconcile(target);
+      // Not what getRoutes() read a moment ago (nothing): that predates the creation.
+      await p.setRoutes(target, 90, 10);
+      assert.deepEqual(await p.getRoutes(target), { stable: 90, canary: 10 }, cached ? 'with a watch cache' : 'without');
+    }
+  });
+
   it("uses the user's objects when present: no creation, weights patched in place", async () => {
     const fake = new FakeCustomObjects();
     fake.objects.set('virtualservices/test/review-virtualservice', userVs());
