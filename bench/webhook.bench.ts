@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateCerts } from '../src/certs/generate.js';
+import { DEFAULT_PROGRESSOR_USER } from '../src/config/contract.js';
+import { decide } from '../src/webhook/decision.js';
+import { parseReview, reviewResponse } from '../src/webhook/review.js';
 import { type LoadResult, closedLoop, openLoop } from './load.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -54,6 +57,24 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * The admission handler alone (parse, decision, answer), in this process without HTTP, TLS, log
+ * line or metrics: the part of the webhook's CPU per request that the plain server does not have.
+ */
+function handlerMicros(body: string): number {
+  const buf = Buffer.from(body);
+  const config = { trackLabel: 'version', progressorUsers: [DEFAULT_PROGRESSOR_USER], ownNamespace: 'kube-canary', defaults: {} };
+  const run = (n: number) => {
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += JSON.stringify(reviewResponse(decide(parseReview(buf), 'label', config).response)).length;
+    return bytes;
+  };
+  run(5000);
+  const start = process.hrtime.bigint();
+  run(20000);
+  return Number(process.hrtime.bigint() - start) / 20000 / 1000;
+}
+
 const row = (name: string, mode: string, r: LoadResult) =>
   `${name.padEnd(22)} ${mode.padEnd(20)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2).padStart(6)} ms  p99 ${r.p99ms.toFixed(2).padStart(6)} ms  errors ${r.errors}`;
 
@@ -76,11 +97,13 @@ async function main() {
       console.log(row(r.name, `at ${RATE} req/s`, r.atRate));
     }
     for (const r of [plain, kc]) console.log(`${r.name.padEnd(22)} server CPU per request ${r.cpuUsPerRequest.toFixed(0)} µs`);
+    const handlerUs = handlerMicros(body);
+    console.log(`admission handler of this tree alone (parse, decide, answer; in-process, no HTTP/TLS): ${handlerUs.toFixed(0)} µs`);
     const ratio = kc.throughput.rps / plain.throughput.rps;
     console.log(`throughput ratio kube-canary / plain: ${ratio.toFixed(2)} (target >= 0.70)`);
     console.log(`kube-canary p99 at ${RATE} req/s: ${kc.atRate.p99ms.toFixed(2)} ms (target < 5 ms)`);
     mkdirSync(join(root, 'bench/results'), { recursive: true });
-    writeFileSync(join(root, 'bench/results/webhook.json'), JSON.stringify({ date: new Date().toISOString(), plain, kc, ratio, cpuRatio: plain.cpuUsPerRequest / kc.cpuUsPerRequest }, null, 2));
+    writeFileSync(join(root, 'bench/results/webhook.json'), JSON.stringify({ date: new Date().toISOString(), plain, kc, ratio, cpuRatio: plain.cpuUsPerRequest / kc.cpuUsPerRequest, handlerUs }, null, 2));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
