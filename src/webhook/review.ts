@@ -105,18 +105,22 @@ const UNREAD = 5;
 /** Containers tracked from the top: the deepest unread member, request.object.metadata.managedFields, is the fifth. */
 const TRACKED = 5;
 
+/** Whether the string from the quote at `start` to the quote at `end` is `"key"`. */
+function isKey(text: string, start: number, end: number, key: string): boolean {
+  return end - start === key.length + 1 && text.startsWith(key, start + 1);
+}
+
 /** The container a key opens, given the container the key is in. */
-function tagOf(text: string, parent: number, keyStart: number, keyEnd: number): number {
-  const is = (key: string) => keyEnd - keyStart === key.length + 1 && text.startsWith(key, keyStart + 1);
+function tagOf(text: string, parent: number, start: number, end: number): number {
   switch (parent) {
     case REVIEW:
-      return is('request') ? REQUEST : OTHER;
+      return isKey(text, start, end, 'request') ? REQUEST : OTHER;
     case REQUEST:
-      return is('object') || is('oldObject') ? OBJECT : OTHER;
+      return isKey(text, start, end, 'object') || isKey(text, start, end, 'oldObject') ? OBJECT : OTHER;
     case OBJECT:
-      return is('metadata') ? METADATA : is('status') ? UNREAD : OTHER;
+      return isKey(text, start, end, 'metadata') ? METADATA : isKey(text, start, end, 'status') ? UNREAD : OTHER;
     case METADATA:
-      return is('managedFields') ? UNREAD : OTHER;
+      return isKey(text, start, end, 'managedFields') ? UNREAD : OTHER;
     default:
       return OTHER;
   }
@@ -136,6 +140,7 @@ export function scanReview(text: string): ReviewScan {
   // The tag, and for an unread member its start, of each open container up to TRACKED deep.
   const tags = new Array<number>(TRACKED).fill(OTHER);
   const starts = new Array<number>(TRACKED).fill(-1);
+  let inner = OTHER; // the innermost open container's tag
   const unread: number[] = [];
   let pendingTag = OTHER;
   let pendingStart = -1;
@@ -148,27 +153,31 @@ export function scanReview(text: string): ReviewScan {
         end = text.indexOf('"', end + 1);
         if (end < 0) return { depth: max, unread: [] }; // unterminated string: JSON.parse reports it
       } while (escapedQuote(text, end));
-      const parent = balanced && depth > 0 && depth <= TRACKED ? tags[depth - 1]! : OTHER;
-      if (parent !== OTHER && parent !== UNREAD) {
+      if (inner !== OTHER && inner !== UNREAD) {
         // A value string sets a tag too, but the comma or bracket after it comes before any container.
-        pendingTag = tagOf(text, parent, i, end);
+        pendingTag = tagOf(text, inner, i, end);
         pendingStart = i;
       }
       i = end;
     } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      inner = depth === 0 ? (c === 123 ? REVIEW : OTHER) : pendingTag;
       if (depth >= 0 && depth < TRACKED) {
-        const tag = depth === 0 ? (c === 123 ? REVIEW : OTHER) : pendingTag;
-        tags[depth] = tag;
-        starts[depth] = tag === UNREAD ? pendingStart : -1;
+        tags[depth] = inner;
+        starts[depth] = inner === UNREAD ? pendingStart : -1;
       }
       pendingTag = OTHER;
       if (++depth > max) max = depth;
     } else if (c === 125 /* } */ || c === 93 /* ] */) {
       depth--;
-      if (depth < 0) balanced = false;
-      else if (depth < TRACKED && starts[depth]! >= 0) {
-        unread.push(starts[depth]!, i + 1);
-        starts[depth] = -1;
+      if (depth < 0) {
+        balanced = false;
+        inner = OTHER;
+      } else {
+        if (depth < TRACKED && starts[depth]! >= 0) {
+          unread.push(starts[depth]!, i + 1);
+          starts[depth] = -1;
+        }
+        inner = depth > 0 && depth <= TRACKED ? tags[depth - 1]! : OTHER;
       }
       pendingTag = OTHER;
     } else if (c === 44 /* , */) pendingTag = OTHER;
