@@ -31,6 +31,12 @@ import { applyObjects, behaviourAnnotations, reviewManifests, startReleaseEnv, s
 const SIZES = (process.env['BENCH_N'] ?? '10,100,500').split(',').map(Number).filter((n) => n > 0);
 const INTERVAL_S = Number(process.env['BENCH_INTERVAL'] ?? 5);
 const RPS = Number(process.env['BENCH_RPS'] ?? 10);
+/**
+ * BENCH_STAGGER=1: ship the releases spread evenly over one interval instead of all at once
+ * (how 500 concurrent releases usually reach a real cluster). Lockstep (the default) is the
+ * worst case: every step of every release falls due within a few hundred milliseconds.
+ */
+const STAGGER = process.env['BENCH_STAGGER'] === '1';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
@@ -228,6 +234,7 @@ function peakRssMb(pid: number): number {
 
 interface Result {
   n: number;
+  mode: 'lockstep' | 'staggered over one interval';
   /** other: releases not ended when the bench stopped waiting (BENCH_TIMEOUT_S, default 300 + 2 s per release). */
   releases: { succeeded: number; failed: number; other: number };
   wallSeconds: number;
@@ -246,6 +253,8 @@ interface Result {
   /** The progressor's own view: due -> the new weight accepted by the API (kube_canary_weight_change_lag_seconds). */
   progressorWeightLagMs: { p50: number; p99: number };
   apiRequestsPerStep: number;
+  /** Inside the progressor: waiting for a client request slot (by priority), and the round trip of its writes. */
+  progressorApiMs: Record<string, { p50: number; p99: number; count: number }>;
   /** The same by verb and resource (kube_canary_api_requests_by_resource), per step. */
   apiRequestsPerStepBy: Record<string, number>;
   promQueriesPerCheck: number;
@@ -350,13 +359,17 @@ async function runOne(n: number): Promise<Result> {
     const cpuBefore = cpuSnapshot();
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
-    log(`N=${n}: shipping ${n} releases at once`);
+    log(`N=${n}: shipping ${n} releases ${STAGGER ? `spread over ${INTERVAL_S} s` : 'at once'}`);
     const t0 = Date.now();
     const { apps } = clients();
     const queue = [...names];
     await Promise.all(
       Array.from({ length: Math.min(50, n) }, async () => {
         for (let name = queue.shift(); name; name = queue.shift()) {
+          if (STAGGER) {
+            const at = t0 + (names.indexOf(name) * INTERVAL_S * 1000) / n;
+            if (at > Date.now()) await sleep(at - Date.now());
+          }
           const body = { spec: { template: { metadata: { annotations: behaviourAnnotations({ errorRate: 0, latencyMs: 20 }) }, spec: { containers: [{ name, image: `${name}:2.0.0` }] } } } };
           await apps.patchNamespacedDeployment({ name, namespace: ns, body }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
         }
@@ -440,6 +453,7 @@ async function runOne(n: number): Promise<Result> {
       metricSum(progBefore, 'kube_canary_analysis_checks_total', /gate="analysis".*check="request-(success-rate|duration)"|check="request-(success-rate|duration)".*gate="analysis"/);
     const r: Result = {
       n,
+      mode: STAGGER ? 'staggered over one interval' : 'lockstep',
       releases: { succeeded: terminal.filter((p) => p === 'Succeeded').length, failed: terminal.filter((p) => p === 'Failed').length, other: terminal.filter((p) => p !== 'Succeeded' && p !== 'Failed').length },
       wallSeconds,
       stepLagMs: outside.stats,
@@ -452,6 +466,22 @@ async function runOne(n: number): Promise<Result> {
       progressorStepLagMs: { p50: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.5) * 1000, p99: histogramQuantile(progAfter, 'kube_canary_step_lag_seconds', 0.99) * 1000 },
       apiRequestsPerStep: steps ? (apiAfter - apiBefore) / steps : Number.NaN,
       apiRequestsPerStepBy: requestsBy(progBefore, progAfter, steps),
+      progressorApiMs: Object.fromEntries(
+        (
+          [
+            ['slot wait high', 'kube_canary_api_request_slot_wait_seconds', /priority="high"/],
+            ['slot wait normal', 'kube_canary_api_request_slot_wait_seconds', /priority="normal"/],
+            ['slot wait low', 'kube_canary_api_request_slot_wait_seconds', /priority="low"/],
+            ['PATCH virtualservices', 'kube_canary_api_request_duration_seconds', /verb="PATCH".*resource="virtualservices"|resource="virtualservices".*verb="PATCH"/],
+            ['PATCH deployments', 'kube_canary_api_request_duration_seconds', /verb="PATCH".*resource="deployments"|resource="deployments".*verb="PATCH"/],
+          ] as const
+        ).map(([label, metric, filter]) => {
+          const b = histogramBuckets(progBefore, metric, filter);
+          const a = histogramBuckets(progAfter, metric, filter);
+          const p50 = deltaQuantile(b, a, 0.5);
+          return [label, { p50: p50.value * 1000, p99: deltaQuantile(b, a, 0.99).value * 1000, count: p50.count }];
+        }),
+      ),
       promQueriesPerCheck: metricChecks ? queries / metricChecks : Number.NaN,
       progressorPeakRssMb: rss,
       failedChecks: metricSum(progAfter, 'kube_canary_analysis_checks_total', /result="fail"/) - metricSum(progBefore, 'kube_canary_analysis_checks_total', /result="fail"/),
@@ -491,11 +521,12 @@ async function main(): Promise<void> {
     ...results.map((r) => [String(r.n), `${r.releases.succeeded}/${r.releases.failed}/${r.releases.other}`, f(r.wallSeconds, 1), f(r.stepLagMs.p50), f(r.stepLagMs.p99), `${f(r.stepLagInBenchMs.p50)}/${f(r.stepLagInBenchMs.p99)}`, `${f(r.progressorWeightLagMs.p50)}/${f(r.progressorWeightLagMs.p99)}`, `${f(r.progressorStepLagMs.p50, 1)}/${f(r.progressorStepLagMs.p99, 1)}`, `${f(r.gateMs.p50)}/${f(r.gateMs.p99)}`, `${f(r.reconcileMs.p50)}/${f(r.reconcileMs.p99)}`, f(r.apiRequestsPerStep, 1), f(r.promQueriesPerCheck, 2), f(r.failedChecks), f(r.progressorPeakRssMb), `${f(r.progressorPeakHeapMb)}/${f(r.progressorPeakExternalMb)}`, `${f(r.simulatorScrape.upRatio * 100, 1)}%`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);
+  process.stdout.write(`\nprogressor benchmark (interval ${INTERVAL_S}s, stepWeight 10 -> 50, ${RPS} req/s per service, releases shipped ${STAGGER ? `spread over one interval (BENCH_STAGGER=1)` : 'all at once (lockstep)'}, ${process.env['BENCH_NOTE'] ?? 'local control plane'})\n`);
   for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padStart(widths[i]!)).join('  ')}\n`);
   for (const r of results) {
     process.stdout.write(`  N=${r.n}: event-loop delay p99/max: bench ${f(r.benchLoopDelayMs.p99)}/${f(r.benchLoopDelayMs.max)} ms, watcher ${f(r.watcherLoopDelayMs.p99)}/${f(r.watcherLoopDelayMs.max)} ms\n`);
     process.stdout.write(`    API server (apiserver_request_duration_seconds) p50/p99 ms (count): ${Object.entries(r.apiserverMs).map(([k, v]) => `${k} ${f(v.p50)}/${f(v.p99)} (${v.count})`).join(', ')}\n`);
+    process.stdout.write(`    progressor's API client p50/p99 ms (count): ${Object.entries(r.progressorApiMs).map(([k, v]) => `${k} ${f(v.p50)}/${f(v.p99)} (${v.count})`).join(', ')}\n`);
     process.stdout.write(`    progressor API requests per step: ${Object.entries(r.apiRequestsPerStepBy).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}\n`);
     process.stdout.write(`    CPU s over ${f(r.wallSeconds)} s wall (2 cores): ${Object.entries(r.cpuSeconds).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${f(v, 1)}`).join(', ')}\n`);
   }

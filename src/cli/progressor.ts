@@ -97,6 +97,10 @@ async function run(f: ProgressorFlags): Promise<void> {
 
   const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
   const metrics = new ProgressorMetrics();
+  kube.http.onTiming = (t) => {
+    metrics.apiSlotWait.observe({ priority: t.priority }, t.waitedMs / 1000);
+    metrics.apiRoundTrip.observe({ verb: t.verb, resource: t.resource }, t.roundTripMs / 1000);
+  };
   const providers = new ProviderRegistry({ customObjects: new KubeCustomObjects(kube.http), cache: new InformerObjectCache(kube.http, log, { silenceMs: f.watchSilence ?? 150_000 }) });
   const gates = { metrics: new PrometheusProvider({ url: f.prometheusUrl, timeoutMs: f.prometheusTimeout ?? 5_000 }), webhooks: new HttpGateRunner() };
   const events = new KubeEventRecorder(kube.http, f.identity, log);

@@ -40,11 +40,22 @@ export interface KubeHttpOptions {
   maxInFlight?: number;
 }
 
+/** What one finished request cost: time waiting for a slot, then the round trip to the API. */
+export interface RequestTiming {
+  verb: string;
+  resource: string;
+  priority: Priority;
+  waitedMs: number;
+  roundTripMs: number;
+}
+
 export class KubeHttp {
   /** API requests made so far (for metrics and the benchmark). */
   requests = 0;
   /** The same by verb and resource, e.g. "PATCH virtualservices", "WATCH deployments". */
   readonly requestsBy = new Map<string, number>();
+  /** Called after every request (not watches), for metrics. */
+  onTiming?: (t: RequestTiming) => void;
   private readonly server: URL;
   private agent?: http.Agent;
   private readonly maxInFlight: number;
@@ -100,12 +111,16 @@ export class KubeHttp {
   }
 
   async request<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
-    await this.acquire(o.priority ?? 'normal');
+    const priority = o.priority ?? 'normal';
+    const queued = performance.now();
+    await this.acquire(priority);
+    const started = performance.now();
     let sent: { res: http.IncomingMessage; text: string };
     try {
       sent = await this.send(method, path, o);
     } finally {
       this.releaseSlot();
+      this.onTiming?.({ verb: method, resource: resourceOf(path), priority, waitedMs: started - queued, roundTripMs: performance.now() - started });
     }
     const { res, text } = sent;
     const status = res.statusCode ?? 0;

@@ -22,6 +22,8 @@ export class ProgressorMetrics {
   readonly weightLag = new Histogram({ name: 'kube_canary_weight_change_lag_seconds', help: 'Delay between a step falling due and its new traffic weight being accepted by the API (gates and the route write included)', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [this.registry] });
   readonly leader = new Gauge({ name: 'kube_canary_leader', help: '1 while this replica holds the lease', registers: [this.registry] });
   readonly apiRequests = new Gauge({ name: 'kube_canary_api_requests', help: 'Kubernetes API requests made by this process', registers: [this.registry] });
+  readonly apiSlotWait = new Histogram({ name: 'kube_canary_api_request_slot_wait_seconds', help: 'Time an API request waited for one of the client\'s in-flight slots, by priority', labelNames: ['priority'], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [this.registry] });
+  readonly apiRoundTrip = new Histogram({ name: 'kube_canary_api_request_duration_seconds', help: 'API request round trip once it had a slot, by verb and resource', labelNames: ['verb', 'resource'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [this.registry] });
   readonly apiRequestsBy = new Gauge({ name: 'kube_canary_api_requests_by_resource', help: 'Kubernetes API requests made by this process, by verb (WATCH for watches) and resource', labelNames: ['verb', 'resource'], registers: [this.registry] });
 
   constructor(defaults = true) {
