@@ -1,8 +1,27 @@
 /** Option parsers for commander that fail with a message naming the flag and what is allowed. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { labelKeyProblem } from '../config/contract.js';
 
 export function listOption(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** A list that must name at least one entry (an empty one would silently match nothing). */
+export function nonEmptyListOption(flag: string) {
+  return (value: string): string[] => {
+    const list = listOption(value);
+    if (list.length === 0) throw new InvalidArgumentError(`${flag} ${JSON.stringify(value)} names nobody; give at least one comma-separated value`);
+    return list;
+  };
+}
+
+/** A Kubernetes label key: kube-canary writes it on pods, so a bad one would make every write fail. */
+export function labelKeyOption(flag: string) {
+  return (value: string): string => {
+    const problem = labelKeyProblem(value);
+    if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
+    return value;
+  };
 }
 
 export function intOption(flag: string, min = 0, max = Number.MAX_SAFE_INTEGER) {

@@ -21,7 +21,7 @@ import { LeaderElector } from '../progressor/leader.js';
 import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
-import { envOption, intOption, listOption } from './options.js';
+import { envOption, intOption, labelKeyOption, listOption } from './options.js';
 
 interface ProgressorFlags {
   kubeconfig?: string;
@@ -59,7 +59,7 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
   envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', String, 'http://127.0.0.1:9090');
   envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout'));
-  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', String, DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');
   envOption(cmd, '--lease-name <name>', 'coordination.k8s.io Lease used for leader election', 'KUBE_CANARY_LEASE_NAME', String, 'kube-canary-progressor');
   envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', String);

@@ -6,7 +6,7 @@ import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract
 import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
-import { envOption, intOption, listOption } from './options.js';
+import { envOption, intOption, labelKeyOption, nonEmptyListOption } from './options.js';
 
 interface WebhookFlags {
   port: number;
@@ -28,8 +28,8 @@ export function registerWebhook(program: Command): void {
   envOption(cmd, '--bind <addr>', 'address to listen on', 'KUBE_CANARY_BIND', String, '127.0.0.1');
   envOption(cmd, '--tls-cert <file>', 'PEM serving certificate (re-read when it changes)', 'KUBE_CANARY_TLS_CERT', String);
   envOption(cmd, '--tls-key <file>', 'PEM private key of the serving certificate', 'KUBE_CANARY_TLS_KEY', String);
-  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', String, DEFAULT_TRACK_LABEL);
-  envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', listOption, [DEFAULT_PROGRESSOR_USER]);
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'), [DEFAULT_PROGRESSOR_USER]);
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', String, 'kube-canary');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--body-limit <bytes>', 'largest accepted request body', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);

@@ -37,6 +37,19 @@ export const MANAGED_ANNOTATIONS = [ANN_REVISION, ANN_STABLE_REVISION, ANN_STATU
 export const USER_ANNOTATIONS = [ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_SKIP_ANALYSIS, ANN_PROVIDER, ANN_SERVICE, ANN_REQUEST] as const;
 
 export const DEFAULT_TRACK_LABEL = 'version';
+
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Why `key` is not a valid Kubernetes label key (`[prefix/]name`), or undefined when it is. */
+export function labelKeyProblem(key: string): string | undefined {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = key.slice(slash + 1);
+  if (!LABEL_NAME.test(name)) return `${JSON.stringify(key)} is not a valid label key: the name part must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit`;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return `${JSON.stringify(key)} is not a valid label key: the prefix before '/' must be a DNS subdomain (lowercase, at most 253 characters), e.g. example.com/track`;
+  return undefined;
+}
 export const TRACK_STABLE = 'stable';
 export const TRACK_CANARY = 'canary';
 

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { InvalidArgumentError } from 'commander';
+import { labelKeyOption, nonEmptyListOption } from '../../src/cli/options.js';
+
+describe('CLI option parsers', () => {
+  describe('--track-label (a label key kube-canary writes on pods)', () => {
+    const parse = labelKeyOption('--track-label');
+    for (const ok of ['version', 'track', 'app.kubernetes.io/version', 'example.com/release-track', 'A_b.c-9']) {
+      it(`accepts ${ok}`, () => assert.equal(parse(ok), ok));
+    }
+    const bad: Array<[string, RegExp]> = [
+      ['', /--track-label "" is not a valid label key: the name part must be 1-63 characters/],
+      ['bad key!', /"bad key!" is not a valid label key/],
+      ['-version', /starting and ending with a letter or digit/],
+      ['x'.repeat(64), /1-63 characters/],
+      ['Example.com/track', /the prefix before '\/' must be a DNS subdomain/],
+      ['/track', /the prefix before '\/' must be a DNS subdomain/],
+      ['example.com/', /the name part/],
+    ];
+    for (const [value, message] of bad) {
+      it(`refuses ${JSON.stringify(value)}, saying what a label key is`, () => {
+        assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && message.test(e.message));
+      });
+    }
+  });
+
+  describe('--progressor-user (must name somebody)', () => {
+    const parse = nonEmptyListOption('--progressor-user');
+    it('splits and trims', () => assert.deepEqual(parse(' a , b,,'), ['a', 'b']));
+    for (const value of ['', ' , ', ',']) {
+      it(`refuses ${JSON.stringify(value)}`, () => {
+        assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && /--progressor-user .* names nobody; give at least one comma-separated value/.test(e.message));
+      });
+    }
+  });
+});
