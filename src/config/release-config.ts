@@ -42,18 +42,29 @@ export type ReleaseConfigResult = { ok: true; value: ReleaseConfig } | { ok: fal
 
 // Parsing is pure and the same annotations arrive on every admission of a Deployment, so results
 // are memoised (bounded; oldest dropped first). Results are shared: callers must not mutate them.
+// Only configurations of a real size are kept: an admission arrives before the apiserver checks
+// annotation sizes, so anyone who may create a Deployment could otherwise fill the cache with
+// megabyte-sized keys (2,048 x 16 KiB is the most it holds).
 const CACHE_LIMIT = 2048;
+const CACHE_KEY_LIMIT = 16 * 1024;
+/** Longer kube-canary annotations are refused before any parsing (YAML of megabytes costs CPU on every admission). */
+export const ANNOTATION_LIMIT = 64 * 1024;
 const caches = new WeakMap<ClusterDefaults, Map<string, ReleaseConfigResult>>();
 const NO_DEFAULTS: ClusterDefaults = {};
 
 export function parseReleaseConfig(deploymentName: string, annotations: Record<string, string> | undefined, defaults: ClusterDefaults = NO_DEFAULTS): ReleaseConfigResult {
   const ours = Object.entries(annotations ?? {}).filter(([k]) => k.startsWith(PREFIX) && !MANAGED.has(k));
+  const oversized = ours.filter(([, v]) => v.length > ANNOTATION_LIMIT);
+  if (oversized.length > 0) {
+    return { ok: false, errors: oversized.map(([k, v]) => `${k} is ${v.length} characters long; at most ${ANNOTATION_LIMIT} are read (a real configuration is a few hundred)`) };
+  }
   const key = JSON.stringify([deploymentName, ours]);
   let cache = caches.get(defaults);
   if (!cache) caches.set(defaults, (cache = new Map()));
   const hit = cache.get(key);
   if (hit) return hit;
   const result = parse(deploymentName, Object.fromEntries(ours), defaults);
+  if (key.length > CACHE_KEY_LIMIT) return result;
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
   cache.set(key, result);
   return result;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseReleaseConfig } from '../../src/config/release-config.js';
+import { ANNOTATION_LIMIT, parseReleaseConfig } from '../../src/config/release-config.js';
 
 describe('release configuration (all kube-canary.io/* annotations)', () => {
   it('has defaults for a Deployment that sets nothing', () => {
@@ -35,6 +35,15 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
       r.ok ? [] : r.errors.map((e) => e.split(':')[0]),
       ['kube-canary.io/analysis', 'kube-canary.io/skip-analysis', 'kube-canary.io/service'],
     );
+  });
+
+  it('refuses an oversized kube-canary annotation before parsing it, naming it and the limit', () => {
+    const huge = `# ${'x'.repeat(ANNOTATION_LIMIT)}\ninterval: 1m\n`;
+    const r = parseReleaseConfig('review', { 'kube-canary.io/analysis': huge });
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.deepEqual(r.errors, [`kube-canary.io/analysis is ${huge.length} characters long; at most ${ANNOTATION_LIMIT} are read (a real configuration is a few hundred)`]);
+    const fine = parseReleaseConfig('review', { 'kube-canary.io/analysis': `# ${'x'.repeat(20_000)}\ninterval: 1m\n` });
+    assert.equal(fine.ok, true, 'large but under the limit: parsed (and not memoised)');
   });
 
   it('points out a label written as an annotation', () => {
