@@ -115,7 +115,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
 
   const oldAnn = old!.metadata?.annotations ?? {};
   const inProgress = oldAnn[ANN_REVISION] !== undefined;
-  if (inProgress) carryOver(oldAnn, mutated);
+  keepManaged(oldAnn, mutated, ref, warnings);
 
   if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true) {
     return deny(
@@ -140,6 +140,11 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   }
 
   if (oldAnn[ANN_FAILED_REVISION] === newHash) return deny(403, failedRevisionMessage(ref, name, namespace, newHash, oldAnn));
+  // A rewrite of the whole object (kubectl replace) that ships a new template must not forget
+  // which revision failed; taking the annotation off alone (kubectl annotate ...-) still can.
+  if (oldAnn[ANN_FAILED_REVISION] !== undefined && mutated.metadata?.annotations?.[ANN_FAILED_REVISION] === undefined) {
+    mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_FAILED_REVISION]: oldAnn[ANN_FAILED_REVISION] };
+  }
 
   const stableRevision = inProgress ? (oldAnn[ANN_STABLE_REVISION] ?? oldHash) : oldHash;
   ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
@@ -196,11 +201,26 @@ function trackSelectorProblem(d: V1Deployment, key: string): string | undefined 
   return undefined;
 }
 
-function carryOver(oldAnn: Record<string, string>, mutated: V1Deployment): void {
+/**
+ * The annotations that describe a release (revision, stable-revision, status) are written by the
+ * webhook and the progressor only: a user's update keeps the values they had. One dropped by a
+ * rewrite of the whole object (kubectl replace, some GitOps tools) is put back silently; one
+ * added or changed by hand is undone with a warning, since it would make kube-canary act on a
+ * release that does not exist.
+ */
+function keepManaged(oldAnn: Record<string, string>, mutated: V1Deployment, ref: string, warnings: string[]): void {
+  const ann = { ...mutated.metadata!.annotations };
+  const undone: string[] = [];
   for (const a of IN_PROGRESS_ANNOTATIONS) {
-    if (oldAnn[a] !== undefined && mutated.metadata?.annotations?.[a] === undefined) {
-      mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [a]: oldAnn[a]! };
-    }
+    const kept = oldAnn[a];
+    if (ann[a] === kept) continue;
+    if (ann[a] !== undefined) undone.push(a);
+    if (kept === undefined) delete ann[a];
+    else ann[a] = kept;
+  }
+  if (Object.keys(ann).length > 0 || mutated.metadata!.annotations) mutated.metadata!.annotations = ann;
+  if (undone.length > 0) {
+    warnings.push(`kube-canary: ${undone.join(', ')} of ${ref} ${undone.length > 1 ? 'are' : 'is'} kube-canary's own and ${undone.length > 1 ? 'were' : 'was'} left as before; steer a release with ${ANN_REQUEST} (promote, abort, pause, resume or retry)`);
   }
 }
 

@@ -88,26 +88,31 @@ function admissionHandler(opts: AppOptions) {
     }
   };
 
+  /** Answers 413 at once and closes the connection: reading the rest of such a body is wasted. */
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, bytes: number, start: bigint) => {
+    metrics.admissions.inc({ decision: 'invalid', operation: 'unknown' });
+    log.warn({ bytes }, 'admission request body over the limit');
+    req.removeAllListeners('data');
+    req.resume();
+    res.setHeader('connection', 'close');
+    sendJson(res, 413, { message: `request body larger than the limit of ${limit} bytes` });
+    metrics.latency.observe({ decision: 'invalid' }, Number(process.hrtime.bigint() - start) / 1e9);
+  };
+
   return (req: IncomingMessage, res: ServerResponse, source: OptInSource) => {
     const start = process.hrtime.bigint();
     const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) return refuseTooLarge(req, res, declared, start);
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = declared > limit;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) tooLarge = true;
-      if (!tooLarge) chunks.push(c);
+      if (size > limit) refuseTooLarge(req, res, size, start);
+      else chunks.push(c);
     });
     req.on('error', () => res.destroy());
     req.on('end', () => {
-      if (tooLarge) {
-        metrics.admissions.inc({ decision: 'invalid', operation: 'unknown' });
-        log.warn({ bytes: Math.max(size, declared) }, 'admission request body over the limit');
-        sendJson(res, 413, { message: `request body larger than the limit of ${limit} bytes` });
-        return;
-      }
-      answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), source, res, start);
+      if (size <= limit) answer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), source, res, start);
     });
   };
 }
@@ -133,6 +138,9 @@ function createExpressApp(opts: AppOptions): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  app.all(['/mutate', '/mutate/namespace'], (req, res) => {
+    res.status(405).set('allow', 'POST').json({ message: `${req.method} ${req.path} is not allowed; the apiserver sends admission requests with POST` });
+  });
   app.use((req, res) => void res.status(404).json({ message: `no route ${req.method} ${req.path}; POST /mutate, POST /mutate/namespace, GET /healthz, /readyz, /metrics` }));
   // Anything unexpected on these routes: a 500 with a reason, never a crash.
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
@@ -154,7 +162,10 @@ export interface ServeOptions extends CertFiles {
 export interface RunningServer {
   server: Server;
   port: number;
-  /** Stop accepting, let requests in flight finish (up to graceMs), then close. */
+  /**
+   * Stop accepting, let requests in flight finish (up to graceMs), then close. Idle connections
+   * close at once; the others close after their current answer, which says `Connection: close`.
+   */
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -162,7 +173,20 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const initial = loadCert(opts);
   const setExpiry = (c: LoadedCert) => opts.metrics.certExpiry.set(c.notAfter.getTime() / 1000);
   setExpiry(initial);
-  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, opts.app);
+  // While draining, every answer not yet sent closes its connection, so a client that keeps its
+  // connection open (the apiserver does) reconnects to another replica instead of holding this one.
+  let draining = false;
+  const unanswered = new Set<ServerResponse>();
+  const closeAfterAnswer = (res: ServerResponse) => void (res.headersSent || res.setHeader('connection', 'close'));
+  const listener: RequestListener = (req, res) => {
+    if (draining) closeAfterAnswer(res);
+    else {
+      unanswered.add(res);
+      res.once('close', () => unanswered.delete(res));
+    }
+    opts.app(req, res);
+  };
+  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, listener);
   // The apiserver reuses connections and drops idle ones after 90 s: outlive that, so the client
   // always closes first and never sends on a socket we are closing.
   server.keepAliveTimeout = 95_000;
@@ -183,6 +207,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     port,
     shutdown: (graceMs = 20_000) =>
       new Promise<void>((resolve) => {
+        draining = true;
+        unanswered.forEach(closeAfterAnswer);
         stopWatch();
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
         force.unref();

@@ -280,6 +280,30 @@ describe('webhook decision', () => {
       const stored = patchedObject(r, decide(r.request, 'label', config));
       assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
     });
+
+    it('undoes a hand-made change of a release annotation, with a warning', () => {
+      const r = midRelease();
+      r.request.object.metadata!.annotations!['kube-canary.io/stable-revision'] = 'deadbeef00';
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
+      assert.match(d.response.warnings!.join('\n'), /kube-canary.io\/stable-revision of test\/review is kube-canary's own and was left as before; steer a release with kube-canary.io\/request/);
+    });
+  });
+
+  describe('release annotations written by hand on a Deployment at rest', () => {
+    it('removes a hand-written revision and status, with a warning, so no release is invented', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      r.request.object.metadata!.annotations!['kube-canary.io/revision'] = 'deadbeef00';
+      r.request.object.metadata!.annotations!['kube-canary.io/status'] = '{"phase":"Progressing"}';
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], undefined);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/status'], undefined);
+      assert.equal(stored.spec!.paused, r.request.oldObject!.spec!.paused);
+      assert.match(d.response.warnings!.join('\n'), /kube-canary.io\/revision, kube-canary.io\/status of test\/review are kube-canary's own and were left as before/);
+    });
   });
 
   describe('a revision that failed analysis', () => {
@@ -294,6 +318,25 @@ describe('webhook decision', () => {
       for (const k of Object.keys(ann)) if (k === 'kube-canary.io/failed-revision' || k === 'kube-canary.io/status') r.request.object.metadata!.annotations![k] = ann[k]!;
       return r;
     }
+
+    it('is remembered when a rewrite of the whole object ships another template without it', () => {
+      const r = failed();
+      delete r.request.object.metadata!.annotations!['kube-canary.io/failed-revision'];
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      const stored = patchedObject(r, d);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/failed-revision'], r.request.oldObject!.metadata!.annotations!['kube-canary.io/failed-revision']);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], hashOf(r, 'object'));
+    });
+
+    it('can still be taken off by hand when the template does not change', () => {
+      const r = failed();
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.object.metadata!.annotations!['kube-canary.io/failed-revision'];
+      const stored = patchedObject(r, decide(r.request, 'label', config));
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/failed-revision'], undefined);
+    });
 
     it('is denied with when, why and how to retry', () => {
       const d = decide(failed().request, 'label', config);
@@ -315,7 +358,7 @@ describe('webhook decision', () => {
       ['the article example maxWeight 25 with stepWeight 50', 'stepWeight 50 is larger than analysis.maxWeight 25', { 'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50' }],
       ['YAML that does not parse', 'not valid YAML or JSON', { 'kube-canary.io/analysis': 'interval: [1m' }],
       ['a bad progress deadline', 'kube-canary.io/progress-deadline: "soon" is not a duration', { 'kube-canary.io/progress-deadline': 'soon' }],
-      ['an unknown provider', 'kube-canary.io/provider: "linkerd" is not a traffic provider; allowed: istio, gateway-api, replicas', { 'kube-canary.io/provider': 'linkerd' }],
+      ['an unknown provider', 'kube-canary.io/provider: "linkerd" is not a traffic provider; allowed: istio (gateway-api, replicas are planned', { 'kube-canary.io/provider': 'linkerd' }],
       ['a misspelt annotation', 'annotation kube-canary.io/analyis is not a kube-canary annotation', { 'kube-canary.io/analyis': 'x' }],
     ];
     for (const [name, expected, ann] of bad) {

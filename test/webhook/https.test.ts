@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CliProcess, runCli, startCli } from '../support/cli.js';
@@ -95,14 +95,17 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
     assert.ok(proc.lines.some((l) => l.includes('serving certificate reloaded')));
   });
 
-  it('on SIGTERM finishes what is in flight and exits 0', async () => {
+  it('on SIGTERM finishes what is in flight, closing its connection, and exits 0 right after', async () => {
     const body = JSON.stringify(loadReview('review-set-image'));
     const ca = readFileSync(join(dir, 'b/ca.crt'));
-    // A request whose body is still arriving when SIGTERM lands must still be answered.
-    const answer = new Promise<number>((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
+    // A request whose body is still arriving when SIGTERM lands must still be answered. The client
+    // would keep the connection (keep-alive), as the apiserver does: the answer must close it.
+    const agent = new Agent({ keepAlive: true });
+    const answer = new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode!));
+        res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
       });
       req.on('error', reject);
       req.write(body.slice(0, 100));
@@ -111,9 +114,14 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
         setTimeout(() => req.end(body.slice(100)), 300);
       }, 300);
     });
-    assert.equal(await answer, 200);
-    const code = await proc.stop('SIGTERM');
-    assert.equal(code, 0);
+    const { status, connection } = await answer;
+    assert.equal(status, 200);
+    assert.equal(connection, 'close');
+    const answeredAt = Date.now();
+    // Not the 20 s grace period: nothing keeps the server open once the answer is out.
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 5 s after its last answer'), 5000))]);
+    agent.destroy();
+    assert.equal(code, 0, `exit code ${code} (${Date.now() - answeredAt} ms after the answer)`);
     assert.ok(proc.lines.some((l) => l.includes('finishing requests in flight')));
   });
 });

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import { createLogger } from '../../src/kube/logger.js';
 import { createWebhookMetrics } from '../../src/webhook/metrics.js';
@@ -68,7 +70,45 @@ describe('webhook HTTP app', () => {
     r.request.object.metadata!.annotations!.big = 'x'.repeat(100 * 1024);
     const res = await request(a).post('/mutate').send(r).expect(413);
     assert.match(res.body.message, /larger than the limit of 65536 bytes/);
+    assert.equal(res.headers.connection, 'close', 'the rest of such a body is not read');
     await request(a).post('/mutate').send(loadReview('review-set-image')).expect(200);
+  });
+
+  it('answers 413 as soon as the declared or the received length is over the limit, without waiting for the rest, and counts it in both metrics', async () => {
+    const { app: a, metrics } = app(64 * 1024);
+    const server = createServer(a);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (c) => (text += c.toString()));
+      socket.write('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"apiVersion":');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('close', () => resolve());
+        setTimeout(() => reject(new Error(`no answer within 2 s: ${JSON.stringify(text)}`)), 2000);
+      });
+      assert.match(text, /^HTTP\/1\.1 413 /);
+      assert.match(text, /larger than the limit of 65536 bytes/);
+      // Chunked, no declared length: refused once the limit is passed, without reading to the end.
+      const chunked = connect(port, '127.0.0.1');
+      let answer = '';
+      chunked.on('data', (c) => (answer += c.toString()));
+      chunked.on('error', () => {}); // the server may close while chunks are still going out
+      chunked.write('POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const chunk = 'x'.repeat(16 * 1024);
+      for (let i = 0; i < 6; i++) chunked.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+      await new Promise<void>((resolve, reject) => {
+        chunked.once('close', () => resolve());
+        setTimeout(() => reject(new Error(`no answer within 2 s: ${JSON.stringify(answer)}`)), 2000);
+      });
+      assert.match(answer, /^HTTP\/1\.1 413 /);
+      const m = await metrics.registry.metrics();
+      assert.match(m, /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 2/);
+      assert.match(m, /kube_canary_webhook_admission_duration_seconds_count\{decision="invalid"\} 2/);
+    } finally {
+      server.close();
+    }
   });
 
   it('denies a Deployment without a template inside a valid review (200 with allowed=false)', async () => {
@@ -92,10 +132,16 @@ describe('webhook HTTP app', () => {
     assert.match(m.text, /kube_canary_webhook_admission_duration_seconds_bucket\{le="0.005",decision="patched"\}/);
   });
 
-  it('answers 404 with the routes it has', async () => {
+  it('answers 404 with the routes it has, and 405 to anything but POST on the admission paths', async () => {
     const { app: a } = app();
-    const res = await request(a).get('/mutate').expect(404);
+    const res = await request(a).get('/validate').expect(404);
     assert.match(res.body.message, /POST \/mutate/);
+    for (const path of ['/mutate', '/mutate/namespace']) {
+      const r = await request(a).get(path).expect(405);
+      assert.equal(r.headers.allow, 'POST');
+      assert.match(r.body.message, new RegExp(`GET ${path} is not allowed; the apiserver sends admission requests with POST`));
+    }
+    await request(a).put('/mutate').send('{}').expect(405);
   });
 
   it('logs one flat admission line per request, byte for byte what the redacting logger writes, and keeps redacting other lines', async () => {
