@@ -195,7 +195,7 @@ function ensureTrack(template: V1PodTemplateSpec, key: string, warnings: string[
 function trackSelectorProblem(d: V1Deployment, key: string): string | undefined {
   const sel = d.spec?.selector;
   const value = sel?.matchLabels?.[key];
-  if ((value !== undefined && value !== TRACK_STABLE) || sel?.matchExpressions?.some((e) => e.key === key)) {
+  if ((value !== undefined && value !== TRACK_STABLE) || (Array.isArray(sel?.matchExpressions) && sel.matchExpressions.some((e) => e?.key === key))) {
     return `spec.selector uses the track label key "${key}"${value !== undefined ? ` (${key}=${value})` : ''}, which kube-canary sets to ${TRACK_STABLE}/canary on the pods; remove it from the selector, or configure the webhook and progressor with another --track-label`;
   }
   return undefined;

@@ -156,6 +156,16 @@ describe('webhook decision', () => {
       assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
     });
 
+    it('denies a selector expression on the track label key, and reads a forged one without failing', () => {
+      const r = loadReview('review-create');
+      r.request.object.spec!.selector.matchExpressions = [{ key: 'version', operator: 'In', values: ['v1'] }];
+      assert.match(decide(r.request, 'label', config).response.status!.message, /spec.selector uses the track label key "version"/);
+      for (const forged of ['x', [null]]) {
+        (r.request.object.spec!.selector as { matchExpressions: unknown }).matchExpressions = forged;
+        assert.equal(decide(r.request, 'label', config).outcome, 'patched');
+      }
+    });
+
     it('denies a selector that uses the track label key with another value', () => {
       const r = loadReview('review-create');
       r.request.object.spec!.selector.matchLabels!.version = 'v1';
