@@ -61,8 +61,6 @@ export class KubeHttp {
   private inFlight = 0;
   /** `normal` and `low` requests in flight. */
   private otherInFlight = 0;
-  /** `high` requests waiting or in flight. */
-  private highActive = 0;
   private readonly waiting: Record<Priority, Array<() => void>> = { high: [], normal: [], low: [] };
 
   constructor(private readonly kc: KubeConfig, o: KubeHttpOptions = {}) {
@@ -74,16 +72,14 @@ export class KubeHttp {
 
   /**
    * Waits for a request slot; slots are handed over highest priority first, FIFO within one.
-   * `high` requests may use every slot. `normal` and `low` ones never take the last quarter
-   * (so a traffic weight change finds a free slot at once), and while any `high` request is
-   * waiting or in flight they start only below an eighth of the slots: the API server then
-   * spends its time on the weight changes of a burst, not on the status commits and Events
-   * that follow each of them (measured at 500 releases stepping together: the weight PATCH
-   * waited up to 0.9 s for a slot held by status writes).
+   * `high` requests may use every slot; `normal` and `low` ones never take the last quarter, so
+   * a traffic weight change finds a free slot at once even when status writes fill the rest
+   * (measured at 500 releases stepping together: the weight PATCH waited up to 0.9 s for a
+   * slot). A tighter cap on them while weights are pending was tried and dropped: status
+   * commits, which the next step of the same release waits for, fell seconds behind.
    */
   private async acquire(priority: Priority): Promise<void> {
     if (priority === 'high') {
-      this.highActive += 1;
       if (this.inFlight < this.maxInFlight && this.waiting.high.length === 0) {
         this.inFlight += 1;
         return;
@@ -97,14 +93,12 @@ export class KubeHttp {
   }
 
   private otherMayStart(): boolean {
-    const cap = this.highActive > 0 ? Math.max(1, Math.floor(this.maxInFlight / 8)) : Math.max(1, this.maxInFlight - Math.floor(this.maxInFlight / 4));
-    return this.inFlight < this.maxInFlight && this.otherInFlight < cap;
+    return this.inFlight < this.maxInFlight && this.otherInFlight < Math.max(1, this.maxInFlight - Math.floor(this.maxInFlight / 4));
   }
 
   private releaseSlot(priority: Priority): void {
     this.inFlight -= 1;
-    if (priority === 'high') this.highActive -= 1;
-    else this.otherInFlight -= 1;
+    if (priority !== 'high') this.otherInFlight -= 1;
     while (this.inFlight < this.maxInFlight) {
       const high = this.waiting.high.shift();
       if (high) {
