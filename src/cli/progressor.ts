@@ -2,13 +2,11 @@
  * `kube-canary progressor`: the release controller. Composition root only: parse flags, build
  * the clients, wire leader election -> controller -> reconciler, serve metrics, stop on SIGTERM.
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { DEFAULT_TRACK_LABEL } from '../config/contract.js';
 import { parseDuration } from '../config/duration.js';
-import { type ClusterDefaults, TRAFFIC_PROVIDERS, type TrafficProviderName, parseReleaseConfig } from '../config/release-config.js';
+import { AVAILABLE_TRAFFIC_PROVIDERS, type AvailableTrafficProviderName, type ClusterDefaults, parseReleaseConfig } from '../config/release-config.js';
 import { Kube, loadKubeConfig } from '../kube/client.js';
 import { KubeCustomObjects } from '../kube/custom-objects.js';
 import { KubeEventRecorder } from '../kube/events.js';
@@ -21,6 +19,7 @@ import { LeaderElector } from '../progressor/leader.js';
 import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
+import { providerOption, readAnalysisDefault } from './defaults.js';
 import { envOption, intOption, labelKeyOption, listOption } from './options.js';
 
 interface ProgressorFlags {
@@ -38,7 +37,7 @@ interface ProgressorFlags {
   metricsAddr: string;
   defaultAnalysis?: string;
   defaultProgressDeadline?: number;
-  defaultProvider?: TrafficProviderName;
+  defaultProvider?: AvailableTrafficProviderName;
   concurrency: number;
   watchSilence?: number;
   watchNamespaces?: string[];
@@ -70,19 +69,11 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--metrics-addr <host:port>', 'where to serve /metrics and /healthz', 'KUBE_CANARY_METRICS_ADDR', String, '127.0.0.1:8081');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline'));
-  envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', (v: string) => {
-    if (!(TRAFFIC_PROVIDERS as readonly string[]).includes(v)) throw new Error(`--default-provider ${JSON.stringify(v)} is not one of ${TRAFFIC_PROVIDERS.join(', ')}`);
-    return v as TrafficProviderName;
-  });
+  envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${AVAILABLE_TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', providerOption('--default-provider'));
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
   envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'));
   cmd.action(async (f: ProgressorFlags) => run(f));
-}
-
-function readAnalysisDefault(value: string): unknown {
-  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
-  return parseYaml(text, { maxAliasCount: 50 });
 }
 
 async function run(f: ProgressorFlags): Promise<void> {

@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { readFileSync } from 'node:fs';
 import { parseReleaseConfig } from '../config/release-config.js';
 import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract.js';
 import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
+import { readAnalysisDefault } from './defaults.js';
 import { envOption, intOption, labelKeyOption, nonEmptyListOption } from './options.js';
 
 interface WebhookFlags {
@@ -64,10 +63,4 @@ export function registerWebhook(program: Command): void {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-}
-
-/** `@path` reads a file; the text is validated later by the same parser as the annotation. */
-function readAnalysisDefault(value: string): unknown {
-  const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
-  return parseYaml(text, { maxAliasCount: 50 });
 }

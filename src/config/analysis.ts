@@ -49,42 +49,65 @@ export interface Analysis {
   webhooks: WebhookGate[];
 }
 
-/** Used when the annotation is absent; cluster defaults (chart values) override these via flags. */
+/**
+ * Sanity bounds. Tests and the e2e suite scale intervals down to seconds (e.g. `interval: 2s`),
+ * so 1s is the floor; anything beyond a day is a typo, not a canary.
+ */
+export const INTERVAL_BOUNDS = { minMs: 1000, maxMs: 24 * 3_600_000, example: '1m' } as const;
+export const WEBHOOK_TIMEOUT_BOUNDS = { minMs: 1000, maxMs: 3_600_000, example: '30s' } as const;
+/** Deepest nesting of lists and mappings accepted; an analysis needs 4 (webhooks[].metadata.key). */
+export const MAX_DEPTH = 16;
+
+/**
+ * The built-in defaults, used for every field that neither the annotation nor the cluster default
+ * (`--default-analysis`) sets. No stepWeight on purpose: without one the step is
+ * min(10, maxWeight), so `maxWeight: 5` alone means one step of 5.
+ */
 export const DEFAULT_ANALYSIS_SOURCE = {
   interval: '1m',
   threshold: 5,
   maxWeight: 50,
-  stepWeight: 10,
   metrics: [
     { name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '1m' },
     { name: 'request-duration', thresholdRange: { max: 500 }, interval: '1m' },
   ],
 };
+const BUILTIN_STEP = 10;
 
 // Schemas are built once (building a zod schema costs far more than using it). Their messages
 // leave out the field; `messages()` puts the issue's path in front ("analysis.metrics[0].name ...").
+const notNumber = (input: unknown, hint: string) =>
+  typeof input === 'number' ? `${show(input)} is not a finite number; ${hint}` : `${show(input)} is not a number; ${hint}`;
+
 const weight = z
-  .number({ error: (i) => `${show(i.input)} is not a number; use a whole percentage from 1 to 100` })
+  .number({ error: (i) => notNumber(i.input, 'use a whole percentage from 1 to 100') })
   .int({ error: (i) => `${show(i.input)} is not a whole number; use a percentage from 1 to 100` })
   .min(1, { error: (i) => `${show(i.input)} is too small; use a percentage from 1 to 100` })
   .max(100, { error: (i) => `${show(i.input)} is too large; use a percentage from 1 to 100` });
 
-const num = z.number({ error: (i) => `${show(i.input)} is not a number` }).refine(Number.isFinite, { error: 'must be a finite number' });
+const num = z.number({ error: (i) => notNumber(i.input, 'thresholds must be finite numbers, e.g. 99 or 500') });
 
 const str = z.string({ error: (i) => `${show(i.input)} is not a string` }).min(1, { error: 'is empty' });
 
-const duration = z.unknown().transform((v, ctx) => {
+/** A duration from `minMs` to `maxMs`; the message names both bounds and an example. */
+export function checkDuration(v: unknown, b: { minMs: number; maxMs: number; example: string }): { ms: number } | { error: string } {
   const d = parseDuration(v);
-  if ('error' in d) {
-    ctx.addIssue({ code: 'custom', message: d.error });
-    return z.NEVER;
-  }
-  if (d.ms <= 0) {
-    ctx.addIssue({ code: 'custom', message: `${show(v)} must be longer than zero` });
-    return z.NEVER;
-  }
-  return d.ms;
-});
+  if ('error' in d) return d;
+  const range = `use a duration from ${formatDuration(b.minMs)} to ${formatDuration(b.maxMs)}, e.g. "${b.example}"`;
+  if (d.ms < b.minMs) return { error: `${show(v)} is shorter than ${formatDuration(b.minMs)}; ${range}` };
+  if (!(d.ms <= b.maxMs)) return { error: `${show(v)} is longer than ${formatDuration(b.maxMs)}; ${range}` };
+  return d;
+}
+
+const duration = (b: { minMs: number; maxMs: number; example: string }) =>
+  z.unknown().transform((v, ctx) => {
+    const d = checkDuration(v, b);
+    if ('error' in d) {
+      ctx.addIssue({ code: 'custom', message: d.error });
+      return z.NEVER;
+    }
+    return d.ms;
+  });
 
 function strict<T extends z.ZodRawShape>(shape: T) {
   const allowed = Object.keys(shape).join(', ');
@@ -101,7 +124,7 @@ const metricSchema = strict({
   query: str.optional(),
   thresholdRange: strict({ min: num.optional(), max: num.optional() }).optional(),
   threshold: num.optional(),
-  interval: duration.optional(),
+  interval: duration(INTERVAL_BOUNDS).optional(),
   templateRef: z.unknown().optional(),
 });
 
@@ -114,7 +137,7 @@ const webhookSchema = strict({
       error: (x) => `${show(x.input)} is not a webhook type; allowed: ${WEBHOOK_TYPES.join(', ')}`,
     }),
   url: str.refine(isHttpUrl, { error: (x) => `${show(x.input)} is not an http(s) URL, e.g. http://loadtester.test/` }),
-  timeout: duration.optional(),
+  timeout: duration(WEBHOOK_TIMEOUT_BOUNDS).optional(),
   metadata: z
     .record(z.string(), z.string({ error: (x) => `${show(x.input)} is not a string; metadata values must be strings (quote numbers)` }), {
       error: (x) => `must be a mapping of strings, got ${show(x.input)}`,
@@ -126,9 +149,9 @@ const webhookSchema = strict({
 const list = (example: string) => z.array(z.unknown(), { error: (i) => `${show(i.input)} must be a list${example}` });
 
 const analysisSchema = strict({
-  interval: duration.optional(),
+  interval: duration(INTERVAL_BOUNDS).optional(),
   threshold: z
-    .number({ error: (i) => `${show(i.input)} is not a number; use a whole number of failed checks, at least 1` })
+    .number({ error: (i) => notNumber(i.input, 'use a whole number of failed checks, at least 1') })
     .int({ error: (i) => `${show(i.input)} is not a whole number of failed checks` })
     .min(1, { error: (i) => `${show(i.input)} is too small; at least 1 failed check must trigger the rollback` })
     .optional(),
@@ -141,30 +164,235 @@ const analysisSchema = strict({
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
-/** Parses the annotation text (YAML or JSON). `undefined` text yields the defaults. */
-export function parseAnalysis(text: string | undefined, defaults: unknown = DEFAULT_ANALYSIS_SOURCE): ParseResult<Analysis> {
-  let raw: unknown = defaults;
-  if (text !== undefined) {
-    try {
-      // maxAliasCount guards against alias bombs in a user-written annotation.
-      raw = parseYaml(text, { maxAliasCount: 50, prettyErrors: false });
-    } catch (e) {
-      return { ok: false, errors: [`analysis is not valid YAML or JSON: ${(e as Error).message.split('\n')[0]}`] };
+/**
+ * Reads analysis text (YAML or JSON) into a plain value, without validating it. Errors carry the
+ * line and column, and the key for a duplicate one; nesting deeper than MAX_DEPTH is refused.
+ */
+export function readAnalysisText(text: string): ParseResult<unknown> {
+  const bad = (why: string): ParseResult<unknown> => ({ ok: false, errors: [`analysis is not valid YAML or JSON: ${why}`] });
+  const tooDeep: ParseResult<unknown> = {
+    ok: false,
+    errors: [`analysis is nested too deep: more than ${MAX_DEPTH} levels of lists or mappings, or an alias that contains itself (an analysis needs at most 4: webhooks[].metadata.key)`],
+  };
+  let raw: unknown;
+  try {
+    // maxAliasCount guards against alias bombs in a user-written annotation.
+    raw = parseYaml(text, { maxAliasCount: 50, prettyErrors: false });
+  } catch (e) {
+    const err = e as Error & { code?: string; pos?: [number, number] };
+    // The yaml library turns a stack overflow on deep nesting into a YAMLParseError.
+    if (e instanceof RangeError || /call stack/i.test(err.message)) return tooDeep;
+    let why = err.message.split('\n')[0]!;
+    if (err.code === 'DUPLICATE_KEY' && err.pos) {
+      const key = /^\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^:#\n]*?))\s*:/.exec(text.slice(err.pos[0]));
+      const name = key ? (key[1] ?? key[2] ?? key[3]) : undefined;
+      why = name !== undefined ? `key "${name}" appears twice; a key may appear only once` : 'a key appears twice; a key may appear only once';
     }
-    if (raw === null || raw === undefined) raw = {};
+    if (err.pos) {
+      const before = text.slice(0, err.pos[0]);
+      const line = before.split('\n').length;
+      const col = err.pos[0] - before.lastIndexOf('\n');
+      why = `line ${line}, column ${col}: ${why}`;
+    }
+    return bad(why);
   }
-  return validateAnalysis(raw, defaults);
+  if (depthExceeds(raw, MAX_DEPTH)) return tooDeep;
+  return { ok: true, value: raw ?? {} };
 }
 
-function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis> {
+/** True when `v` nests lists/mappings more than `limit` levels deep (iterative: no recursion). */
+function depthExceeds(v: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (d >= limit) return true;
+    for (const c of Array.isArray(x) ? x : Object.values(x)) stack.push([c, d + 1]);
+  }
+  return false;
+}
+
+/**
+ * Parses the annotation text (YAML or JSON). `undefined` text means no annotation.
+ * `clusterDefault` is the cluster default source (`--default-analysis`, same shape).
+ *
+ * Each field comes from the first of annotation, cluster default, built-in default that sets it
+ * (metrics and webhooks as whole lists). The steps are one plan, see resolveSteps().
+ */
+export function parseAnalysis(text: string | undefined, clusterDefault?: unknown): ParseResult<Analysis> {
+  const layers: Layer[] = [];
+  const errors: string[] = [];
+  if (text !== undefined) {
+    const raw = readAnalysisText(text);
+    if (!raw.ok) return raw;
+    const top = readLayer(raw.value, ANNOTATION);
+    if (!top.ok) errors.push(...top.errors);
+    else layers.push(top.value);
+  }
+  if (clusterDefault !== undefined) {
+    const c = clusterLayer(clusterDefault);
+    if (!c.ok) errors.push(...(text === undefined ? c.errors : c.errors.map((e) => `the cluster default (--default-analysis) is invalid: ${e}`)));
+    else layers.push(c.value);
+  }
+  layers.push(BUILTIN);
+  if (errors.length > 0) return { ok: false, errors };
+
+  const first = <K extends keyof Fields>(k: K): NonNullable<Fields[K]> => layers.find((l) => l.f[k] !== undefined)!.f[k]!;
+  const steps = resolveSteps(layers, errors);
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    value: {
+      intervalMs: first('interval'),
+      threshold: first('threshold'),
+      steps,
+      maxWeight: steps[steps.length - 1]!,
+      metrics: first('metrics'),
+      webhooks: layers.find((l) => l.f.webhooks !== undefined)?.f.webhooks ?? [],
+    },
+  };
+}
+
+/** What one source (annotation, cluster default, built-in) sets, each field checked on its own. */
+interface Fields {
+  interval?: number;
+  threshold?: number;
+  maxWeight?: number;
+  stepWeight?: number;
+  stepWeights?: number[];
+  metrics?: MetricCheck[];
+  webhooks?: WebhookGate[];
+}
+interface Layer {
+  f: Fields;
+  /** For messages citing a value this source supplied: "the built-in default". */
+  cite: string;
+  /** For a maxWeight taken from the last of its stepWeights. */
+  citeLastStep: string;
+  /** Where the user sets a field to override it: "the annotation". */
+  setIn: string;
+}
+type Who = Omit<Layer, 'f'>;
+const ANNOTATION: Who = { cite: 'the annotation', citeLastStep: "the last of the annotation's stepWeights", setIn: 'the annotation' };
+const CLUSTER: Who = {
+  cite: 'the cluster default (--default-analysis)',
+  citeLastStep: "the last of the cluster default's stepWeights (--default-analysis)",
+  setIn: '--default-analysis',
+};
+
+const clusterLayers = new WeakMap<object, ParseResult<Layer>>();
+function clusterLayer(source: unknown): ParseResult<Layer> {
+  if (source === null || typeof source !== 'object') return readLayer(source, CLUSTER);
+  let l = clusterLayers.get(source);
+  if (!l) clusterLayers.set(source, (l = readLayer(source, CLUSTER)));
+  return l;
+}
+
+const BUILTIN: Layer = (() => {
+  const l = readLayer(DEFAULT_ANALYSIS_SOURCE, { cite: 'the built-in default', citeLastStep: 'the built-in default', setIn: 'the built-in defaults' });
+  if (!l.ok) throw new Error(`built-in analysis defaults are invalid: ${l.errors.join('; ')}`);
+  return l.value;
+})();
+
+function readLayer(raw: unknown, who: Who): ParseResult<Layer> {
   const top = analysisSchema.safeParse(raw);
   if (!top.success) return { ok: false, errors: messages(top.error, 'analysis') };
   const a = top.data;
   const errors: string[] = [];
+  const f: Fields = {};
+  if (a.interval !== undefined) f.interval = a.interval;
+  if (a.threshold !== undefined) f.threshold = a.threshold;
+  if (a.maxWeight !== undefined) f.maxWeight = a.maxWeight;
+  if (a.stepWeight !== undefined) f.stepWeight = a.stepWeight;
+  if (a.metrics !== undefined) f.metrics = readMetrics(a.metrics, errors);
+  if (a.webhooks !== undefined) f.webhooks = readWebhooks(a.webhooks, errors);
 
+  if (a.stepWeights !== undefined) {
+    if (a.stepWeight !== undefined) {
+      errors.push(`analysis sets both stepWeight ${a.stepWeight} and stepWeights; keep one: stepWeight for equal steps, stepWeights for a list`);
+    } else if (a.stepWeights.length === 0) {
+      errors.push('analysis.stepWeights is empty; list at least one percentage, e.g. [10, 25, 50]');
+    } else {
+      const steps: number[] = [];
+      a.stepWeights.forEach((w, i) => {
+        const r = weight.safeParse(w);
+        if (!r.success) return void errors.push(...messages(r.error, `analysis.stepWeights[${i}]`));
+        if (steps.length > 0 && r.data <= steps[steps.length - 1]!) {
+          errors.push(`analysis.stepWeights[${i}] ${r.data} is not larger than the step before it (${steps[steps.length - 1]}); weights must increase`);
+        }
+        steps.push(r.data);
+      });
+      const last = steps[steps.length - 1];
+      if (a.maxWeight !== undefined && last !== undefined && last > a.maxWeight) {
+        errors.push(`analysis.stepWeights ends at ${last}, above analysis.maxWeight ${a.maxWeight}; lower the last step or raise maxWeight`);
+      }
+      f.stepWeights = steps;
+    }
+  }
+  if (a.stepWeight !== undefined && a.maxWeight !== undefined && a.stepWeight > a.maxWeight) {
+    errors.push(
+      `analysis.stepWeight ${a.stepWeight} is larger than analysis.maxWeight ${a.maxWeight}: the first step would already send more than the maximum canary weight. Set stepWeight to at most ${a.maxWeight}, or raise maxWeight`,
+    );
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  return { ok: true, value: { f, ...who } };
+}
+
+/**
+ * The step plan (stepWeights, or stepWeight up to maxWeight) is decided by the first source that
+ * sets any of stepWeight, stepWeights, maxWeight ("the plan's source"); what it leaves out comes
+ * from the sources below it:
+ * - stepWeights: taken as written (a lower source's maxWeight does not apply).
+ * - stepWeight: equal steps up to its own maxWeight, else the lower sources' maxWeight or the
+ *   last of their stepWeights (a cluster default `stepWeights: [5, 10, 20]` and an annotation
+ *   `stepWeight: 5` give 5, 10, 15, 20), else 50. A stepWeight above a maxWeight it did not set
+ *   is refused, naming where that maxWeight comes from.
+ * - maxWeight alone: a lower source's stepWeights cut at maxWeight and ending on it ([5, 10, 20]
+ *   with maxWeight 15: 5, 10, 15; with 50: 5, 10, 20, 50); else equal steps of a lower source's
+ *   stepWeight, or of 10, capped at maxWeight (`maxWeight: 5` alone: one step of 5).
+ */
+function resolveSteps(layers: Layer[], errors: string[]): number[] {
+  const hasPlan = (l: Layer) => l.f.stepWeight !== undefined || l.f.stepWeights !== undefined || l.f.maxWeight !== undefined;
+  const at = layers.findIndex(hasPlan); // the built-in layer sets maxWeight, so always found
+  const plan = layers[at]!;
+  const below = layers.slice(at + 1);
+  if (plan.f.stepWeights) return plan.f.stepWeights.slice();
+
+  if (plan.f.stepWeight !== undefined) {
+    const step = plan.f.stepWeight;
+    if (plan.f.maxWeight !== undefined) return equalSteps(step, plan.f.maxWeight);
+    const src = below.find((l) => l.f.maxWeight !== undefined || l.f.stepWeights !== undefined)!;
+    const max = src.f.maxWeight ?? src.f.stepWeights![src.f.stepWeights!.length - 1]!;
+    if (step > max) {
+      const whose = src.f.maxWeight !== undefined ? src.cite : src.citeLastStep;
+      errors.push(
+        `analysis.stepWeight ${step} is larger than maxWeight ${max}, ${whose}, as ${plan.setIn} sets no maxWeight: the first step would already send more than the maximum canary weight. Set stepWeight to at most ${max}, or set maxWeight (up to 100) in ${plan.setIn}`,
+      );
+      return [];
+    }
+    return equalSteps(step, max);
+  }
+
+  const max = plan.f.maxWeight!;
+  const src = below.find((l) => l.f.stepWeight !== undefined || l.f.stepWeights !== undefined);
+  if (src?.f.stepWeights) {
+    const steps = src.f.stepWeights.filter((w) => w < max);
+    steps.push(max);
+    return steps;
+  }
+  return equalSteps(Math.min(src?.f.stepWeight ?? BUILTIN_STEP, max), max);
+}
+
+function equalSteps(step: number, max: number): number[] {
+  const steps: number[] = [];
+  for (let w = step; w < max; w += step) steps.push(w);
+  steps.push(max);
+  return steps;
+}
+
+function readMetrics(list: unknown[], errors: string[]): MetricCheck[] {
   const metrics: MetricCheck[] = [];
-  const metricList = a.metrics ?? (raw === defaults ? [] : defaultMetrics(defaults));
-  metricList.forEach((m, i) => {
+  list.forEach((m, i) => {
     const at = `analysis.metrics[${i}]`;
     const r = metricSchema.safeParse(m);
     if (!r.success) return void errors.push(...messages(r.error, at));
@@ -178,14 +406,16 @@ function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis
       return;
     }
     let { min, max } = r.data.thresholdRange ?? {};
+    let minField = `${at}.thresholdRange.min`;
+    let maxField = `${at}.thresholdRange.max`;
     if (r.data.threshold !== undefined) {
       if (r.data.thresholdRange) {
         errors.push(`${at} sets both threshold and thresholdRange; keep only thresholdRange {min, max}`);
         return;
       }
       // Flagger's legacy `threshold`: a floor for success rate, a ceiling for everything else.
-      if (r.data.name === 'request-success-rate') min = r.data.threshold;
-      else max = r.data.threshold;
+      if (r.data.name === 'request-success-rate') [min, minField] = [r.data.threshold, `${at}.threshold`];
+      else [max, maxField] = [r.data.threshold, `${at}.threshold`];
     }
     if (min === undefined && max === undefined) {
       errors.push(`${at} "${r.data.name}" has no threshold; set thresholdRange.min and/or thresholdRange.max`);
@@ -195,14 +425,26 @@ function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis
       errors.push(`${at}.thresholdRange min ${min} is larger than max ${max}; no value could pass`);
       return;
     }
+    // A built-in metric's range is known: a threshold outside it can never pass.
+    if (!r.data.query && r.data.name === 'request-success-rate') {
+      const what = 'request-success-rate is a percentage from 0 to 100';
+      if (min !== undefined && min > 100) return void errors.push(`${minField} ${min} can never pass: ${what}; use a min of at most 100, e.g. 99`);
+      if (max !== undefined && max < 0) return void errors.push(`${maxField} ${max} can never pass: ${what}; use a max of at least 0`);
+    }
+    if (!r.data.query && r.data.name === 'request-duration' && max !== undefined && max < 0) {
+      return void errors.push(`${maxField} ${max} can never pass: request-duration is a p99 latency in milliseconds, never negative; use a max above 0, e.g. 500`);
+    }
     metrics.push({ name: r.data.name, ...(r.data.query ? { query: r.data.query } : {}), ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}), intervalMs: r.data.interval ?? 60_000 });
   });
   const names = metrics.map((m) => m.name);
   const dupMetric = names.find((n, i) => names.indexOf(n) !== i);
   if (dupMetric) errors.push(`analysis.metrics has "${dupMetric}" twice; metric names must be unique`);
+  return metrics;
+}
 
+function readWebhooks(list: unknown[], errors: string[]): WebhookGate[] {
   const webhooks: WebhookGate[] = [];
-  (a.webhooks ?? []).forEach((w, i) => {
+  list.forEach((w, i) => {
     const r = webhookSchema.safeParse(w);
     if (!r.success) return void errors.push(...messages(r.error, `analysis.webhooks[${i}]`));
     webhooks.push({
@@ -213,79 +455,7 @@ function validateAnalysis(raw: unknown, defaults: unknown): ParseResult<Analysis
       metadata: r.data.metadata ?? {},
     });
   });
-
-  const steps = resolveSteps(a.maxWeight, a.stepWeight, a.stepWeights, raw === defaults ? undefined : defaults, errors);
-  if (errors.length > 0) return { ok: false, errors };
-  return {
-    ok: true,
-    value: {
-      intervalMs: a.interval ?? fromDefaults(defaults, 'interval', 60_000),
-      threshold: a.threshold ?? (get(defaults, 'threshold') as number | undefined) ?? 5,
-      steps,
-      maxWeight: steps[steps.length - 1]!,
-      metrics,
-      webhooks,
-    },
-  };
-}
-
-function resolveSteps(
-  maxWeight: number | undefined,
-  stepWeight: number | undefined,
-  stepWeights: unknown[] | undefined,
-  defaults: unknown,
-  errors: string[],
-): number[] {
-  if (stepWeights !== undefined) {
-    if (stepWeight !== undefined) {
-      errors.push(`analysis sets both stepWeight ${stepWeight} and stepWeights; keep one: stepWeight for equal steps, stepWeights for a list`);
-      return [];
-    }
-    if (stepWeights.length === 0) {
-      errors.push('analysis.stepWeights is empty; list at least one percentage, e.g. [10, 25, 50]');
-      return [];
-    }
-    const steps: number[] = [];
-    stepWeights.forEach((w, i) => {
-      const r = weight.safeParse(w);
-      if (!r.success) return void errors.push(...messages(r.error, `analysis.stepWeights[${i}]`));
-      if (steps.length > 0 && r.data <= steps[steps.length - 1]!) {
-        errors.push(`analysis.stepWeights[${i}] ${r.data} is not larger than the step before it (${steps[steps.length - 1]}); weights must increase`);
-      }
-      steps.push(r.data);
-    });
-    const last = steps[steps.length - 1];
-    if (maxWeight !== undefined && last !== undefined && last > maxWeight) {
-      errors.push(`analysis.stepWeights ends at ${last}, above analysis.maxWeight ${maxWeight}; lower the last step or raise maxWeight`);
-    }
-    return steps;
-  }
-  const max = maxWeight ?? (get(defaults, 'maxWeight') as number | undefined) ?? 50;
-  const step = stepWeight ?? (get(defaults, 'stepWeight') as number | undefined) ?? Math.min(10, max);
-  if (step > max) {
-    errors.push(
-      `analysis.stepWeight ${step} is larger than analysis.maxWeight ${max}: the first step would already send more than the maximum canary weight. Set stepWeight to at most ${max}, or raise maxWeight`,
-    );
-    return [];
-  }
-  const steps: number[] = [];
-  for (let w = step; w < max; w += step) steps.push(w);
-  steps.push(max);
-  return steps;
-}
-
-function defaultMetrics(defaults: unknown): unknown[] {
-  const m = get(defaults, 'metrics');
-  return Array.isArray(m) ? m : [];
-}
-
-function fromDefaults(defaults: unknown, key: string, fallback: number): number {
-  const d = parseDuration(get(defaults, key));
-  return 'ms' in d ? d.ms : fallback;
-}
-
-function get(o: unknown, key: string): unknown {
-  return o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[key] : undefined;
+  return webhooks;
 }
 
 /** "analysis.metrics[0].thresholdRange.min 5 is ..." from the issue's path under `at`. */
@@ -307,7 +477,8 @@ function isHttpUrl(s: string): boolean {
 
 /** Short, bounded rendering of a user value for error messages. */
 export function show(v: unknown): string {
-  const s = typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'undefined' : JSON.stringify(v) ?? String(v);
+  // Infinity and NaN (YAML .inf/.nan, JSON 1e400) would render as null through JSON.
+  const s = typeof v === 'string' ? JSON.stringify(v) : v === undefined || typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 

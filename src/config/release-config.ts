@@ -3,19 +3,41 @@
  * parsed and validated in one place so the webhook (which denies bad config at admission) and
  * the progressor (which acts on it) can never disagree.
  */
-import { type Analysis, parseAnalysis, show } from './analysis.js';
+import { type Analysis, checkDuration, INTERVAL_BOUNDS, parseAnalysis, show } from './analysis.js';
 import { ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_PROVIDER, ANN_REQUEST, ANN_SERVICE, ANN_SKIP_ANALYSIS, PREFIX, REQUESTS, MANAGED_ANNOTATIONS, USER_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME } from './contract.js';
 import type { ReleaseRequest } from './contract.js';
-import { parseDuration } from './duration.js';
 
+/** Every traffic provider name of the design (ARCHITECTURE.md), implemented or planned. */
 export const TRAFFIC_PROVIDERS = ['istio', 'gateway-api', 'replicas'] as const;
 export type TrafficProviderName = (typeof TRAFFIC_PROVIDERS)[number];
+/**
+ * The providers this version implements: the only ones admission accepts. src/traffic/index.ts
+ * has one factory for each (its PROVIDERS is typed by this list; test/traffic/providers.test.ts).
+ */
+export const AVAILABLE_TRAFFIC_PROVIDERS = ['istio'] as const satisfies readonly TrafficProviderName[];
+export type AvailableTrafficProviderName = (typeof AVAILABLE_TRAFFIC_PROVIDERS)[number];
+
+/**
+ * Why `name` cannot be used as a traffic provider (no field prefix: the caller names the
+ * annotation or flag), or undefined when it can.
+ */
+export function providerError(name: string): string | undefined {
+  if ((AVAILABLE_TRAFFIC_PROVIDERS as readonly string[]).includes(name)) return undefined;
+  const available = AVAILABLE_TRAFFIC_PROVIDERS.join(', ');
+  if ((TRAFFIC_PROVIDERS as readonly string[]).includes(name)) return `${show(name)} is planned but not available in this version; available: ${available}`;
+  const planned = TRAFFIC_PROVIDERS.filter((p) => !(AVAILABLE_TRAFFIC_PROVIDERS as readonly string[]).includes(p));
+  return `${show(name)} is not a traffic provider; allowed: ${available}${planned.length ? ` (${planned.join(', ')} ${planned.length > 1 ? 'are' : 'is'} planned, not available in this version)` : ''}`;
+}
+
+export function isAvailableProvider(name: string): name is AvailableTrafficProviderName {
+  return providerError(name) === undefined;
+}
 
 export interface ReleaseConfig {
   analysis: Analysis;
   progressDeadlineMs: number;
   skipAnalysis: boolean;
-  provider: TrafficProviderName;
+  provider: AvailableTrafficProviderName;
   /** The Service whose host the traffic provider routes; defaults to the Deployment's name. */
   service: string;
 }
@@ -24,10 +46,12 @@ export interface ClusterDefaults {
   /** Analysis source (same shape as the annotation) used for fields the annotation leaves out. */
   analysis?: unknown;
   progressDeadlineMs?: number;
-  provider?: TrafficProviderName;
+  provider?: AvailableTrafficProviderName;
 }
 
 export const DEFAULT_PROGRESS_DEADLINE_MS = 10 * 60_000;
+/** How long a canary may take to become ready: from 1s to a day. */
+export const PROGRESS_DEADLINE_BOUNDS = { ...INTERVAL_BOUNDS, example: '10m' } as const;
 
 const MANAGED = new Set<string>(MANAGED_ANNOTATIONS);
 const KNOWN = new Set<string>(USER_ANNOTATIONS);
@@ -86,9 +110,8 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
 
   let progressDeadlineMs = defaults.progressDeadlineMs ?? DEFAULT_PROGRESS_DEADLINE_MS;
   if (ann[ANN_PROGRESS_DEADLINE] !== undefined) {
-    const d = parseDuration(ann[ANN_PROGRESS_DEADLINE]);
+    const d = checkDuration(ann[ANN_PROGRESS_DEADLINE], PROGRESS_DEADLINE_BOUNDS);
     if ('error' in d) errors.push(`${ANN_PROGRESS_DEADLINE}: ${d.error}`);
-    else if (d.ms < 1000) errors.push(`${ANN_PROGRESS_DEADLINE}: ${show(ann[ANN_PROGRESS_DEADLINE])} is shorter than 1s; a canary needs time to start`);
     else progressDeadlineMs = d.ms;
   }
 
@@ -99,11 +122,11 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
     else errors.push(`${ANN_SKIP_ANALYSIS}: ${show(skip)} is not "true" or "false"`);
   }
 
-  let provider: TrafficProviderName = defaults.provider ?? 'istio';
+  let provider: AvailableTrafficProviderName = defaults.provider ?? 'istio';
   const p = ann[ANN_PROVIDER];
   if (p !== undefined) {
-    if ((TRAFFIC_PROVIDERS as readonly string[]).includes(p)) provider = p as TrafficProviderName;
-    else errors.push(`${ANN_PROVIDER}: ${show(p)} is not a traffic provider; allowed: ${TRAFFIC_PROVIDERS.join(', ')}`);
+    if (isAvailableProvider(p)) provider = p;
+    else errors.push(`${ANN_PROVIDER}: ${providerError(p)}`);
   }
 
   // A one-shot request, not configuration: validated here so the webhook refuses a typo; the

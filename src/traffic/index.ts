@@ -1,8 +1,9 @@
 /**
  * Provider registry: `kube-canary.io/provider` name -> factory. Adding `gateway-api` or
- * `replicas` means one new file implementing TrafficProvider and one line here.
+ * `replicas` means one new file implementing TrafficProvider, one line here, and the name in
+ * AVAILABLE_TRAFFIC_PROVIDERS (src/config/release-config.ts), which admission checks against.
  */
-import type { TrafficProviderName } from '../config/release-config.js';
+import type { AvailableTrafficProviderName } from '../config/release-config.js';
 import type { CustomObjectClient } from '../kube/custom-objects.js';
 import type { ObjectCache } from '../kube/object-cache.js';
 import { IstioProvider } from './istio.js';
@@ -18,7 +19,8 @@ export interface ProviderDeps {
 
 export type ProviderFactory = (deps: ProviderDeps) => TrafficProvider;
 
-export const PROVIDERS: Partial<Record<TrafficProviderName, ProviderFactory>> = {
+/** Exactly one factory per available provider (the type makes a missing or extra one an error). */
+export const PROVIDERS: Record<AvailableTrafficProviderName, ProviderFactory> = {
   istio: (deps) => new IstioProvider(deps.customObjects, deps.cache),
 };
 

@@ -77,7 +77,6 @@ webhooks:
 
   const refused: Array<[string, string]> = [
     ['interval: 5', 'analysis.interval 5 is a bare number; write a duration with a unit, such as "5s" or "5m"'],
-    ['interval: 0s', 'analysis.interval "0s" must be longer than zero'],
     ['threshold: 0', 'analysis.threshold 0 is too small; at least 1 failed check must trigger the rollback'],
     ['maxWeight: 101', 'analysis.maxWeight 101 is too large; use a percentage from 1 to 100'],
     ['stepWeight: 2.5', 'analysis.stepWeight 2.5 is not a whole number; use a percentage from 1 to 100'],
@@ -111,4 +110,102 @@ describe('durations', () => {
   for (const text of ['', '1', '1d', 'm', '-1s', '1 m']) {
     it(`refuses ${JSON.stringify(text)}`, () => assert.ok('error' in parseDuration(text)));
   }
+});
+
+describe('analysis: cluster defaults and the built-in ones, field by field', () => {
+  const STEPS_DEFAULT = { stepWeights: [5, 10, 20], interval: '30s' };
+  const ok = (text: string | undefined, defaults?: unknown) => {
+    const r = parseAnalysis(text, defaults);
+    assert.ok(r.ok, r.ok ? '' : r.errors.join(' | '));
+    return r.value;
+  };
+
+  it("keeps the cluster default's stepWeights when the annotation sets no step field", () => {
+    const a = ok('threshold: 2', STEPS_DEFAULT);
+    assert.deepEqual([a.steps, a.maxWeight, a.intervalMs, a.threshold], [[5, 10, 20], 20, 30_000, 2]);
+  });
+
+  it('uses the cluster default alone when there is no annotation', () => {
+    assert.deepEqual(ok(undefined, STEPS_DEFAULT).steps, [5, 10, 20]);
+  });
+
+  it("runs an annotation's stepWeight up to the cluster default's last stepWeight", () => {
+    assert.deepEqual(ok('stepWeight: 5', STEPS_DEFAULT).steps, [5, 10, 15, 20]);
+  });
+
+  it("cuts the cluster default's stepWeights at an annotation's maxWeight, or extends them to it", () => {
+    assert.deepEqual(ok('maxWeight: 15', STEPS_DEFAULT).steps, [5, 10, 15]);
+    assert.deepEqual(ok('maxWeight: 50', STEPS_DEFAULT).steps, [5, 10, 20, 50]);
+  });
+
+  it("takes an annotation's stepWeights as written, whatever the cluster default's maxWeight", () => {
+    assert.deepEqual(ok('stepWeights: [10, 60]', { maxWeight: 20 }).steps, [10, 60]);
+  });
+
+  it("caps a defaulted stepWeight at the annotation's maxWeight", () => {
+    assert.deepEqual(ok('maxWeight: 5').steps, [5]);
+    assert.deepEqual(ok('maxWeight: 20', { stepWeight: 25 }).steps, [20]);
+    assert.deepEqual(ok('maxWeight: 30', { stepWeight: 10 }).steps, [10, 20, 30]);
+  });
+
+  it('keeps the built-in metrics and takes the cluster default webhooks when the annotation sets neither', () => {
+    const a = ok('threshold: 2', { interval: '30s', webhooks: [{ name: 'load', url: 'http://load.test/' }] });
+    assert.deepEqual(a.metrics.map((m) => m.name), ['request-success-rate', 'request-duration']);
+    assert.deepEqual(a.webhooks.map((w) => w.name), ['load']);
+    assert.deepEqual(ok('webhooks: []', { webhooks: [{ name: 'load', url: 'http://load.test/' }] }).webhooks, []);
+  });
+
+  it('says a cited maxWeight is the built-in default and how to change it', () => {
+    assert.deepEqual(errorsOf('stepWeight: 60'), [
+      'analysis.stepWeight 60 is larger than maxWeight 50, the built-in default, as the annotation sets no maxWeight: the first step would already send more than the maximum canary weight. Set stepWeight to at most 50, or set maxWeight (up to 100) in the annotation',
+    ]);
+  });
+
+  it("says a cited maxWeight comes from the cluster default, and from which field", () => {
+    const r1 = parseAnalysis('stepWeight: 30', { maxWeight: 20 });
+    assert.deepEqual(r1.ok ? [] : r1.errors, [
+      'analysis.stepWeight 30 is larger than maxWeight 20, the cluster default (--default-analysis), as the annotation sets no maxWeight: the first step would already send more than the maximum canary weight. Set stepWeight to at most 20, or set maxWeight (up to 100) in the annotation',
+    ]);
+    const r2 = parseAnalysis('stepWeight: 30', STEPS_DEFAULT);
+    assert.match(r2.ok ? '' : r2.errors.join(), /maxWeight 20, the last of the cluster default's stepWeights \(--default-analysis\)/);
+  });
+});
+
+describe('analysis: numbers, YAML errors and bounds', () => {
+  const refused: Array<[string, string]> = [
+    ['threshold: .inf', 'analysis.threshold Infinity is not a finite number; use a whole number of failed checks, at least 1'],
+    ['metrics: [{name: x, query: up, thresholdRange: {min: .inf}}]', 'analysis.metrics[0].thresholdRange.min Infinity is not a finite number'],
+    ['{"metrics":[{"name":"x","query":"up","thresholdRange":{"max":1e400}}]}', 'analysis.metrics[0].thresholdRange.max Infinity is not a finite number'],
+    ['maxWeight: -.inf', 'analysis.maxWeight -Infinity is not a finite number; use a whole percentage from 1 to 100'],
+    ['interval: 1m\nthreshold: 2\ninterval: 2m', 'analysis is not valid YAML or JSON: line 3, column 1: key "interval" appears twice; a key may appear only once'],
+    ['metrics:\n- name: x\n  name: y', 'analysis is not valid YAML or JSON: line 3, column 3: key "name" appears twice'],
+    ['interval: [1m', 'analysis is not valid YAML or JSON: line 1, column 14:'],
+    ['['.repeat(1000) + ']'.repeat(1000), 'analysis is nested too deep'],
+    ['metrics: ' + '['.repeat(40) + ']'.repeat(40), 'analysis is nested too deep'],
+    ['interval: 1ms', 'analysis.interval "1ms" is shorter than 1s; use a duration from 1s to 24h'],
+    ['interval: 0s', 'analysis.interval "0s" is shorter than 1s'],
+    ['interval: 99999999999999999999h', 'analysis.interval "99999999999999999999h" is longer than 24h; use a duration from 1s to 24h'],
+    ['metrics: [{name: request-duration, thresholdRange: {max: 500}, interval: 10ms}]', 'analysis.metrics[0].interval "10ms" is shorter than 1s; use a duration from 1s to 24h'],
+    ['metrics: [{name: request-duration, thresholdRange: {max: 500}, interval: 25h}]', 'analysis.metrics[0].interval "25h" is longer than 24h'],
+    ['webhooks: [{name: gate, url: "http://x/", timeout: 1ms}]', 'analysis.webhooks[0].timeout "1ms" is shorter than 1s; use a duration from 1s to 1h'],
+    ['webhooks: [{name: gate, url: "http://x/", timeout: 2h}]', 'analysis.webhooks[0].timeout "2h" is longer than 1h'],
+    ['metrics: [{name: request-success-rate, thresholdRange: {min: 150}}]', 'analysis.metrics[0].thresholdRange.min 150 can never pass: request-success-rate is a percentage from 0 to 100; use a min of at most 100, e.g. 99'],
+    ['metrics: [{name: request-success-rate, threshold: 101}]', 'analysis.metrics[0].threshold 101 can never pass: request-success-rate is a percentage from 0 to 100'],
+    ['metrics: [{name: request-success-rate, thresholdRange: {max: -1}}]', 'analysis.metrics[0].thresholdRange.max -1 can never pass: request-success-rate is a percentage from 0 to 100; use a max of at least 0'],
+    ['metrics: [{name: request-duration, thresholdRange: {max: -5}}]', 'analysis.metrics[0].thresholdRange.max -5 can never pass: request-duration is a p99 latency in milliseconds, never negative; use a max above 0, e.g. 500'],
+  ];
+  for (const [text, message] of refused) {
+    it(`refuses ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}`, () => {
+      const errors = errorsOf(text);
+      assert.ok(errors.some((e) => e.includes(message)), `got: ${errors.join(' | ')}`);
+    });
+  }
+
+  it('accepts the bounds themselves and the scaled-down intervals the tests use', () => {
+    const r = parseAnalysis('interval: 1s\nmetrics: [{name: request-success-rate, thresholdRange: {min: 100}, interval: 24h}, {name: request-duration, thresholdRange: {max: 0}, interval: 5s}]\nwebhooks: [{name: g, url: "http://x/", timeout: 1h}]');
+    assert.ok(r.ok, r.ok ? '' : r.errors.join(' | '));
+    assert.deepEqual([r.value.intervalMs, r.value.metrics[0]!.intervalMs, r.value.webhooks[0]!.timeoutMs], [1000, 86_400_000, 3_600_000]);
+    const h = parseAnalysis('interval: 24h');
+    assert.ok(h.ok);
+  });
 });

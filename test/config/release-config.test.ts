@@ -17,11 +17,11 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
       'kube-canary.io/analysis': 'maxWeight: 50\nstepWeight: 25',
       'kube-canary.io/progress-deadline': '90s',
       'kube-canary.io/skip-analysis': 'true',
-      'kube-canary.io/provider': 'replicas',
+      'kube-canary.io/provider': 'istio',
       'kube-canary.io/service': 'reviews',
     });
     assert.ok(r.ok);
-    assert.deepEqual([r.value.analysis.steps, r.value.progressDeadlineMs, r.value.skipAnalysis, r.value.provider, r.value.service], [[25, 50], 90_000, true, 'replicas', 'reviews']);
+    assert.deepEqual([r.value.analysis.steps, r.value.progressDeadlineMs, r.value.skipAnalysis, r.value.provider, r.value.service], [[25, 50], 90_000, true, 'istio', 'reviews']);
   });
 
   it('reports every problem at once, each prefixed with its annotation', () => {
@@ -56,5 +56,34 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
     const b = parseReleaseConfig('review', { 'kube-canary.io/analysis': 'stepWeight: 5', 'kube-canary.io/status': '{"phase":"x"}' });
     assert.equal(a, b);
     assert.notEqual(parseReleaseConfig('other', { 'kube-canary.io/analysis': 'stepWeight: 5' }), a);
+  });
+
+  it('refuses a planned provider that is not available in this version, listing the available ones', () => {
+    for (const p of ['gateway-api', 'replicas']) {
+      const r = parseReleaseConfig('review', { 'kube-canary.io/provider': p });
+      assert.deepEqual(r.ok ? [] : r.errors, [`kube-canary.io/provider: "${p}" is planned but not available in this version; available: istio`]);
+    }
+  });
+
+  it('refuses an unknown provider, listing the available ones and the planned ones', () => {
+    const r = parseReleaseConfig('review', { 'kube-canary.io/provider': 'linkerd' });
+    assert.deepEqual(r.ok ? [] : r.errors, ['kube-canary.io/provider: "linkerd" is not a traffic provider; allowed: istio (gateway-api, replicas are planned, not available in this version)']);
+  });
+
+  it('bounds the progress deadline: at least 1s, at most 24h', () => {
+    const long = parseReleaseConfig('review', { 'kube-canary.io/progress-deadline': '25h' });
+    assert.deepEqual(long.ok ? [] : long.errors, ['kube-canary.io/progress-deadline: "25h" is longer than 24h; use a duration from 1s to 24h, e.g. "10m"']);
+    const short = parseReleaseConfig('review', { 'kube-canary.io/progress-deadline': '10ms' });
+    assert.deepEqual(short.ok ? [] : short.errors, ['kube-canary.io/progress-deadline: "10ms" is shorter than 1s; use a duration from 1s to 24h, e.g. "10m"']);
+    const day = parseReleaseConfig('review', { 'kube-canary.io/progress-deadline': '24h' });
+    assert.ok(day.ok);
+    assert.equal(day.value.progressDeadlineMs, 86_400_000);
+  });
+
+  it("applies the cluster default's step plan under an annotation that sets other fields", () => {
+    const defaults = { analysis: { stepWeights: [5, 10, 20], interval: '30s' } };
+    const r = parseReleaseConfig('review', { 'kube-canary.io/analysis': 'threshold: 2' }, defaults);
+    assert.ok(r.ok);
+    assert.deepEqual([r.value.analysis.steps, r.value.analysis.intervalMs, r.value.analysis.threshold], [[5, 10, 20], 30_000, 2]);
   });
 });
