@@ -2,13 +2,19 @@
  * A CA and a serving certificate signed by it, made with node-forge: what the apiserver needs to
  * call the webhook over HTTPS (caBundle = the CA, the webhook serves the leaf).
  */
-import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { checkHosts, isIpHost } from './hosts.js';
+
+/** Longest validity accepted, for the CA and the leaf: 100 years (the dates stay well inside X.509's). */
+export const MAX_VALID_DAYS = 36_500;
+/** The CA's validity when none is given: 10 years, or the leaf's if that is longer. */
+export const DEFAULT_CA_VALID_DAYS = 3650;
 
 export interface CertOptions {
-  /** IPs become IP SANs, everything else DNS SANs. The first entry is also the leaf's CN. */
+  /** IPs become IP SANs, everything else DNS SANs (see hosts.ts). The first entry is also the leaf's CN. */
   hosts: string[];
   validDays: number;
+  /** At least validDays: a leaf must not outlive its CA. Default: max(DEFAULT_CA_VALID_DAYS, validDays). */
   caValidDays?: number;
   keyBits?: number;
 }
@@ -20,60 +26,86 @@ export interface CertBundle {
   notAfter: Date;
 }
 
-export function generateCerts(opts: CertOptions): CertBundle {
-  if (opts.hosts.length === 0) throw new Error('no hosts given: pass --hosts with at least one IP or DNS name, e.g. 127.0.0.1,localhost');
-  for (const h of opts.hosts) {
-    if (!isIP(h) && !/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i.test(h)) {
-      throw new Error(`host ${JSON.stringify(h)} is neither an IP address nor a DNS name`);
-    }
+/** Same range and wording as the CLI's flag parser (intOption(flag, 1, MAX_VALID_DAYS)). */
+function checkDays(flag: string, days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > MAX_VALID_DAYS) throw new Error(`${flag} ${JSON.stringify(days)} must be a whole number from 1 to ${MAX_VALID_DAYS}`);
+}
+
+/** Throws with a message naming the flag and the fix unless the options make a usable pair. */
+export function checkCertOptions(opts: CertOptions): void {
+  checkHosts(opts.hosts);
+  checkDays('--valid-days', opts.validDays);
+  if (opts.caValidDays === undefined) return;
+  checkDays('--ca-valid-days', opts.caValidDays);
+  if (opts.validDays > opts.caValidDays) {
+    throw new Error(
+      `--valid-days ${opts.validDays} is longer than --ca-valid-days ${opts.caValidDays}: the serving certificate would outlive its CA ` +
+        `and stop verifying when the CA expires; raise --ca-valid-days to at least ${opts.validDays} (or leave it out) or lower --valid-days`,
+    );
   }
-  if (!Number.isInteger(opts.validDays) || opts.validDays < 1) throw new Error(`validity ${opts.validDays} days is not a whole number of days, at least 1`);
+}
+
+export function generateCerts(opts: CertOptions): CertBundle {
+  checkCertOptions(opts);
   const bits = opts.keyBits ?? 2048;
   const now = new Date();
   // Backdate a little so a client whose clock lags does not see a certificate from the future.
   const notBefore = new Date(now.getTime() - 5 * 60_000);
-
-  const caKeys = forge.pki.rsa.generateKeyPair({ bits });
-  const ca = forge.pki.createCertificate();
-  ca.publicKey = caKeys.publicKey;
-  ca.serialNumber = serial();
-  ca.validity.notBefore = notBefore;
-  ca.validity.notAfter = addDays(now, opts.caValidDays ?? Math.max(opts.validDays, 3650));
-  const caSubject = [{ name: 'commonName', value: 'kube-canary-ca' }];
-  ca.setSubject(caSubject);
-  ca.setIssuer(caSubject);
-  ca.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  ca.sign(caKeys.privateKey, forge.md.sha256.create());
-
+  const ca = makeCa(bits, notBefore, addDays(now, opts.caValidDays ?? Math.max(opts.validDays, DEFAULT_CA_VALID_DAYS)));
   const leafKeys = forge.pki.rsa.generateKeyPair({ bits });
-  const leaf = forge.pki.createCertificate();
-  leaf.publicKey = leafKeys.publicKey;
-  leaf.serialNumber = serial();
-  leaf.validity.notBefore = notBefore;
-  leaf.validity.notAfter = addDays(now, opts.validDays);
-  leaf.setSubject([{ name: 'commonName', value: opts.hosts[0]! }]);
-  leaf.setIssuer(caSubject);
-  leaf.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    // type 7 = iPAddress, type 2 = dNSName (RFC 5280 GeneralName).
-    { name: 'subjectAltName', altNames: opts.hosts.map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  leaf.sign(caKeys.privateKey, forge.md.sha256.create());
-
+  const leaf = makeLeaf(ca, leafKeys.publicKey, opts.hosts, notBefore, addDays(now, opts.validDays));
   return {
-    caCert: forge.pki.certificateToPem(ca),
+    caCert: forge.pki.certificateToPem(ca.cert),
     cert: forge.pki.certificateToPem(leaf),
     key: forge.pki.privateKeyToPem(leafKeys.privateKey),
     notAfter: leaf.validity.notAfter,
   };
+}
+
+interface Ca {
+  cert: forge.pki.Certificate;
+  key: forge.pki.rsa.PrivateKey;
+  subject: forge.pki.CertificateField[];
+}
+
+function makeCa(bits: number, notBefore: Date, notAfter: Date): Ca {
+  const keys = forge.pki.rsa.generateKeyPair({ bits });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = serial();
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  const subject = [{ name: 'commonName', value: 'kube-canary-ca' }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert, key: keys.privateKey, subject };
+}
+
+function makeLeaf(ca: Ca, publicKey: forge.pki.rsa.PublicKey, hosts: string[], notBefore: Date, notAfter: Date): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serial();
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  cert.setSubject([{ name: 'commonName', value: hosts[0]! }]);
+  cert.setIssuer(ca.subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    // type 7 = iPAddress, type 2 = dNSName (RFC 5280 GeneralName).
+    { name: 'subjectAltName', altNames: hosts.map((h) => (isIpHost(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
+    { name: 'subjectKeyIdentifier' },
+    { name: 'authorityKeyIdentifier', keyIdentifier: ca.cert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(ca.key, forge.md.sha256.create());
+  return cert;
 }
 
 function serial(): string {

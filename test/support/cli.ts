@@ -6,8 +6,9 @@ import { promisify } from 'node:util';
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-export async function runCli(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO });
+/** Rejects (with stdout, stderr, code) on a non-zero exit, or after timeoutMs with the process killed. */
+export async function runCli(args: string[], timeoutMs = 0): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO, timeout: timeoutMs });
 }
 
 export interface CliProcess {

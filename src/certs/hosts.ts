@@ -1,0 +1,40 @@
+/**
+ * Which hosts may go into the serving certificate's SANs: an IPv4 or IPv6 address (an IP SAN), or
+ * a DNS name (a DNS SAN), optionally a wildcard whose first label is `*`.
+ */
+import { isIP } from 'node:net';
+
+export const HOSTS_ALLOWED =
+  'allowed: an IPv4 address (four numbers 0-255, e.g. 10.0.0.1), an IPv6 address without brackets or zone (e.g. ::1), ' +
+  'or a DNS name of at most 253 characters made of dot-separated labels of 1 to 63 letters, digits and hyphens ' +
+  '(no hyphen at either end, the last label not all digits), optionally starting with "*." for a wildcard';
+
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/i;
+
+/** Whether the host becomes an IP SAN (else a DNS SAN). */
+export function isIpHost(host: string): boolean {
+  return isIP(host) !== 0;
+}
+
+/** Why the host cannot be a SAN, or undefined when it can. */
+export function hostProblem(host: string): string | undefined {
+  if (host.includes(':')) return isIP(host) === 6 && !host.includes('%') ? undefined : 'is not a valid IPv6 address';
+  if (isIP(host) === 4) return undefined;
+  const name = host.startsWith('*.') ? host.slice(2) : host;
+  if (host.length > 253) return `is ${host.length} characters long, more than the 253 of a DNS name`;
+  const labels = name.split('.');
+  if (/^\d+$/.test(labels[labels.length - 1]!)) return 'looks like an IPv4 address but is not one';
+  const long = labels.find((l) => l.length > 63);
+  if (long) return `has a label of ${long.length} characters, more than the 63 of a DNS label`;
+  const bad = labels.find((l) => !LABEL.test(l));
+  return bad === undefined ? undefined : `has the invalid DNS label ${JSON.stringify(bad)}`;
+}
+
+/** Throws, naming the first bad host and what is allowed, unless every host can be a SAN. */
+export function checkHosts(hosts: string[]): void {
+  if (hosts.length === 0) throw new Error('no hosts given: pass --hosts with at least one IP or DNS name, e.g. 127.0.0.1,localhost');
+  for (const h of hosts) {
+    const problem = hostProblem(h);
+    if (problem) throw new Error(`--hosts: ${JSON.stringify(h)} ${problem}; ${HOSTS_ALLOWED}`);
+  }
+}

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { checkCertOptions, generateCerts } from '../../src/certs/generate.js';
+
+const DAY = 86_400_000;
+const daysLeft = (c: X509Certificate) => (Date.parse(c.validTo) - Date.now()) / DAY;
+
+describe('certs: generating the CA and the serving certificate', function () {
+  this.timeout(30_000);
+
+  it('without a CA validity, stretches the CA to cover a leaf longer than the default 10 years', () => {
+    const b = generateCerts({ hosts: ['127.0.0.1'], validDays: 4000, keyBits: 1024 });
+    const ca = new X509Certificate(b.caCert);
+    const leaf = new X509Certificate(b.cert);
+    assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
+    assert.ok(Date.parse(ca.validTo) >= Date.parse(leaf.validTo), `CA until ${ca.validTo}, leaf until ${leaf.validTo}`);
+    assert.ok(daysLeft(leaf) > 3999 && daysLeft(leaf) <= 4000.01);
+  });
+
+  it('keeps the default 10-year CA for a shorter leaf, and the given CA validity when set', () => {
+    const a = new X509Certificate(generateCerts({ hosts: ['localhost'], validDays: 30, keyBits: 1024 }).caCert);
+    assert.ok(daysLeft(a) > 3649 && daysLeft(a) <= 3650.01);
+    const b = new X509Certificate(generateCerts({ hosts: ['localhost'], validDays: 30, caValidDays: 30, keyBits: 1024 }).caCert);
+    assert.ok(daysLeft(b) > 29 && daysLeft(b) <= 30.01);
+  });
+
+  it('puts IPv6 addresses in IP SANs and wildcard names in DNS SANs', () => {
+    const leaf = new X509Certificate(generateCerts({ hosts: ['::1', '*.kube-canary.svc'], validDays: 1, keyBits: 1024 }).cert);
+    assert.ok(leaf.checkIP('::1'));
+    assert.ok(leaf.checkHost('kube-canary-webhook.kube-canary.svc'));
+  });
+
+  it('refuses a leaf that would outlive its CA, naming both flags and the fix', () => {
+    assert.throws(
+      () => checkCertOptions({ hosts: ['localhost'], validDays: 4000, caValidDays: 3650 }),
+      /^Error: --valid-days 4000 is longer than --ca-valid-days 3650: .*raise --ca-valid-days to at least 4000 \(or leave it out\) or lower --valid-days$/,
+    );
+  });
+
+  it('refuses validities under 1 day or over 100 years, with the range', () => {
+    assert.throws(() => checkCertOptions({ hosts: ['localhost'], validDays: 1, caValidDays: 0 }), /^Error: --ca-valid-days 0 must be a whole number from 1 to 36500$/);
+    assert.throws(() => checkCertOptions({ hosts: ['localhost'], validDays: 0 }), /^Error: --valid-days 0 must be a whole number from 1 to 36500$/);
+    assert.throws(() => checkCertOptions({ hosts: ['localhost'], validDays: 1.5 }), /--valid-days 1\.5 must be/);
+    assert.throws(() => checkCertOptions({ hosts: ['localhost'], validDays: 36_501 }), /--valid-days 36501 must be/);
+  });
+});
