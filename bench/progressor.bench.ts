@@ -6,7 +6,10 @@
  * - step lag p50/p99: time from a step falling due (the `lastCheckAt` of the last check at the
  *   previous weight, from kube-canary.io/status, + the interval; a failed check is the analysis
  *   holding the weight, not lag, and is counted apart) to the new weight being visible in the VirtualService
- *   (seen through a watch), i.e. scheduling + gates (Prometheus queries) + the weight patch;
+ *   (seen through a watch), i.e. scheduling + gates (Prometheus queries) + the weight patch + the
+ *   watch delivering it. The watch that counts runs in a separate lightweight process
+ *   (bench/vs-watcher.ts) so this process's own work cannot delay the timestamps; this
+ *   process's own VirtualService watch is reported beside it as a cross-check;
  *   the progressor's own view is shown too: kube_canary_weight_change_lag_seconds (due -> the
  *   weight PATCH answered) and kube_canary_step_lag_seconds (due -> reconcile start);
  * - API requests per release step: the progressor's kube_canary_api_requests delta / the number
@@ -16,7 +19,11 @@
  * - the progressor's peak RSS (VmHWM of its process).
  *
  * Each release: 1 replica, stepWeight 10 up to 50 (5 steps), interval BENCH_INTERVAL s (5),
- * the two built-in metrics. Env: BENCH_N="10,100,500", BENCH_INTERVAL=5, BENCH_RPS=10.
+ * the two built-in metrics. Env: BENCH_N="10,100,500", BENCH_INTERVAL=5, BENCH_RPS=10,
+ * BENCH_STAGGER=1 (ship the releases spread over one interval instead of all at once).
+ * Also reported, to say where the time goes: the progressor's API client (slot wait by priority,
+ * round trip of its PATCHes), the API server's own apiserver_request_duration_seconds, the
+ * event-loop delay of both benchmark processes, and the CPU seconds of every process.
  * The progressor runs compiled (dist/, built first) unless KUBE_CANARY_CLI is set (tsx: KUBE_CANARY_CLI=tsx).
  * Results: table on stdout, JSON in bench/results/. Not a CI gate.
  */
