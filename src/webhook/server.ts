@@ -53,6 +53,10 @@ function admissionHandler(opts: AppOptions) {
   // anything nested belongs in a line logged through `log`.
   const admissionLog = log.child({}, { redact: [] });
 
+  // Once not ready (stopping), every answer closes its connection: a client that keeps connections
+  // open (the apiserver does) then reconnects to another replica instead of holding this one open.
+  const closing = () => opts.isReady?.() === false;
+
   const answer = (body: Buffer | undefined, source: OptInSource, res: ServerResponse, start: bigint) => {
     let decision = 'invalid';
     try {
@@ -73,15 +77,15 @@ function admissionHandler(opts: AppOptions) {
         },
         'admission',
       );
-      sendJson(res, 200, reviewResponse(d.response));
+      sendJson(res, 200, reviewResponse(d.response), closing());
     } catch (e) {
       metrics.admissions.inc({ decision, operation: 'unknown' });
       if (e instanceof EnvelopeError) {
         log.warn({ err: e.message }, 'malformed admission request');
-        sendJson(res, e.httpStatus, { message: e.message });
+        sendJson(res, e.httpStatus, { message: e.message }, closing());
       } else {
         log.error({ err: (e as Error).message, stack: (e as Error).stack }, 'unhandled error in webhook');
-        sendJson(res, 500, { message: 'internal error while handling the admission request' });
+        sendJson(res, 500, { message: 'internal error while handling the admission request' }, closing());
       }
     } finally {
       metrics.latency.observe({ decision }, Number(process.hrtime.bigint() - start) / 1e9);
@@ -94,8 +98,7 @@ function admissionHandler(opts: AppOptions) {
     log.warn({ bytes }, 'admission request body over the limit');
     req.removeAllListeners('data');
     req.resume();
-    res.setHeader('connection', 'close');
-    sendJson(res, 413, { message: `request body larger than the limit of ${limit} bytes` });
+    sendJson(res, 413, { message: `request body larger than the limit of ${limit} bytes` }, true);
     metrics.latency.observe({ decision: 'invalid' }, Number(process.hrtime.bigint() - start) / 1e9);
   };
 
@@ -117,10 +120,12 @@ function admissionHandler(opts: AppOptions) {
   };
 }
 
-/** One write of head and body, as a plain node:https server does. */
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** One write of head and body, as a plain node:https server does; `close` ends the connection after it. */
+function sendJson(res: ServerResponse, status: number, body: unknown, close: boolean): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  const head: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) };
+  if (close) head.connection = 'close';
+  res.writeHead(status, head);
   res.end(text);
 }
 
@@ -129,6 +134,10 @@ function createExpressApp(opts: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use((_req, res, next) => {
+    if (opts.isReady?.() === false) res.set('connection', 'close'); // stopping: see admissionHandler
+    next();
+  });
 
   app.get('/healthz', (_req, res) => void res.type('text').send('ok'));
   app.get('/readyz', (_req, res) => {
@@ -164,7 +173,8 @@ export interface RunningServer {
   port: number;
   /**
    * Stop accepting, let requests in flight finish (up to graceMs), then close. Idle connections
-   * close at once; the others close after their current answer, which says `Connection: close`.
+   * close at once; the others after their current answer, which says `Connection: close` once the
+   * app is no longer ready (createApp's isReady), as it is when the CLI shuts down.
    */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -173,20 +183,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const initial = loadCert(opts);
   const setExpiry = (c: LoadedCert) => opts.metrics.certExpiry.set(c.notAfter.getTime() / 1000);
   setExpiry(initial);
-  // While draining, every answer not yet sent closes its connection, so a client that keeps its
-  // connection open (the apiserver does) reconnects to another replica instead of holding this one.
-  let draining = false;
-  const unanswered = new Set<ServerResponse>();
-  const closeAfterAnswer = (res: ServerResponse) => void (res.headersSent || res.setHeader('connection', 'close'));
-  const listener: RequestListener = (req, res) => {
-    if (draining) closeAfterAnswer(res);
-    else {
-      unanswered.add(res);
-      res.once('close', () => unanswered.delete(res));
-    }
-    opts.app(req, res);
-  };
-  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, listener);
+  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, opts.app);
   // The apiserver reuses connections and drops idle ones after 90 s: outlive that, so the client
   // always closes first and never sends on a socket we are closing.
   server.keepAliveTimeout = 95_000;
@@ -207,8 +204,6 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     port,
     shutdown: (graceMs = 20_000) =>
       new Promise<void>((resolve) => {
-        draining = true;
-        unanswered.forEach(closeAfterAnswer);
         stopWatch();
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
         force.unref();

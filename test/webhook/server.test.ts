@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import request from 'supertest';
 import { createLogger } from '../../src/kube/logger.js';
@@ -130,6 +130,35 @@ describe('webhook HTTP app', () => {
     const m = await request(a).get('/metrics').expect(200);
     assert.match(m.text, /kube_canary_webhook_admissions_total\{decision="patched",operation="UPDATE"\} 1/);
     assert.match(m.text, /kube_canary_webhook_admission_duration_seconds_bucket\{le="0.005",decision="patched"\}/);
+  });
+
+  it('keeps connections open while ready, and closes each after its answer once stopping', async () => {
+    const { app: a, setReady } = app();
+    const server = createServer(a);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const agent = new HttpAgent({ keepAlive: true });
+    const port = (server.address() as AddressInfo).port;
+    const send = (method: string, path: string, body?: string) =>
+      new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method, path, agent, headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const review = JSON.stringify(loadReview('review-set-image'));
+      assert.deepEqual(await send('POST', '/mutate', review), { status: 200, connection: 'keep-alive' });
+      assert.deepEqual(await send('GET', '/healthz'), { status: 200, connection: 'keep-alive' });
+      setReady(false);
+      assert.deepEqual(await send('POST', '/mutate', review), { status: 200, connection: 'close' });
+      assert.deepEqual(await send('POST', '/mutate', '{'), { status: 400, connection: 'close' });
+      assert.deepEqual(await send('GET', '/readyz'), { status: 503, connection: 'close' });
+    } finally {
+      agent.destroy();
+      server.close();
+    }
   });
 
   it('answers 404 with the routes it has, and 405 to anything but POST on the admission paths', async () => {
