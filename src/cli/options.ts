@@ -1,5 +1,6 @@
 /** Option parsers for commander that fail with a message naming the flag and what is allowed. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { checkDuration } from '../config/analysis.js';
 import { labelKeyProblem } from '../config/contract.js';
 
 export function listOption(value: string): string[] {
@@ -29,6 +30,23 @@ export function intOption(flag: string, min = 0, max = Number.MAX_SAFE_INTEGER) 
     const n = Number(value);
     if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`${flag} ${JSON.stringify(value)} must be a whole number from ${min} to ${max}`);
     return n;
+  };
+}
+
+export interface DurationBounds {
+  minMs: number;
+  maxMs: number;
+  example: string;
+}
+
+export const seconds = (min: number, max: number, example: string): DurationBounds => ({ minMs: min * 1000, maxMs: max * 1000, example });
+
+/** A duration flag within bounds (a zero or absurd value would spin or never fire). */
+export function durationOption(flag: string, bounds: DurationBounds) {
+  return (value: string): number => {
+    const d = checkDuration(value, bounds);
+    if ('error' in d) throw new InvalidArgumentError(`${flag} ${d.error}`);
+    return d.ms;
   };
 }
 

@@ -5,8 +5,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_TRACK_LABEL } from '../config/contract.js';
-import { parseDuration } from '../config/duration.js';
-import { AVAILABLE_TRAFFIC_PROVIDERS, type AvailableTrafficProviderName, type ClusterDefaults, parseReleaseConfig } from '../config/release-config.js';
+import { AVAILABLE_TRAFFIC_PROVIDERS, type AvailableTrafficProviderName, type ClusterDefaults, PROGRESS_DEADLINE_BOUNDS, parseReleaseConfig } from '../config/release-config.js';
 import { Kube, loadKubeConfig } from '../kube/client.js';
 import { KubeCustomObjects } from '../kube/custom-objects.js';
 import { KubeEventRecorder } from '../kube/events.js';
@@ -20,7 +19,7 @@ import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
 import { providerOption, readAnalysisDefault } from './defaults.js';
-import { envOption, intOption, labelKeyOption, listOption } from './options.js';
+import { durationOption, envOption, intOption, labelKeyOption, listOption, seconds } from './options.js';
 
 interface ProgressorFlags {
   kubeconfig?: string;
@@ -43,13 +42,6 @@ interface ProgressorFlags {
   watchNamespaces?: string[];
 }
 
-function durationOption(flag: string) {
-  return (value: string): number => {
-    const d = parseDuration(value);
-    if ('error' in d) throw new Error(`${flag} ${d.error}`);
-    return d.ms;
-  };
-}
 
 export function registerProgressor(program: Command): void {
   const cmd = program
@@ -57,22 +49,22 @@ export function registerProgressor(program: Command): void {
     .description('Run the release controller: clone captured releases into <name>-canary, shift traffic step by step behind metric and webhook gates, promote or roll back. Leader-elected; serves /metrics and /healthz.');
   envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
   envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', String, 'http://127.0.0.1:9090');
-  envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout'));
+  envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout', seconds(0.1, 300, '5s')));
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');
   envOption(cmd, '--lease-name <name>', 'coordination.k8s.io Lease used for leader election', 'KUBE_CANARY_LEASE_NAME', String, 'kube-canary-progressor');
   envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', String);
-  envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal (default: 15s)', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration'));
-  envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long; shorter than the lease duration (default: 10s)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline'));
-  envOption(cmd, '--retry-period <duration>', 'interval between lease renewals and acquisition attempts (default: 2s)', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period'));
+  envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal (default: 15s)', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration', seconds(1, 600, '15s')));
+  envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long; shorter than the lease duration (default: 10s)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline', seconds(0.5, 600, '10s')));
+  envOption(cmd, '--retry-period <duration>', 'interval between lease renewals and acquisition attempts (default: 2s)', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period', seconds(0.1, 60, '2s')));
   envOption(cmd, '--identity <id>', 'this replica\'s identity in the Lease', 'KUBE_CANARY_IDENTITY', String, `${os.hostname()}_${process.pid}`);
   envOption(cmd, '--metrics-addr <host:port>', 'where to serve /metrics and /healthz', 'KUBE_CANARY_METRICS_ADDR', String, '127.0.0.1:8081');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
-  envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline'));
+  envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline', PROGRESS_DEADLINE_BOUNDS));
   envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${AVAILABLE_TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', providerOption('--default-provider'));
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
-  envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence'));
+  envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence', seconds(10, 3600, '150s')));
   cmd.action(async (f: ProgressorFlags) => run(f));
 }
 
@@ -85,6 +77,10 @@ async function run(f: ProgressorFlags): Promise<void> {
   };
   const check = parseReleaseConfig('default', {}, defaults);
   if (!check.ok) throw new Error(`--default-analysis is invalid: ${check.errors.join('; ')}`);
+
+  const lease = { leaseDurationMs: f.leaseDuration ?? 15_000, renewDeadlineMs: f.renewDeadline ?? 10_000, retryPeriodMs: f.retryPeriod ?? 2_000 };
+  if (lease.renewDeadlineMs >= lease.leaseDurationMs) throw new Error(`--renew-deadline (${lease.renewDeadlineMs} ms) must be shorter than --lease-duration (${lease.leaseDurationMs} ms), or a replica could act after another took the lease over`);
+  if (lease.retryPeriodMs >= lease.renewDeadlineMs) throw new Error(`--retry-period (${lease.retryPeriodMs} ms) must be shorter than --renew-deadline (${lease.renewDeadlineMs} ms), or the leader gives up before its first retry`);
 
   const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
   const metrics = new ProgressorMetrics();
@@ -139,9 +135,7 @@ async function run(f: ProgressorFlags): Promise<void> {
       namespace: f.leaseNamespace ?? f.namespace,
       name: f.leaseName,
       identity: f.identity,
-      leaseDurationMs: f.leaseDuration ?? 15_000,
-      renewDeadlineMs: f.renewDeadline ?? 10_000,
-      retryPeriodMs: f.retryPeriod ?? 2_000,
+      ...lease,
       onStartedLeading: startController,
       onStoppedLeading: stopController,
     },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { labelKeyOption, nonEmptyListOption } from '../../src/cli/options.js';
+import { durationOption, labelKeyOption, nonEmptyListOption, seconds } from '../../src/cli/options.js';
 
 describe('CLI option parsers', () => {
   describe('--track-label (a label key kube-canary writes on pods)', () => {
@@ -30,6 +30,24 @@ describe('CLI option parsers', () => {
     for (const value of ['', ' , ', ',']) {
       it(`refuses ${JSON.stringify(value)}`, () => {
         assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && /--progressor-user .* names nobody; give at least one comma-separated value/.test(e.message));
+      });
+    }
+  });
+
+  describe('duration flags (bounded)', () => {
+    const parse = durationOption('--lease-duration', seconds(1, 600, '15s'));
+    it('reads a duration inside the bounds', () => {
+      assert.equal(parse('15s'), 15_000);
+      assert.equal(parse('1s'), 1_000);
+      assert.equal(parse('10m'), 600_000);
+    });
+    for (const [value, message] of [
+      ['0s', /--lease-duration "0s" is shorter than 1s; use a duration from 1s to 10m, e.g. "15s"/],
+      ['99999h', /is longer than 10m; use a duration from 1s to 10m/],
+      ['soon', /--lease-duration/],
+    ] as const) {
+      it(`refuses ${value}, naming the flag and the range`, () => {
+        assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && message.test(e.message));
       });
     }
   });
