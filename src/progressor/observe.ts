@@ -7,11 +7,10 @@ import { ANN_FAILED_REVISION, ANN_REQUEST, ANN_REVISION, ANN_STABLE_REVISION, AN
 import { type ClusterDefaults, parseReleaseConfig } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
-import type { CanaryView, StableView } from './types.js';
+import type { CanaryView, RolloutView, StableView } from './types.js';
 
 export function stableView(d: V1Deployment, trackLabel: string, defaults: ClusterDefaults): StableView {
   const ann = d.metadata?.annotations ?? {};
-  const st = d.status ?? {};
   const revision = ann[ANN_REVISION];
   const stableRevision = ann[ANN_STABLE_REVISION];
   const status = parseStatus(ann[ANN_STATUS]);
@@ -24,16 +23,10 @@ export function stableView(d: V1Deployment, trackLabel: string, defaults: Cluste
     cfgAnn = rest;
   }
   return {
+    ...rolloutView(d, trackLabel),
     namespace: d.metadata!.namespace!,
     name: d.metadata!.name!,
-    generation: d.metadata?.generation ?? 0,
-    observedGeneration: st.observedGeneration ?? 0,
     paused: d.spec?.paused === true,
-    replicas: d.spec?.replicas ?? 1,
-    statusReplicas: st.replicas ?? 0,
-    updatedReplicas: st.updatedReplicas ?? 0,
-    availableReplicas: st.availableReplicas ?? 0,
-    templateHash: templateHash(d.spec?.template, trackLabel),
     ...(revision ? { revision } : {}),
     ...(stableRevision ? { stableRevision } : {}),
     ...(status ? { status } : {}),
@@ -44,13 +37,18 @@ export function stableView(d: V1Deployment, trackLabel: string, defaults: Cluste
 }
 
 export function canaryView(d: V1Deployment, trackLabel: string): CanaryView {
+  return rolloutView(d, trackLabel);
+}
+
+function rolloutView(d: V1Deployment, trackLabel: string): RolloutView {
   const st = d.status ?? {};
   return {
-    templateHash: templateHash(d.spec?.template, trackLabel),
-    replicas: d.spec?.replicas ?? 1,
     generation: d.metadata?.generation ?? 0,
     observedGeneration: st.observedGeneration ?? 0,
+    replicas: d.spec?.replicas ?? 1,
+    statusReplicas: st.replicas ?? 0,
     updatedReplicas: st.updatedReplicas ?? 0,
     availableReplicas: st.availableReplicas ?? 0,
+    templateHash: templateHash(d.spec?.template, trackLabel),
   };
 }

@@ -25,7 +25,7 @@ import { type ReleaseConfig, isReleaseRequest } from '../config/release-config.j
 import { canonicalJson } from '../config/template-hash.js';
 import { isTerminal, type Phase, type ReleaseStatus, type WaitingOn } from '../config/status.js';
 import { canaryReplicas } from './canary.js';
-import type { Action, CanaryView, Decision, GateKind, GateOutcome, Observation, StableView, StepResult } from './types.js';
+import type { Action, CanaryView, Decision, GateKind, GateOutcome, Observation, RolloutView, StableView, StepResult } from './types.js';
 
 type Ctx = { obs: Observation; now: number; cfg: ReleaseConfig; id: string; canaryId: string };
 
@@ -115,8 +115,7 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
     const left = deadlineLeft(s, c);
     if (left <= 0) return decided(rollback(s, c, `${c.canaryId} was not ready within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`));
     const replicas = canaryReplicas(c.obs.stable.replicas, a.maxWeight);
-    const avail = c.obs.canary?.templateHash === s.revision ? Math.min(c.obs.canary.availableReplicas, c.obs.canary.updatedReplicas) : 0;
-    const msg = `Waiting for ${c.canaryId} rollout to finish: ${avail} of ${replicas} updated replicas are available`;
+    const msg = `Waiting for ${c.canaryId} rollout to finish: ${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : `0 of ${replicas} new replicas have been updated`}`;
     if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
     return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
   }
@@ -150,8 +149,7 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
       const since = s.canaryUnreadySince ?? iso(c.now);
       const left = Date.parse(since) + c.cfg.progressDeadlineMs - c.now;
       if (left <= 0) return decided(rollback(s, c, `${c.canaryId} has not been ready for the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
-      const avail = c.obs.canary ? Math.min(c.obs.canary.availableReplicas, c.obs.canary.updatedReplicas) : 0;
-      const msg = `Halt ${c.id} advancement: waiting for ${c.canaryId} to be ready (${avail} of ${c.obs.canary?.replicas ?? 0} available)`;
+      const msg = `Halt ${c.id} advancement: waiting for ${c.canaryId} to be ready (${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : 'it does not exist'})`;
       return decided({ status: { ...s, canaryUnreadySince: since, message: msg }, actions: msg === s.message ? actions : [...actions, event(true, 'Halt', msg)], requeueAfterMs: left });
     }
     if (s.canaryUnreadySince) {
@@ -206,7 +204,7 @@ function promoting(s: ReleaseStatus, c: Ctx): StepResult {
   }
   const left = deadlineLeft(s, c);
   if (left <= 0) return decided(rollback(s, c, `${c.id} rollout of revision ${s.revision} did not finish within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
-  const msg = `Waiting for ${c.id} rollout to finish: ${Math.min(st.updatedReplicas, st.availableReplicas)} of ${st.replicas} updated replicas are available`;
+  const msg = `Waiting for ${c.id} rollout to finish: ${rolloutPending(st, s.revision) ?? 'unpausing it'}`;
   if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
   return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
 }
@@ -517,13 +515,28 @@ function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
   return [{ type: 'ensureCanary', revision: s.revision, replicas }];
 }
 
+/**
+ * Why a Deployment is not yet fully rolled out on `revision`, in `kubectl rollout status`'s
+ * terms, or undefined when it is: every replica updated and available, no old pod left.
+ * `availableReplicas` counts pods of every template, so it says something about the new ones
+ * only once no old pod is left: checked in that order.
+ */
+export function rolloutPending(d: RolloutView, revision: string): string | undefined {
+  if (d.templateHash !== revision) return `it is not on revision ${revision} yet`;
+  if (d.observedGeneration < d.generation) return 'waiting for the Deployment controller to see the new spec';
+  if (d.updatedReplicas < d.replicas) return `${d.updatedReplicas} of ${d.replicas} new replicas have been updated`;
+  if (d.statusReplicas > d.updatedReplicas) return `${d.statusReplicas - d.updatedReplicas} old replicas are pending termination`;
+  if (d.availableReplicas < d.updatedReplicas) return `${d.availableReplicas} of ${d.updatedReplicas} updated replicas are available`;
+  return undefined;
+}
+
 export function canaryReady(c: CanaryView | undefined, revision: string): boolean {
-  return !!c && c.templateHash === revision && c.observedGeneration >= c.generation && c.updatedReplicas >= c.replicas && c.availableReplicas >= c.replicas;
+  return !!c && rolloutPending(c, revision) === undefined;
 }
 
 /** Fully rolled out on the new template: every replica updated and available, no old pod left. */
 export function stableRolledOut(st: StableView, revision: string): boolean {
-  return st.templateHash === revision && st.observedGeneration >= st.generation && st.updatedReplicas >= st.replicas && st.availableReplicas >= st.replicas && st.statusReplicas <= st.replicas;
+  return rolloutPending(st, revision) === undefined;
 }
 
 function hasHooks(a: Analysis, type: WebhookType): boolean {

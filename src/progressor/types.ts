@@ -8,21 +8,25 @@ import type { ReleaseConfig } from '../config/release-config.js';
 import type { ReleaseStatus } from '../config/status.js';
 import type { CheckResult } from '../metrics/provider.js';
 
-/** The stable Deployment as the step function needs to see it. */
-export interface StableView {
-  namespace: string;
-  name: string;
+/** A Deployment's rollout as the step function sees it (stable and canary alike). */
+export interface RolloutView {
   generation: number;
   observedGeneration: number;
-  paused: boolean;
   /** spec.replicas (default 1). */
   replicas: number;
-  /** status.* counts. */
+  /** status.* counts: all pods, pods of the current template, and available pods of any template. */
   statusReplicas: number;
   updatedReplicas: number;
   availableReplicas: number;
-  /** templateHash of spec.template: the newest template the user wrote. */
+  /** templateHash of spec.template (for the stable Deployment: the newest template the user wrote). */
   templateHash: string;
+}
+
+/** The stable Deployment as the step function needs to see it. */
+export interface StableView extends RolloutView {
+  namespace: string;
+  name: string;
+  paused: boolean;
   /** kube-canary.io/revision: present exactly while a release is in progress. */
   revision?: string;
   /** kube-canary.io/stable-revision: the template the running pods use. */
@@ -42,14 +46,7 @@ export interface StableView {
 }
 
 /** The `<name>-canary` Deployment, if it exists. */
-export interface CanaryView {
-  templateHash: string;
-  replicas: number;
-  generation: number;
-  observedGeneration: number;
-  updatedReplicas: number;
-  availableReplicas: number;
-}
+export type CanaryView = RolloutView;
 
 /**
  * Gate sets the step function can ask the reconciler to run. `analysis` is one interval's

@@ -49,7 +49,7 @@ export function status(over: Partial<ReleaseStatus> = {}): ReleaseStatus {
 }
 
 export function readyCanary(over: Partial<CanaryView> = {}): CanaryView {
-  return { templateHash: 'new1', replicas: 1, generation: 1, observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1, ...over };
+  return { templateHash: 'new1', replicas: 1, generation: 1, observedGeneration: 1, statusReplicas: 1, updatedReplicas: 1, availableReplicas: 1, ...over };
 }
 
 export const pass: GateOutcome = { passed: true, rollbackRequested: false, results: [{ name: 'request-success-rate', passed: true, value: 100, min: 99, message: 'request-success-rate 100 >= 99' }] };

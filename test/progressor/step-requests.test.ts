@@ -236,7 +236,7 @@ const rows: Row[] = [
   // ---- requests that do not apply ----------------------------------------------------------
   {
     name: 'promote while Promoting: ignored with a Warning, the promotion goes on',
-    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, request: 'promote', status: status({ phase: 'Promoting', weight: 50, stepIndex: 1, message: 'Waiting for review.test rollout to finish: 1 of 2 updated replicas are available' }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, request: 'promote', status: status({ phase: 'Promoting', weight: 50, stepIndex: 1, message: 'Waiting for review.test rollout to finish: 1 of 2 new replicas have been updated' }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
     at: T0 + 5 * SEC,
     phase: 'Promoting',
     actions: ['clearRequest', 'emitEvent'],

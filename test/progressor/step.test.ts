@@ -58,7 +58,7 @@ const rows: Row[] = [
     o: obs({}, { routes: undefined }),
     phase: 'Initializing',
     actions: ['ensureRoutes', 'setWeight', 'emitEvent', 'ensureCanary', 'emitEvent', 'writeStatus'],
-    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 updated replicas are available'],
+    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 new replicas have been updated'],
     requeue: 60 * SEC,
     check: (r) => assert.deepEqual(r.actions.find((a) => a.type === 'ensureCanary'), { type: 'ensureCanary', revision: 'new1', replicas: 1 }),
   },
@@ -66,7 +66,7 @@ const rows: Row[] = [
     name: 'terminal status of the same revision with the revision annotation back: a new release',
     o: obs({ status: status({ phase: 'Failed', weight: 0 }) }),
     phase: 'Initializing',
-    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 updated replicas are available'],
+    events: ['New revision detected review.test', 'Waiting for review-canary.test rollout to finish: 0 of 1 new replicas have been updated'],
   },
   {
     name: 'canary not ready yet, within the deadline: wait, requeue at the deadline',
@@ -75,6 +75,24 @@ const rows: Row[] = [
     phase: 'Initializing',
     actions: [],
     requeue: 40 * SEC,
+  },
+  {
+    // A new revision replaces the canary's template: until its own pods are available, the
+    // old revision's pods still count in availableReplicas and must not make it look ready.
+    name: 'canary on the new template with only the old revision\'s pod available: not ready, says so',
+    o: obs({ status: status({}) }, { canary: readyCanary({ generation: 2, observedGeneration: 2, statusReplicas: 2, updatedReplicas: 1, availableReplicas: 1 }) }),
+    at: T0 + 20 * SEC,
+    phase: 'Initializing',
+    events: ['Waiting for review-canary.test rollout to finish: 1 old replicas are pending termination'],
+    requeue: 40 * SEC,
+  },
+  {
+    name: 'at a due step, a canary whose new pod is not available while the old one still is: halt, no weight change',
+    o: obs({ status: status({ phase: 'Progressing', weight: 10, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary({ statusReplicas: 2, updatedReplicas: 1, availableReplicas: 1 }), routes: { stable: 90, canary: 10 } }),
+    at: T0 + 60 * SEC,
+    phase: 'Progressing',
+    weight: 10,
+    events: ['Halt review.test advancement: waiting for review-canary.test to be ready (1 old replicas are pending termination)'],
   },
   {
     name: 'canary not ready within the progress deadline: RollingBack at weight 0',
@@ -154,7 +172,7 @@ const rows: Row[] = [
     at: T0 + 10 * SEC,
     phase: 'Progressing',
     weight: 25,
-    events: ['Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 available)'],
+    events: ['Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 updated replicas are available)'],
     requeue: 60 * SEC,
     check: (r) => {
       assert.equal(written(r)!.failedChecks, 0);
@@ -304,7 +322,7 @@ const rows: Row[] = [
     o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
     at: T0 + 5 * SEC,
     phase: 'Promoting',
-    events: ['Waiting for review.test rollout to finish: 1 of 2 updated replicas are available'],
+    events: ['Waiting for review.test rollout to finish: 1 of 2 new replicas have been updated'],
     requeue: 55 * SEC,
   },
   {
