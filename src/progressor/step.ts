@@ -167,7 +167,7 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
     }
   }
   s = { ...s, lastCheckAt: iso(c.now) };
-  const last = s.stepIndex >= a.steps.length - 1;
+  const last = nextStep(s, a.steps) < 0;
   const kind: WaitingOn = last ? 'confirm-promotion' : 'confirm-traffic-increase';
   if (hasHooks(a, kind)) {
     const g = c.obs.gates?.[kind];
@@ -393,8 +393,19 @@ function invalidConfig(obs: Observation, now: number, id: string, errors: string
 
 // ---- transitions --------------------------------------------------------------------------
 
+/**
+ * The index of the next step: the first weight of the plan above the current one. Found from the
+ * weight rather than from the stored step index, so a plan edited mid-release (the analysis
+ * annotation changed) carries on from where the traffic is, and -1 when nothing is left.
+ */
+function nextStep(s: ReleaseStatus, steps: number[]): number {
+  const current = s.stepIndex >= 0 ? s.weight : 0;
+  return steps.findIndex((w) => w > current);
+}
+
 function advance(s: ReleaseStatus, c: Ctx, actions: Action[]): Decision {
-  const i = s.stepIndex + 1;
+  const i = nextStep(s, c.cfg.analysis.steps);
+  if (i < 0) return promote(s, c, actions); // the plan was shortened below the current weight while waiting
   const weight = c.cfg.analysis.steps[i]!;
   const msg = `Advance ${c.id} canary weight ${weight}`;
   return {

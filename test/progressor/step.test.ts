@@ -95,6 +95,24 @@ const rows: Row[] = [
     events: ['Halt review.test advancement: waiting for review-canary.test to be ready (1 old replicas are pending termination)'],
   },
   {
+    // The analysis annotation edited mid-release: the next step is the new plan's first weight
+    // above the current traffic, not the old step index read against the new plan.
+    name: 'plan changed mid-release (10..50 at 30 -> steps of 20 up to 40): advance to 40, then promote',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 40, stepWeight: 20, metrics: [] }), status: status({ phase: 'Progressing', weight: 30, stepIndex: 2, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 70, canary: 30 } }),
+    at: T0 + 10 * SEC,
+    phase: 'Progressing',
+    weight: 40,
+    events: ['Advance review.test canary weight 40'],
+    check: (r) => assert.equal(written(r)!.stepIndex, 1),
+  },
+  {
+    name: 'plan shortened below the current weight mid-release: promote at the next passing check',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 20, stepWeight: 10, metrics: [] }), status: status({ phase: 'Progressing', weight: 30, stepIndex: 2, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 70, canary: 30 } }),
+    at: T0 + 10 * SEC,
+    phase: 'Promoting',
+    events: ['Promoting revision new1 into review.test'],
+  },
+  {
     name: 'canary not ready within the progress deadline: RollingBack at weight 0',
     o: obs({ status: status() }, { canary: readyCanary({ availableReplicas: 0 }) }),
     at: T0 + 61 * SEC,
