@@ -156,15 +156,8 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
       const { canaryUnreadySince: _, ...rest } = s;
       s = rest;
     }
-    if (hasAnalysis(a)) {
-      const g = c.obs.gates?.analysis;
-      if (!g) return need('analysis');
-      if (g.rollbackRequested) {
-        const who = g.results.filter((r) => r.passed && a.webhooks.some((w) => w.type === 'rollback' && w.name === r.name)).map((r) => r.name);
-        return decided(rollback(s, c, `rollback webhook ${who.join(', ') || '(unnamed)'} asked for a rollback`, actions));
-      }
-      if (!g.passed) return decided(failedCheck(s, c, g, actions));
-    }
+    const verdict = analyse(s, c, actions);
+    if (verdict) return verdict;
   }
   s = { ...s, lastCheckAt: iso(c.now) };
   const last = nextStep(s, a.steps) < 0;
@@ -185,9 +178,13 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
     return initializing(withoutWaiting(transition(s, 'Initializing', c.now, s.message)), c);
   }
   const kind: WaitingOn = on ?? 'confirm-traffic-increase';
+  const actions = canaryActions(s, c);
+  // The canary keeps its traffic while a confirm gate holds: it is still judged every interval
+  // (metrics, rollout and rollback webhooks), as in Flagger, and rolled back on its threshold.
+  const verdict = analyse(s, c, actions);
+  if (verdict) return verdict;
   const g = c.obs.gates?.[kind];
   if (!g) return need(kind);
-  const actions = canaryActions(s, c);
   if (!g.passed) return decided(wait(s, c, kind, g, actions));
   const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
   return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions) : advance(resumed, c, actions));
@@ -431,6 +428,23 @@ function rollback(s: ReleaseStatus, c: Ctx, reason: string, actions: Action[] = 
     actions: [...actions, ev],
     requeueAfterMs: 0,
   };
+}
+
+/**
+ * One interval's analysis of a canary that has traffic: metric checks and the rollout and
+ * rollback webhooks. Undefined when it passed (or there is nothing to run); otherwise what to do.
+ */
+function analyse(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResult | undefined {
+  const a = c.cfg.analysis;
+  if (!hasAnalysis(a)) return undefined;
+  const g = c.obs.gates?.analysis;
+  if (!g) return need('analysis');
+  if (g.rollbackRequested) {
+    const who = g.results.filter((r) => r.passed && a.webhooks.some((w) => w.type === 'rollback' && w.name === r.name)).map((r) => r.name);
+    return decided(rollback(s, c, `rollback webhook ${who.join(', ') || '(unnamed)'} asked for a rollback`, actions));
+  }
+  if (!g.passed) return decided(failedCheck(s, c, g, actions));
+  return undefined;
 }
 
 function failedCheck(s: ReleaseStatus, c: Ctx, g: GateOutcome, actions: Action[]): Decision {

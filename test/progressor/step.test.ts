@@ -303,6 +303,41 @@ const rows: Row[] = [
     weight: 50,
     events: ['Advance review.test canary weight 50'],
   },
+  // While a confirm gate holds, the canary keeps its traffic and is still judged every interval.
+  {
+    name: 'Waiting on confirm-promotion: the analysis runs first',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }], { metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 } }] }), status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 10 * SEC,
+    need: 'analysis',
+  },
+  {
+    name: 'Waiting on confirm-promotion, a metric check fails: a failed check, still Waiting, not promoted',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }], { metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 } }] }), status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { analysis: failing(), 'confirm-promotion': pass } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    weight: 50,
+    absent: ['unpauseStable'],
+    events: ['Halt review.test advancement (1 of 2 failed checks): request-success-rate 70 < 99'],
+    check: (r) => assert.equal(written(r)!.failedChecks, 1),
+  },
+  {
+    name: 'Waiting on confirm-traffic-increase, failed checks reach the threshold: RollingBack',
+    o: obs({ config: withHooks([{ name: 'more', type: 'confirm-traffic-increase' }], { metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 } }] }), status: status({ phase: 'Waiting', waitingOn: 'confirm-traffic-increase', weight: 25, stepIndex: 0, failedChecks: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { analysis: failing() } }),
+    at: T0 + 10 * SEC,
+    phase: 'RollingBack',
+    weight: 0,
+  },
+  {
+    name: 'Waiting on confirm-promotion, a rollback webhook asks: RollingBack',
+    o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }, { name: 'abort-switch', type: 'rollback' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, {
+      canary: readyCanary(),
+      routes: { stable: 50, canary: 50 },
+      gates: { analysis: { passed: true, rollbackRequested: true, results: [{ name: 'abort-switch', passed: true, message: 'webhook abort-switch asked for a rollback' }] } },
+    }),
+    at: T0 + 10 * SEC,
+    phase: 'RollingBack',
+    events: ['Rolling back review.test: rollback webhook abort-switch asked for a rollback'],
+  },
   {
     name: 'confirm-promotion refused at the last step: Waiting, still paused',
     o: obs({ config: withHooks([{ name: 'ship', type: 'confirm-promotion' }]), status: status({ phase: 'Progressing', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { 'confirm-promotion': failing('webhook ship answered 403') } }),
