@@ -130,7 +130,7 @@ export class LeaderElector {
   private lose(why: string): void {
     if (!this.leading) return;
     this.leading = false;
-    this.log.warn({ identity: this.o.identity, why }, 'lost leadership; stopping');
+    this.log.warn({ identity: this.o.identity, why }, 'lost leadership; stopped acting, standing by to take the lease again');
     this.o.onStoppedLeading();
   }
 
