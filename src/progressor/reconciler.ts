@@ -122,7 +122,7 @@ export class Reconciler {
         const outcome = await runGates(r.gate, cfg!.analysis, { namespace: st.namespace, name: st.name, revision: st.status?.revision ?? st.revision ?? '', phase: st.status?.phase ?? 'Initializing' }, d.gates, signal);
         d.metrics.gateDuration.observe({ gate: r.gate }, (Date.now() - started) / 1000);
         for (const res of outcome.results) d.metrics.checks.inc({ namespace: st.namespace, name: st.name, gate: r.gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
-        log.info({ gate: r.gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');
+        log[outcome.passed && !outcome.rollbackRequested ? 'info' : 'warn']({ gate: r.gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');
         obs.gates = { ...obs.gates, [r.gate]: outcome };
       } else {
         stableTemplate = await this.findStableTemplate(stable, r.revision);
