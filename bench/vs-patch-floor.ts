@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { credentialsFromKubeConfig } from '../src/kube/credentials.js';
 import { KubeHttp } from '../src/kube/http.js';
 import { clusterDir, createNamespace, kubeConfig, kubectl } from '../test/e2e/harness/cluster.js';
 
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
   }
   const ns = await createNamespace('vs-floor');
-  const http = new KubeHttp(kubeConfig(), { maxInFlight: IN_FLIGHT });
+  const http = new KubeHttp(credentialsFromKubeConfig(kubeConfig()), { maxInFlight: IN_FLIGHT });
   const base = `/apis/networking.istio.io/v1/namespaces/${ns}/virtualservices`;
   try {
     const names = Array.from({ length: N }, (_, i) => `svc${String(i).padStart(3, '0')}`);

@@ -12,16 +12,15 @@
 import https from 'node:https';
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadCredentials } from '../src/kube/credentials.js';
 
 const [kubeconfig, namespace] = process.argv.slice(2);
 if (!kubeconfig || !namespace || !process.send) {
   process.stderr.write('usage: fork(vs-watcher.ts, [kubeconfig, namespace])\n');
   process.exit(2);
 }
-const kc = new KubeConfig();
-kc.loadFromFile(kubeconfig);
-const server = new URL(kc.getCurrentCluster()!.server);
+const kc = await loadCredentials(kubeconfig);
+const server = new URL(kc.server);
 const applied = new Map<string, Array<[number, number]>>();
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();

@@ -6,9 +6,11 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { DEFAULT_TRACK_LABEL } from '../config/contract.js';
 import { AVAILABLE_TRAFFIC_PROVIDERS, type AvailableTrafficProviderName, type ClusterDefaults, PROGRESS_DEADLINE_BOUNDS, parseReleaseConfig } from '../config/release-config.js';
-import { Kube, loadKubeConfig } from '../kube/client.js';
+import { Kube } from '../kube/client.js';
+import { loadCredentials } from '../kube/credentials.js';
 import { KubeCustomObjects } from '../kube/custom-objects.js';
 import { KubeEventRecorder } from '../kube/events.js';
+import { KubeHttp } from '../kube/http.js';
 import { InformerObjectCache } from '../kube/object-cache.js';
 import { createLogger, endLogger } from '../kube/logger.js';
 import { PrometheusProvider } from '../metrics/prometheus.js';
@@ -82,7 +84,8 @@ async function run(f: ProgressorFlags): Promise<void> {
   if (lease.renewDeadlineMs >= lease.leaseDurationMs) throw new Error(`--renew-deadline (${lease.renewDeadlineMs} ms) must be shorter than --lease-duration (${lease.leaseDurationMs} ms), or a replica could act after another took the lease over`);
   if (lease.retryPeriodMs >= lease.renewDeadlineMs) throw new Error(`--retry-period (${lease.retryPeriodMs} ms) must be shorter than --renew-deadline (${lease.renewDeadlineMs} ms), or the leader gives up before its first retry`);
 
-  const kube = Kube.fromKubeConfig(loadKubeConfig(f.kubeconfig));
+  const credentials = await loadCredentials(f.kubeconfig);
+  const kube = new Kube(new KubeHttp(credentials));
   const metrics = new ProgressorMetrics();
   kube.http.onTiming = (t) => {
     metrics.apiSlotWait.observe({ priority: t.priority }, t.waitedMs / 1000);
@@ -145,7 +148,7 @@ async function run(f: ProgressorFlags): Promise<void> {
   const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' });
   const addr = server.address();
   log.info(
-    { identity: f.identity, server: kube.http.serverUrl, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: f.prometheusUrl },
+    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: f.prometheusUrl },
     'progressor starting',
   );
   elector.start();

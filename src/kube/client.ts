@@ -2,18 +2,9 @@
  * Client construction and the typed helpers the progressor uses. Objects stay raw JSON (see
  * http.ts); the @kubernetes/client-node types only describe them.
  */
-import { KubeConfig, type V1Deployment, type V1Namespace, type V1ReplicaSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1Namespace, V1ReplicaSet } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
-import { KubeHttp } from './http.js';
-
-/** `--kubeconfig` if given, else in-cluster when running in a pod, else $KUBECONFIG / ~/.kube/config. */
-export function loadKubeConfig(kubeconfig?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST && process.env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
+import type { KubeHttp } from './http.js';
 
 export interface List<T> {
   items: T[];
@@ -28,10 +19,6 @@ export const namespacesPath = () => '/api/v1/namespaces';
 
 export class Kube {
   constructor(readonly http: KubeHttp) {}
-
-  static fromKubeConfig(kc: KubeConfig): Kube {
-    return new Kube(new KubeHttp(kc));
-  }
 
   list<T>(path: string, labelSelector?: string, signal?: AbortSignal): Promise<List<T>> {
     return this.http.request<List<T>>('GET', path, { query: { labelSelector }, ...(signal ? { signal } : {}) });

@@ -1,6 +1,6 @@
 /**
- * A small raw-JSON client for the Kubernetes API over node:http(s), authenticated by the
- * client library's KubeConfig.
+ * A small raw-JSON client for the Kubernetes API over node:http(s), authenticated by
+ * ApiCredentials (credentials.ts).
  *
  * Why not the generated typed clients: they deserialize through a model that drops fields it
  * does not know. A pod-spec field newer than the library would vanish from what the progressor
@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ApiCredentials } from './credentials.js';
 
 export class ApiError extends Error {
   constructor(readonly code: number, message: string, readonly body: unknown) {
@@ -63,10 +63,8 @@ export class KubeHttp {
   private otherInFlight = 0;
   private readonly waiting: Record<Priority, Array<() => void>> = { high: [], normal: [], low: [] };
 
-  constructor(private readonly kc: KubeConfig, o: KubeHttpOptions = {}) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+  constructor(private readonly credentials: ApiCredentials, o: KubeHttpOptions = {}) {
+    this.server = new URL(credentials.server);
     this.maxInFlight = o.maxInFlight ?? 64;
   }
 
@@ -122,7 +120,7 @@ export class KubeHttp {
   private async options(): Promise<https.RequestOptions> {
     const opts: https.RequestOptions = { headers: {} };
     // Re-applied per request: bearer tokens (in-cluster projected tokens, exec plugins) rotate.
-    await this.kc.applyToHTTPSOptions(opts);
+    await this.credentials.applyToHTTPSOptions(opts);
     if (!this.agent) {
       const tls = { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername };
       // Room for every request slot plus the long-lived watches, so a watch never waits for a socket.

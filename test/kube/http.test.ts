@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { type ApiCredentials, specCredentials } from '../../src/kube/credentials.js';
 import { KubeHttp, resourceOf } from '../../src/kube/http.js';
 
 describe('kube http: request slots by priority', function () {
   this.timeout(10_000);
   let server: http.Server;
-  let kc: KubeConfig;
+  let kc: ApiCredentials;
   const arrived: string[] = [];
   const held: http.ServerResponse[] = [];
 
@@ -18,8 +18,7 @@ describe('kube http: request slots by priority', function () {
       held.push(res);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    kc = specCredentials({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, 'test');
   });
 
   after(async () => {

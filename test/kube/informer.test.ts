@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { specCredentials } from '../../src/kube/credentials.js';
 import { KubeHttp } from '../../src/kube/http.js';
 import { Informer } from '../../src/kube/informer.js';
 import { createLogger } from '../../src/kube/logger.js';
@@ -61,8 +62,7 @@ describe('kube informer', function () {
 
   it('survives a failed list, a closed stream, 410 Gone and a silent watch, without losing changes', async () => {
     listItems = [dep('a', '5')];
-    const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const kc = specCredentials({ server: `http://127.0.0.1:${port}` }, 'test');
     const seen: string[] = [];
     const inf = new Informer<V1Deployment>(new KubeHttp(kc), { name: 'test', path: '/apis/apps/v1/deployments', silenceMs: 400, backoffMinMs: 50, backoffMaxMs: 200 }, createLogger('test', 'silent'));
     inf.on((ev, o) => seen.push(`${ev} ${o.metadata!.name}@${o.metadata!.resourceVersion}`));

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { specCredentials } from '../../src/kube/credentials.js';
 import { KubeHttp } from '../../src/kube/http.js';
 import { createLogger } from '../../src/kube/logger.js';
 import { LeaderElector } from '../../src/progressor/leader.js';
@@ -50,8 +50,7 @@ describe('progressor leader election (Lease)', function () {
   });
 
   function elector(id: string, events: string[]) {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u', token: id }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const kc = specCredentials({ server: `http://127.0.0.1:${port}`, token: id }, 'test');
     return new LeaderElector(
       new KubeHttp(kc),
       { namespace: 'kube-canary', name: 'test', identity: id, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 100, onStartedLeading: () => events.push(`${id} start`), onStoppedLeading: () => events.push(`${id} stop`) },

@@ -9,6 +9,7 @@
  */
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { credentialsFromKubeConfig } from '../../../src/kube/credentials.js';
 import { KubeHttp } from '../../../src/kube/http.js';
 import { Informer } from '../../../src/kube/informer.js';
 import { createLogger } from '../../../src/kube/logger.js';
@@ -36,7 +37,7 @@ export class KubeSource {
     const kc = new KubeConfig();
     if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
     else kc.loadFromDefault();
-    this.http = new KubeHttp(kc);
+    this.http = new KubeHttp(credentialsFromKubeConfig(kc));
     // Informer warnings (watch restarts, retries) go to stderr; stdout carries the simulator's own lines.
     const log = createLogger('simulator', 'warn', pino.destination(2));
     const version = opts.istioVersion ?? 'v1';

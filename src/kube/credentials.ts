@@ -1,0 +1,215 @@
+/**
+ * Where the API server is and how to authenticate to it, from a kubeconfig or the pod's service
+ * account. The common cases (client certificates, bearer tokens, token files, in-cluster) are
+ * read here; anything else a kubeconfig can ask for (exec plugins, auth providers, proxies,
+ * basic auth, several merged files) goes to the client library's KubeConfig, loaded only then:
+ * importing it loads the whole generated API (~80 MB of RSS, ~45 MB of heap), more than the
+ * progressor's own state for 500 releases (ADR 0009).
+ */
+import { readFileSync } from 'node:fs';
+import type https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import YAML from 'yaml';
+
+/** What KubeHttp needs: the server, and per request the TLS material and Authorization header. */
+export interface ApiCredentials {
+  readonly server: string;
+  /** How they were found, for the startup log line (never the secrets themselves). */
+  readonly source: string;
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
+}
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** client-go re-reads token files (rotated by the kubelet) at most once a minute; so do we. */
+const TOKEN_FILE_TTL_MS = 60_000;
+
+type Bytes = { data: Buffer } | { file: string };
+
+/** A kubeconfig's current context, resolved to what a request needs. */
+export interface CredentialSpec {
+  server: string;
+  ca?: Bytes;
+  cert?: Bytes;
+  key?: Bytes;
+  token?: string;
+  tokenFile?: string;
+  insecureSkipTlsVerify?: boolean;
+  tlsServerName?: string;
+}
+
+export type Resolved = { kind: 'spec'; spec: CredentialSpec } | { kind: 'library'; reason: string };
+
+export class CredentialsError extends Error {}
+
+const LEAN_CLUSTER_FIELDS = new Set(['server', 'certificate-authority', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name', 'disable-compression', 'extensions']);
+const LEAN_USER_FIELDS = new Set(['client-certificate', 'client-certificate-data', 'client-key', 'client-key-data', 'token', 'tokenFile', 'extensions']);
+
+/**
+ * The current context of a parsed kubeconfig: a spec this module can serve, or the reason it
+ * needs the client library. Relative file paths are relative to the kubeconfig's directory, as
+ * in kubectl. Pure: nothing is read here.
+ */
+export function resolveKubeconfig(doc: unknown, dir: string, file: string): Resolved {
+  const fail = (what: string): never => {
+    throw new CredentialsError(`kubeconfig ${file}: ${what}`);
+  };
+  if (!isObject(doc)) return fail('not a kubeconfig (expected a YAML mapping with clusters, users, contexts and current-context)');
+  const current = doc['current-context'];
+  if (typeof current !== 'string' || current === '') return fail('no current-context; set one with "kubectl config use-context NAME"');
+  const context = named(doc.contexts, current, 'context');
+  if (!context) return fail(`current-context "${current}" is not among its contexts`);
+  const cluster = named(doc.clusters, context.cluster, 'cluster');
+  if (!cluster) return fail(`context "${current}" names cluster ${JSON.stringify(context.cluster)}, which is not among its clusters`);
+  const user = context.user === undefined ? {} : named(doc.users, context.user, 'user');
+  if (!user) return fail(`context "${current}" names user ${JSON.stringify(context.user)}, which is not among its users`);
+
+  const odd = [...Object.keys(cluster).filter((k) => !LEAN_CLUSTER_FIELDS.has(k)).map((k) => `cluster ${k}`), ...Object.keys(user).filter((k) => !LEAN_USER_FIELDS.has(k)).map((k) => `user ${k}`)];
+  if (odd.length > 0) return { kind: 'library', reason: odd.join(', ') };
+
+  if (typeof cluster.server !== 'string' || cluster.server === '') return fail(`cluster ${JSON.stringify(context.cluster)} has no server`);
+  if (!URL.canParse(cluster.server) || !['https:', 'http:'].includes(new URL(cluster.server).protocol)) {
+    return fail(`cluster ${JSON.stringify(context.cluster)} has server ${JSON.stringify(cluster.server)}, which is not an https:// URL (e.g. https://10.0.0.1:6443)`);
+  }
+  const bytes = (dataKey: string, fileKey: string, owner: Record<string, unknown>): Bytes | undefined => {
+    const data = owner[dataKey];
+    if (typeof data === 'string' && data !== '') return { data: Buffer.from(data, 'base64') };
+    const f = owner[fileKey];
+    return typeof f === 'string' && f !== '' ? { file: path.resolve(dir, f) } : undefined;
+  };
+  const spec: CredentialSpec = { server: cluster.server };
+  const ca = bytes('certificate-authority-data', 'certificate-authority', cluster);
+  const cert = bytes('client-certificate-data', 'client-certificate', user);
+  const key = bytes('client-key-data', 'client-key', user);
+  if (ca) spec.ca = ca;
+  if (cert) spec.cert = cert;
+  if (key) spec.key = key;
+  if ((cert === undefined) !== (key === undefined)) return fail(`user ${JSON.stringify(context.user)} has a client ${cert ? 'certificate without a key' : 'key without a certificate'}`);
+  if (typeof user.token === 'string' && user.token !== '') spec.token = user.token;
+  else if (typeof user.tokenFile === 'string' && user.tokenFile !== '') spec.tokenFile = path.resolve(dir, user.tokenFile);
+  if (cluster['insecure-skip-tls-verify'] === true) spec.insecureSkipTlsVerify = true;
+  if (typeof cluster['tls-server-name'] === 'string' && cluster['tls-server-name'] !== '') spec.tlsServerName = cluster['tls-server-name'];
+  return { kind: 'spec', spec };
+}
+
+/** The pod's service account, as client-go's rest.InClusterConfig finds it. */
+export function inClusterSpec(env: NodeJS.ProcessEnv, saDir = SERVICE_ACCOUNT_DIR): CredentialSpec {
+  const host = env.KUBERNETES_SERVICE_HOST ?? '';
+  const port = env.KUBERNETES_SERVICE_PORT ?? '';
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, ca: { file: path.join(saDir, 'ca.crt') }, tokenFile: path.join(saDir, 'token') };
+}
+
+/**
+ * `kubeconfig` if given, else in-cluster when running in a pod, else $KUBECONFIG or
+ * ~/.kube/config: the order of client-go and of the client library's loadFromDefault.
+ */
+export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEnv = process.env, saDir = SERVICE_ACCOUNT_DIR): Promise<ApiCredentials> {
+  if (kubeconfig) return fromKubeconfigFile(kubeconfig);
+  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) return specCredentials(inClusterSpec(env, saDir), `in-cluster service account (${saDir})`);
+  const files = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  if (files.length > 1) {
+    // kubectl's merge: the first file to set current-context wins.
+    return libraryCredentials((kc, Config) => {
+      kc.loadFromFile(files[0]!);
+      for (const f of files.slice(1)) {
+        const next = new Config();
+        next.loadFromFile(f);
+        kc.mergeConfig(next, Boolean(kc.getCurrentContext()));
+      }
+    }, `KUBECONFIG lists ${files.length} files to merge`);
+  }
+  return fromKubeconfigFile(files[0] ?? path.join(os.homedir(), '.kube', 'config'));
+}
+
+async function fromKubeconfigFile(file: string): Promise<ApiCredentials> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CredentialsError(`cannot read kubeconfig ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a service account`);
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new CredentialsError(`kubeconfig ${file} is not YAML: ${(e as Error).message}`);
+  }
+  const r = resolveKubeconfig(doc, path.dirname(file), file);
+  if (r.kind === 'library') return libraryCredentials((kc) => kc.loadFromFile(file), `kubeconfig ${file} uses ${r.reason}`);
+  return specCredentials(r.spec, `kubeconfig ${file}`);
+}
+
+/** Reads the spec's files now (a missing certificate fails at start, not at the first request). */
+export function specCredentials(spec: CredentialSpec, source: string, now: () => number = Date.now): ApiCredentials {
+  const read = (b: Bytes | undefined, what: string): Buffer | undefined => {
+    if (!b) return undefined;
+    if ('data' in b) return b.data;
+    try {
+      return readFileSync(b.file);
+    } catch (e) {
+      throw new CredentialsError(`${source}: cannot read the ${what} ${b.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  };
+  const tls: https.RequestOptions = {};
+  const ca = read(spec.ca, 'certificate authority');
+  const cert = read(spec.cert, 'client certificate');
+  const key = read(spec.key, 'client key');
+  if (ca) tls.ca = ca;
+  if (cert) tls.cert = cert;
+  if (key) tls.key = key;
+  if (spec.insecureSkipTlsVerify) tls.rejectUnauthorized = false;
+  if (spec.tlsServerName) tls.servername = spec.tlsServerName;
+
+  let token = spec.token;
+  let readAt = -Infinity;
+  const bearer = (): string | undefined => {
+    if (!spec.tokenFile || now() - readAt < TOKEN_FILE_TTL_MS) return token;
+    try {
+      token = readFileSync(spec.tokenFile, 'utf8').trim();
+      readAt = now();
+    } catch (e) {
+      // A rotation in progress keeps the last token (still valid for a while); none at all is fatal.
+      if (token === undefined) throw new CredentialsError(`${source}: cannot read the token file ${spec.tokenFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return token;
+  };
+  bearer();
+  const what = [cert ? 'client certificate' : '', spec.token ? 'token' : spec.tokenFile ? 'token file' : ''].filter(Boolean).join(' and ') || 'no client credentials';
+  return {
+    server: spec.server,
+    source: `${source} (${what})`,
+    applyToHTTPSOptions: async (opts) => {
+      Object.assign(opts, tls);
+      const t = bearer();
+      if (t) opts.headers = { ...(opts.headers as Record<string, string>), Authorization: `Bearer ${t}` };
+    },
+  };
+}
+
+/** The client library's KubeConfig as ApiCredentials: for what resolveKubeconfig leaves to it, and for test tools that already hold one. */
+export function credentialsFromKubeConfig(kc: KubeConfig, source = 'client library KubeConfig'): ApiCredentials {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new CredentialsError(`${source}: the kubeconfig has no current cluster`);
+  return { server: cluster.server, source, applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
+}
+
+async function libraryCredentials(load: (kc: KubeConfig, Config: typeof KubeConfig) => void, why: string): Promise<ApiCredentials> {
+  const { KubeConfig: Config } = await import('@kubernetes/client-node');
+  const kc = new Config();
+  load(kc, Config);
+  return credentialsFromKubeConfig(kc, `client library KubeConfig, because ${why}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** The `field` mapping of the entry called `name` in a kubeconfig list (`clusters`, `users`, `contexts`). */
+function named(list: unknown, name: unknown, field: string): Record<string, unknown> | undefined {
+  if (!Array.isArray(list) || typeof name !== 'string') return undefined;
+  const entry: unknown = list.find((e) => isObject(e) && e.name === name);
+  if (!isObject(entry)) return undefined;
+  return isObject(entry[field]) ? entry[field] : {};
+}

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { type ApiCredentials, CredentialsError, loadCredentials, resolveKubeconfig, specCredentials } from '../../src/kube/credentials.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'other', cluster: { server: 'https://wrong:1' } }, { name: 'c', cluster }],
+    users: user ? [{ name: 'u', user }] : [],
+    contexts: [{ name: 'ctx', context: { cluster: 'c', ...(user ? { user: 'u' } : {}) } }],
+    'current-context': 'ctx',
+    ...extra,
+  };
+}
+
+async function applied(c: ApiCredentials): Promise<https.RequestOptions> {
+  const opts: https.RequestOptions = { headers: {} };
+  await c.applyToHTTPSOptions(opts);
+  return opts;
+}
+
+describe('kube/credentials', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-creds-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const write = (name: string, content: string | object) => {
+    const p = join(dir, name);
+    writeFileSync(p, typeof content === 'string' ? content : YAML.stringify(content));
+    return p;
+  };
+
+  it('serves inline certificate data of the current context, not of another cluster', async () => {
+    const file = write('config', kubeconfig({ server: 'https://10.0.0.1:6443', 'certificate-authority-data': b64('CA') }, { 'client-certificate-data': b64('CERT'), 'client-key-data': b64('KEY') }));
+    const c = await loadCredentials(file, {});
+    assert.equal(c.server, 'https://10.0.0.1:6443');
+    assert.match(c.source, /kubeconfig .*config \(client certificate\)/);
+    const o = await applied(c);
+    assert.equal(String(o.ca), 'CA');
+    assert.equal(String(o.cert), 'CERT');
+    assert.equal(String(o.key), 'KEY');
+    assert.equal(o.rejectUnauthorized, undefined);
+    assert.deepEqual(o.headers, {});
+  });
+
+  it('reads file references relative to the kubeconfig, as kubectl does', async () => {
+    write('ca.crt', 'CA-FILE');
+    write('u.crt', 'CERT-FILE');
+    write('u.key', 'KEY-FILE');
+    const file = write('config', kubeconfig({ server: 'https://api:6443', 'certificate-authority': 'ca.crt', 'tls-server-name': 'kubernetes', 'insecure-skip-tls-verify': true }, { 'client-certificate': 'u.crt', 'client-key': join(dir, 'u.key') }));
+    const o = await applied(await loadCredentials(undefined, { KUBECONFIG: file }));
+    assert.equal(String(o.ca), 'CA-FILE');
+    assert.equal(String(o.cert), 'CERT-FILE');
+    assert.equal(String(o.key), 'KEY-FILE');
+    assert.equal(o.servername, 'kubernetes');
+    assert.equal(o.rejectUnauthorized, false);
+  });
+
+  it('sends a bearer token, and re-reads a token file once a minute (the kubelet rotates it)', async () => {
+    const inline = await applied(await loadCredentials(write('a', kubeconfig({ server: 'https://api' }, { token: 'abc' })), {}));
+    assert.deepEqual(inline.headers, { Authorization: 'Bearer abc' });
+
+    const tokenFile = write('token', 'first\n');
+    let now = 0;
+    const c = specCredentials({ server: 'https://api', tokenFile }, 'test', () => now);
+    assert.deepEqual((await applied(c)).headers, { Authorization: 'Bearer first' });
+    writeFileSync(tokenFile, 'second');
+    now = 59_000;
+    assert.deepEqual((await applied(c)).headers, { Authorization: 'Bearer first' }, 'cached within the minute');
+    now = 60_000;
+    assert.deepEqual((await applied(c)).headers, { Authorization: 'Bearer second' });
+    rmSync(tokenFile);
+    now = 200_000;
+    assert.deepEqual((await applied(c)).headers, { Authorization: 'Bearer second' }, 'a rotation in progress keeps the last token');
+  });
+
+  it('in a pod, uses the service account: server from the environment (IPv6 in brackets), its CA and token', async () => {
+    write('ca.crt', 'SA-CA');
+    write('token', 'sa-token');
+    const env = { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443', KUBECONFIG: join(dir, 'ignored') };
+    const c = await loadCredentials(undefined, env, dir);
+    assert.equal(c.server, 'https://[fd00::1]:443');
+    assert.match(c.source, /in-cluster service account/);
+    const o = await applied(c);
+    assert.equal(String(o.ca), 'SA-CA');
+    assert.deepEqual(o.headers, { Authorization: 'Bearer sa-token' });
+    // --kubeconfig wins over the pod's own account
+    const file = write('config', kubeconfig({ server: 'https://elsewhere' }, { token: 't' }));
+    assert.equal((await loadCredentials(file, env, dir)).server, 'https://elsewhere');
+  });
+
+  it('leaves exec plugins to the client library, which runs them', async () => {
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec' } });
+    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `process.stdout.write(${JSON.stringify(credential)})`], interactiveMode: 'Never' };
+    const c = await loadCredentials(write('config', kubeconfig({ server: 'https://api' }, { exec })), {});
+    assert.match(c.source, /client library KubeConfig, because .* uses user exec/);
+    assert.equal((await applied(c)).headers?.['Authorization' as never], 'Bearer from-exec');
+  });
+
+  it('leaves several KUBECONFIG files (merged) and proxies to the client library', async () => {
+    const a = write('a', { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://merged:6443' } }], users: [{ name: 'u', user: { token: 'merged-token' } }], contexts: [] });
+    const b = write('b', { apiVersion: 'v1', kind: 'Config', contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }], 'current-context': 'ctx' });
+    const merged = await loadCredentials(undefined, { KUBECONFIG: `${a}:${b}` });
+    assert.equal(merged.server, 'https://merged:6443');
+    assert.deepEqual((await applied(merged)).headers, { Authorization: 'Bearer merged-token' });
+    assert.deepEqual(resolveKubeconfig(kubeconfig({ server: 'https://api', 'proxy-url': 'http://proxy:3128' }, { username: 'a', password: 'b' }), dir, 'f'), { kind: 'library', reason: 'cluster proxy-url, user username, user password' });
+  });
+
+  it('refuses a broken kubeconfig with what is wrong and how to fix it', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      ['just text', /not a kubeconfig/],
+      [kubeconfig({ server: 'https://api' }, undefined, { 'current-context': '' }), /no current-context; set one with "kubectl config use-context NAME"/],
+      [kubeconfig({ server: 'https://api' }, undefined, { 'current-context': 'prod' }), /current-context "prod" is not among its contexts/],
+      [{ ...kubeconfig({ server: 'https://api' }, undefined), clusters: [] }, /names cluster "c", which is not among its clusters/],
+      [{ ...kubeconfig({ server: 'https://api' }, {}), users: [] }, /names user "u", which is not among its users/],
+      [kubeconfig({}, undefined), /cluster "c" has no server/],
+      [kubeconfig({ server: 'api.example:6443' }, undefined), /server "api.example:6443", which is not an https:\/\/ URL/],
+      [kubeconfig({ server: '10.0.0.1:6443' }, undefined), /server "10.0.0.1:6443", which is not an https:\/\/ URL/],
+      [kubeconfig({ server: 'https://api' }, { 'client-certificate-data': b64('C') }), /client certificate without a key/],
+    ];
+    for (const [doc, message] of cases) assert.throws(() => resolveKubeconfig(doc, dir, 'cfg'), (e: Error) => e instanceof CredentialsError && /^kubeconfig cfg: /.test(e.message) && message.test(e.message), JSON.stringify(doc));
+
+    await assert.rejects(loadCredentials(join(dir, 'missing'), {}), /cannot read kubeconfig .*missing \(ENOENT\); pass --kubeconfig FILE, set KUBECONFIG, or run in a pod/);
+    await assert.rejects(loadCredentials(write('bad', 'clusters: [\n'), {}), /kubeconfig .*bad is not YAML/);
+    await assert.rejects(loadCredentials(write('c', kubeconfig({ server: 'https://api', 'certificate-authority': 'nope.crt' }, undefined)), {}), /cannot read the certificate authority .*nope\.crt \(ENOENT\)/);
+    await assert.rejects(loadCredentials(undefined, { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }, join(dir, 'no-sa')), /in-cluster service account .*cannot read the certificate authority/);
+  });
+});
