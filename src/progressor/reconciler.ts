@@ -4,7 +4,7 @@
  * Order of effects, chosen so a crash between any two leaves something step() can finish:
  *   1. routes, canary create/update/delete (idempotent, re-derived from the status next time);
  *   2. one JSON patch of the stable Deployment (unpause, template restore, annotations, status)
- *      guarded by the observed resourceVersion: the commit point of the transition. A writer
+ *      guarded by the observed uid and generation (stable-patch.ts): the commit point of the transition. A writer
  *      with a stale view (another replica, a lost lease) fails here and changes no state;
  *   3. Events and notification webhooks, only after the commit, so they describe what happened.
  * Before every write it asks `mayAct()` (leadership): a replica that lost its lease stops at once.

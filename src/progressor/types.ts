@@ -83,7 +83,7 @@ export type Action =
   /** Make sure the routing objects exist (generated ones are created; the user's are left as they are). */
   | { type: 'ensureRoutes' }
   | { type: 'setWeight'; canary: number }
-  /** The following six touch the stable Deployment and are written as one patch, guarded by its resourceVersion. */
+  /** The following six touch the stable Deployment and are written as one patch, guarded by its uid and generation (stable-patch.ts). */
   | { type: 'unpauseStable' }
   | { type: 'restoreStableTemplate'; revision: string }
   /** Remove kube-canary.io/revision and stable-revision (the release is over); optionally record the failed revision. */

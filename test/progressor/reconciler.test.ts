@@ -59,12 +59,19 @@ class World {
     const ann = this.stable.metadata!.annotations!;
     if (value === undefined) delete ann[key];
     else ann[key] = value;
-    this.bump(false);
+    this.bump(true);
   }
 
-  private bump(specChanged: boolean) {
+  /** As the API server does for a Deployment: a new resourceVersion always, a new generation when spec or annotations change. */
+  private bump(generationChanged: boolean) {
     this.stable.metadata!.resourceVersion = String(++this.rv);
-    if (specChanged) this.stable.metadata!.generation = (this.stable.metadata!.generation ?? 0) + 1;
+    if (generationChanged) this.stable.metadata!.generation = (this.stable.metadata!.generation ?? 0) + 1;
+  }
+
+  /** The Deployment controller's status update (status subresource): a new resourceVersion, the same generation. */
+  controllerStatusUpdate() {
+    this.stable.status = { ...this.stable.status, observedGeneration: this.stable.metadata!.generation! };
+    this.bump(false);
   }
 
   private write(what: string) {
@@ -113,9 +120,9 @@ class World {
       }
       const status = next.metadata!.annotations![ANN_STATUS];
       if (status !== this.stable.metadata!.annotations![ANN_STATUS] && status) this.statusWrites.push(parseStatus(status)!.phase);
-      const specChanged = JSON.stringify(next.spec) !== JSON.stringify(this.stable.spec);
+      const generationChanged = JSON.stringify([next.spec, next.metadata!.annotations]) !== JSON.stringify([this.stable.spec, this.stable.metadata!.annotations]);
       this.stable = next;
-      this.bump(specChanged);
+      this.bump(generationChanged);
       return next;
     },
     deleteDeployment: async () => {
@@ -304,16 +311,43 @@ describe('progressor reconciler (in-memory world)', () => {
     assert.equal(w.events.filter((e) => e.startsWith('Promoting')).length, 1);
   });
 
-  it('a stale view loses: the resourceVersion test fails and nothing of the transition is committed', async () => {
+  it('a stale view loses: after an annotation or spec change the generation test fails and nothing of the transition is committed', async () => {
     const w = new World(ANALYSIS);
     const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
     w.capture('review:1.8.0');
     const stale = structuredClone(w.stable);
-    w.stable.metadata!.annotations!['someone'] = 'else';
-    w.stable.metadata!.resourceVersion = String(++w.rv);
+    w.annotate('someone', 'else');
     await assert.rejects(reconcilerFor(w, clock).reconcile(stale), StaleError);
     assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined);
     assert.deepEqual(w.events, []);
+
+    const staleSpec = structuredClone(w.stable);
+    w.stable.spec!.replicas = 5;
+    w.stable.metadata!.generation! += 1;
+    w.stable.metadata!.resourceVersion = String(++w.rv);
+    await assert.rejects(reconcilerFor(w, clock).reconcile(staleSpec), StaleError);
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined);
+  });
+
+  it('a Deployment controller status update since our read is not a conflict: the transition commits', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.capture('review:1.8.0');
+    const read = structuredClone(w.stable);
+    w.controllerStatusUpdate();
+    assert.notEqual(read.metadata!.resourceVersion, w.stable.metadata!.resourceVersion);
+    await reconcilerFor(w, clock).reconcile(read);
+    assert.equal(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.phase, 'Initializing');
+  });
+
+  it('a Deployment deleted and created again under the same name since our read is not written to', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.capture('review:1.8.0');
+    const read = structuredClone(w.stable);
+    w.stable.metadata!.uid = 'uid-successor';
+    await assert.rejects(reconcilerFor(w, clock).reconcile(read), StaleError);
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined);
   });
 });
 

@@ -388,29 +388,33 @@ describe('progressor step() with kube-canary.io/request', () => {
 describe('the request removal is part of the commit', () => {
   const REQ = '/metadata/annotations/kube-canary.io~1request';
   const STATUS = '/metadata/annotations/kube-canary.io~1status';
-  const stableObj = (ann: Record<string, string>): V1Deployment => ({ metadata: { name: 'review', namespace: 'test', resourceVersion: '42', annotations: ann } });
+  const stableObj = (ann: Record<string, string>): V1Deployment => ({ metadata: { name: 'review', namespace: 'test', uid: 'u-1', generation: 7, resourceVersion: '42', annotations: ann } });
+  const GUARD = ['test /metadata/uid', 'test /metadata/generation'];
 
-  it('pause: one patch guarded by the resourceVersion removes the request and writes the Paused status', () => {
+  it('pause: one patch guarded by the uid and generation removes the request and writes the Paused status', () => {
     const d = decided(step(obs({ config: METRICS, request: 'pause', status: progressing25() }, at25), T0 + 10 * SEC));
     const ops = buildStablePatch(stableObj({ 'kube-canary.io/request': 'pause', 'kube-canary.io/status': '{}' }), d.actions);
-    assert.deepEqual(ops[0], { op: 'test', path: '/metadata/resourceVersion', value: '42' });
-    assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), ['test /metadata/resourceVersion', `remove ${REQ}`, `add ${STATUS}`]);
-    assert.equal(JSON.parse((ops[2] as { value: string }).value).phase, 'Paused');
+    assert.deepEqual(ops.slice(0, 2), [
+      { op: 'test', path: '/metadata/uid', value: 'u-1' },
+      { op: 'test', path: '/metadata/generation', value: 7 },
+    ]);
+    assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), [...GUARD, `remove ${REQ}`, `add ${STATUS}`]);
+    assert.equal(JSON.parse((ops[3] as { value: string }).value).phase, 'Paused');
   });
 
   it('promote: the unpause, the request removal and the Promoting status in one patch', () => {
     const d = decided(step(obs({ config: METRICS, request: 'promote', status: progressing25() }, at25), T0 + 10 * SEC));
     const ops = buildStablePatch(stableObj({ 'kube-canary.io/request': 'promote' }), d.actions);
-    assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), ['test /metadata/resourceVersion', `remove ${REQ}`, 'add /spec/paused', `add ${STATUS}`]);
+    assert.deepEqual(ops.map((o) => `${o.op} ${o.path}`), [...GUARD, `remove ${REQ}`, 'add /spec/paused', `add ${STATUS}`]);
   });
 
   it('retry: the request and the failed revision go in one patch; an ignored request alone still makes a guarded patch', () => {
     const retry = decided(step(obs({ revision: undefined, stableRevision: undefined, paused: false, failedRevision: 'bad9', request: 'retry' }, { routes: undefined }), T0));
     assert.deepEqual(
       buildStablePatch(stableObj({ 'kube-canary.io/request': 'retry', 'kube-canary.io/failed-revision': 'bad9' }), retry.actions).map((o) => `${o.op} ${o.path}`),
-      ['test /metadata/resourceVersion', `remove ${REQ}`, 'remove /metadata/annotations/kube-canary.io~1failed-revision'],
+      [...GUARD, `remove ${REQ}`, 'remove /metadata/annotations/kube-canary.io~1failed-revision'],
     );
     const ignored = decided(step(obs({ revision: undefined, stableRevision: undefined, paused: false, request: 'promote' }, { routes: undefined }), T0));
-    assert.deepEqual(buildStablePatch(stableObj({ 'kube-canary.io/request': 'promote' }), ignored.actions).map((o) => `${o.op} ${o.path}`), ['test /metadata/resourceVersion', `remove ${REQ}`]);
+    assert.deepEqual(buildStablePatch(stableObj({ 'kube-canary.io/request': 'promote' }), ignored.actions).map((o) => `${o.op} ${o.path}`), [...GUARD, `remove ${REQ}`]);
   });
 });
