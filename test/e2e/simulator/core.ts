@@ -152,11 +152,37 @@ export function planFlows(s: Snapshot): Plan {
   let unroutedRps = 0;
   const ns = s.namespace;
   const services = new Map(s.services.filter((x) => x.spec?.selector && Object.keys(x.spec.selector).length > 0).map((x) => [x.metadata.name, x]));
-  const readyPods = s.pods.filter(isReady);
+  // Indexes, so a plan costs O(objects) rather than O(services x pods): the simulator re-plans
+  // twice a second, and a scan per Service took ~290 ms at 500 Services (half a core).
+  const readyByLabel = new Map<string, PodObj[]>();
+  for (const p of s.pods) {
+    if (!isReady(p)) continue;
+    for (const [k, v] of Object.entries(p.metadata.labels ?? {})) {
+      const key = `${k}=${v}`;
+      const list = readyByLabel.get(key);
+      if (list) list.push(p);
+      else readyByLabel.set(key, [p]);
+    }
+  }
+  const byServiceName = <T extends { metadata: ObjectMeta }>(objects: T[], hostsOf: (o: T) => Array<string | undefined>): Map<string, T[]> => {
+    const index = new Map<string, T[]>();
+    for (const o of [...objects].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+      for (const name of new Set(hostsOf(o).map((h) => (h ? serviceNameOf(h, ns) : undefined)))) {
+        if (name === undefined) continue;
+        const list = index.get(name);
+        if (list) list.push(o);
+        else index.set(name, [o]);
+      }
+    }
+    return index;
+  };
+  const virtualServicesOf = byServiceName(s.virtualServices, (v) => v.spec?.hosts ?? []);
+  const destinationRulesOf = byServiceName(s.destinationRules, (r) => [r.spec?.host]);
 
   const endpointsOf = (svc: ServiceObj, extra: Record<string, string>): PodObj[] => {
     const sel = { ...svc.spec!.selector!, ...extra };
-    return readyPods.filter((p) => matches(p.metadata.labels, sel));
+    const [k, v] = Object.entries(sel)[0]!; // services without a selector were left out above
+    return (readyByLabel.get(`${k}=${v}`) ?? []).filter((p) => matches(p.metadata.labels, sel));
   };
   const spread = (svc: ServiceObj, rps: number, pods: PodObj[]) => {
     if (pods.length === 0) {
@@ -178,9 +204,7 @@ export function planFlows(s: Snapshot): Plan {
       if (rawRps.trim() !== '' && Number.isFinite(v) && v >= 0) rps = v;
       else notes.push(`service ${name}: ${ANN_RPS} ${JSON.stringify(rawRps)} is not a rate; using ${s.defaultRps}`);
     }
-    const vs = s.virtualServices
-      .filter((v) => (v.spec?.hosts ?? []).some((h) => serviceNameOf(h, ns) === name))
-      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+    const vs = virtualServicesOf.get(name)?.[0];
     const rule = vs ? (vs.spec?.http ?? []).find((r) => !r.match || r.match.length === 0) ?? vs.spec?.http?.[0] : undefined;
     const dests = rule?.route ?? [];
     if (!vs || dests.length === 0) {
@@ -211,10 +235,7 @@ export function planFlows(s: Snapshot): Plan {
       let extra: Record<string, string> = {};
       const subset = d.destination?.subset;
       if (subset) {
-        const dr = s.destinationRules
-          .filter((r) => r.spec?.host && serviceNameOf(r.spec.host, ns) === destSvc.metadata.name)
-          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
-          .find((r) => (r.spec?.subsets ?? []).some((x) => x.name === subset));
+        const dr = destinationRulesOf.get(destSvc.metadata.name)?.find((r) => (r.spec?.subsets ?? []).some((x) => x.name === subset));
         const def = dr?.spec?.subsets?.find((x) => x.name === subset);
         if (!def) {
           // Istio answers 503 (NR: no route) at the source for an undefined subset.
