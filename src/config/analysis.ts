@@ -431,8 +431,9 @@ function readMetrics(list: unknown[], errors: string[]): MetricCheck[] {
       if (min !== undefined && min > 100) return void errors.push(`${minField} ${min} can never pass: ${what}; use a min of at most 100, e.g. 99`);
       if (max !== undefined && max < 0) return void errors.push(`${maxField} ${max} can never pass: ${what}; use a max of at least 0`);
     }
-    if (!r.data.query && r.data.name === 'request-duration' && max !== undefined && max < 0) {
-      return void errors.push(`${maxField} ${max} can never pass: request-duration is a p99 latency in milliseconds, never negative; use a max above 0, e.g. 500`);
+    // histogram_quantile interpolates inside Istio's first bucket (0 to 0.5 ms), so a p99 is never 0.
+    if (!r.data.query && r.data.name === 'request-duration' && max !== undefined && max <= 0) {
+      return void errors.push(`${maxField} ${max} can never pass: request-duration is a p99 latency in milliseconds, always above 0; use a max above 0, e.g. 500`);
     }
     metrics.push({ name: r.data.name, ...(r.data.query ? { query: r.data.query } : {}), ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}), intervalMs: r.data.interval ?? 60_000 });
   });

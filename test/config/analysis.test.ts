@@ -192,7 +192,8 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     ['metrics: [{name: request-success-rate, thresholdRange: {min: 150}}]', 'analysis.metrics[0].thresholdRange.min 150 can never pass: request-success-rate is a percentage from 0 to 100; use a min of at most 100, e.g. 99'],
     ['metrics: [{name: request-success-rate, threshold: 101}]', 'analysis.metrics[0].threshold 101 can never pass: request-success-rate is a percentage from 0 to 100'],
     ['metrics: [{name: request-success-rate, thresholdRange: {max: -1}}]', 'analysis.metrics[0].thresholdRange.max -1 can never pass: request-success-rate is a percentage from 0 to 100; use a max of at least 0'],
-    ['metrics: [{name: request-duration, thresholdRange: {max: -5}}]', 'analysis.metrics[0].thresholdRange.max -5 can never pass: request-duration is a p99 latency in milliseconds, never negative; use a max above 0, e.g. 500'],
+    ['metrics: [{name: request-duration, thresholdRange: {max: -5}}]', 'analysis.metrics[0].thresholdRange.max -5 can never pass: request-duration is a p99 latency in milliseconds, always above 0; use a max above 0, e.g. 500'],
+    ['metrics: [{name: request-duration, thresholdRange: {max: 0}}]', 'analysis.metrics[0].thresholdRange.max 0 can never pass: request-duration is a p99 latency in milliseconds, always above 0; use a max above 0, e.g. 500'],
   ];
   for (const [text, message] of refused) {
     it(`refuses ${JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)}`, () => {
@@ -202,7 +203,7 @@ describe('analysis: numbers, YAML errors and bounds', () => {
   }
 
   it('accepts the bounds themselves and the scaled-down intervals the tests use', () => {
-    const r = parseAnalysis('interval: 1s\nmetrics: [{name: request-success-rate, thresholdRange: {min: 100}, interval: 24h}, {name: request-duration, thresholdRange: {max: 0}, interval: 5s}]\nwebhooks: [{name: g, url: "http://x/", timeout: 1h}]');
+    const r = parseAnalysis('interval: 1s\nmetrics: [{name: request-success-rate, thresholdRange: {min: 100}, interval: 24h}, {name: request-duration, thresholdRange: {max: 0.5}, interval: 5s}]\nwebhooks: [{name: g, url: "http://x/", timeout: 1h}]');
     assert.ok(r.ok, r.ok ? '' : r.errors.join(' | '));
     assert.deepEqual([r.value.intervalMs, r.value.metrics[0]!.intervalMs, r.value.webhooks[0]!.timeoutMs], [1000, 86_400_000, 3_600_000]);
     const h = parseAnalysis('interval: 24h');
