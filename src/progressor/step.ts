@@ -115,7 +115,9 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
     const left = deadlineLeft(s, c);
     if (left <= 0) return decided(rollback(s, c, `${c.canaryId} was not ready within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`));
     const replicas = canaryReplicas(c.obs.stable.replicas, a.maxWeight);
-    return decided(rolloutWait(s, c, `Waiting for ${c.canaryId} rollout to finish: ${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : `0 of ${replicas} new replicas have been updated`}`, left, actions));
+    const msg = `Waiting for ${c.canaryId} rollout to finish: ${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : `0 of ${replicas} new replicas have been updated`}`;
+    if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
+    return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
   }
   if (c.cfg.skipAnalysis) return decided(promote(s, c, actions, true));
   if (hasHooks(a, 'pre-rollout') && !s.preRolloutDone) {
@@ -199,25 +201,9 @@ function promoting(s: ReleaseStatus, c: Ctx): StepResult {
   }
   const left = deadlineLeft(s, c);
   if (left <= 0) return decided(rollback(s, c, `${c.id} rollout of revision ${s.revision} did not finish within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
-  return decided(rolloutWait(s, c, `Waiting for ${c.id} rollout to finish: ${rolloutPending(st, s.revision) ?? 'unpausing it'}`, left, actions));
-}
-
-/**
- * How long a phase that waits for a rollout (Initializing for the canary, Promoting for the
- * stable) keeps the message it was entered with. A rollout passes through states that mostly
- * last well under a second ("waiting for the Deployment controller to see the new spec",
- * "0 of 1 new replicas have been updated", ...); recording each cost a status write, an Event
- * and, since the annotation bumps the generation, a Deployment controller sync: 3 of the 12
- * writes of each release in the 500-release benchmark, and noise in `kubectl describe`. A
- * rollout that takes longer shows what it waits for after this, as before.
- */
-export const ROLLOUT_MESSAGE_QUIET_MS = 5_000;
-
-function rolloutWait(s: ReleaseStatus, c: Ctx, msg: string, deadlineLeftMs: number, actions: Action[]): Decision {
-  if (msg === s.message) return { status: s, actions, requeueAfterMs: deadlineLeftMs };
-  const quietLeft = Date.parse(s.lastTransitionAt) + ROLLOUT_MESSAGE_QUIET_MS - c.now;
-  if (quietLeft > 0) return { status: s, actions, requeueAfterMs: Math.min(deadlineLeftMs, quietLeft) };
-  return { status: { ...s, message: msg }, actions: [...actions, event(false, 'Waiting', msg)], requeueAfterMs: deadlineLeftMs };
+  const msg = `Waiting for ${c.id} rollout to finish: ${rolloutPending(st, s.revision) ?? 'unpausing it'}`;
+  if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
+  return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
 }
 
 function finalising(s: ReleaseStatus, c: Ctx): StepResult {
