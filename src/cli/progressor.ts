@@ -13,7 +13,7 @@ import { KubeEventRecorder } from '../kube/events.js';
 import { KubeHttp } from '../kube/http.js';
 import { InformerObjectCache } from '../kube/object-cache.js';
 import { createLogger, endLogger } from '../kube/logger.js';
-import { PrometheusProvider } from '../metrics/prometheus.js';
+import { PrometheusProvider, redactUrl } from '../metrics/prometheus.js';
 import { HttpGateRunner } from '../metrics/webhooks.js';
 import { Controller } from '../progressor/controller.js';
 import { LeaderElector } from '../progressor/leader.js';
@@ -148,10 +148,16 @@ async function run(f: ProgressorFlags): Promise<void> {
   const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' });
   const addr = server.address();
   log.info(
-    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: f.prometheusUrl },
+    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
     'progressor starting',
   );
   elector.start();
+  // Not fatal (Prometheus may come up after us), but a wrong URL would otherwise show only as
+  // failed checks, release after release.
+  void gates.metrics.query('vector(1)').then((r) => {
+    if ('error' in r) log.warn({ err: r.error }, 'Prometheus does not answer: every metric check fails (and counts toward a rollback) until it does; check --prometheus-url');
+    else log.info({ prometheus: redactUrl(f.prometheusUrl) }, 'Prometheus answers');
+  });
 
   let stopping = false;
   const shutdown = (signal: string) => {

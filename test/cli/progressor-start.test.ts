@@ -1,0 +1,92 @@
+/**
+ * `kube-canary progressor` as a process: what its first log lines say about where it connects.
+ * The API server is a closed port here (leader election just keeps retrying); only the start-up
+ * lines are under test.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+async function closedPort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe('kube-canary progressor start-up', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let child: ChildProcess | undefined;
+  let prometheus: http.Server | undefined;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-progressor-start-'));
+    const api = await closedPort();
+    writeFileSync(
+      join(dir, 'kubeconfig'),
+      JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${api}` } }], users: [{ name: 'u', user: { token: 'sekret-token' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }),
+    );
+  });
+
+  afterEach(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child!.once('exit', r));
+    }
+    child = undefined;
+    if (prometheus) await new Promise((r) => prometheus!.close(r));
+    prometheus = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Starts the progressor and collects its output until `until` matches a line. */
+  async function start(prometheusUrl: string, until: RegExp): Promise<string> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'progressor', '--kubeconfig', join(dir, 'kubeconfig'), '--prometheus-url', prometheusUrl, '--metrics-addr', '127.0.0.1:0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no line matching ${until} within 20 s; output:\n${out}`)), 20_000);
+      const onData = (b: Buffer) => {
+        out += b.toString();
+        if (until.test(out)) {
+          clearTimeout(timer);
+          resolve(out);
+        }
+      };
+      child!.stdout!.on('data', onData);
+      child!.stderr!.on('data', onData);
+    });
+  }
+
+  it('warns at once, naming the flag, when Prometheus does not answer; no password or token in its lines', async () => {
+    const port = await closedPort();
+    const out = await start(`http://admin:pa55word@127.0.0.1:${port}/prom`, /Prometheus does not answer/);
+    const warn = out.split('\n').find((l) => l.includes('Prometheus does not answer'))!;
+    const line = JSON.parse(warn) as { level: number; err: string; msg: string };
+    assert.equal(line.level, 40);
+    assert.match(line.msg, /every metric check fails .* until it does; check --prometheus-url/);
+    assert.match(line.err, new RegExp(`Prometheus at http://127\\.0\\.0\\.1:${port}/prom is unreachable: ECONNREFUSED`));
+    const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { credentials: string; prometheus: string };
+    assert.match(starting.credentials, /^kubeconfig .*kubeconfig \(token\)$/);
+    assert.equal(starting.prometheus, `http://127.0.0.1:${port}/prom`);
+    assert.doesNotMatch(out, /pa55word|sekret-token/);
+  });
+
+  it('says Prometheus answers when it does', async () => {
+    prometheus = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: {}, value: [0, '1'] }] } }));
+    });
+    await new Promise<void>((r) => prometheus!.listen(0, '127.0.0.1', r));
+    const out = await start(`http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`, /Prometheus answers|Prometheus does not answer/);
+    assert.match(out, /"msg":"Prometheus answers"/);
+  });
+});
