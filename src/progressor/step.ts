@@ -537,7 +537,12 @@ function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
   if (cur && cur.templateHash === s.revision && cur.replicas === replicas) return [];
   // The stable Deployment holds the captured template only while it is that revision.
   if (c.obs.stable.templateHash !== s.revision) return [];
-  return [{ type: 'ensureCanary', revision: s.revision, replicas }];
+  const ensure: Action = { type: 'ensureCanary', revision: s.revision, replicas };
+  // Progressing (or past the first weight) means the canary was seen ready: gone now, somebody deleted it.
+  if (!cur && (s.phase === 'Progressing' || s.stepIndex >= 0)) {
+    return [ensure, event(true, 'CanaryRecreated', `${c.canaryId} was deleted during the release of revision ${s.revision}; recreating it (the analysis halts until it is ready again)`)];
+  }
+  return [ensure];
 }
 
 /**

@@ -95,6 +95,25 @@ const rows: Row[] = [
     events: ['Halt review.test advancement: waiting for review-canary.test to be ready (1 old replicas are pending termination)'],
   },
   {
+    name: 'canary deleted by hand mid-release: recreated with a Warning that says so, the analysis halts meanwhile',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { routes: { stable: 75, canary: 25 } }),
+    at: T0 + 60 * SEC,
+    phase: 'Progressing',
+    weight: 25,
+    actions: ['ensureCanary', 'emitEvent', 'emitEvent', 'writeStatus'],
+    events: [
+      'review-canary.test was deleted during the release of revision new1; recreating it (the analysis halts until it is ready again)',
+      'Halt review.test advancement: waiting for review-canary.test to be ready (it does not exist)',
+    ],
+  },
+  {
+    name: 'canary not there while confirm-rollout holds: created without a recreation Warning (it never existed)',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', rolloutConfirmed: true, lastCheckAt: iso(T0) }) }, {}),
+    at: T0 + 1 * SEC,
+    phase: 'Waiting',
+    actions: ['ensureCanary'],
+  },
+  {
     // The analysis annotation edited mid-release: the next step is the new plan's first weight
     // above the current traffic, not the old step index read against the new plan.
     name: 'plan changed mid-release (10..50 at 30 -> steps of 20 up to 40): advance to 40, then promote',
@@ -240,10 +259,11 @@ const rows: Row[] = [
     check: (r) => assert.deepEqual(r.actions[0], { type: 'setWeight', canary: 25 }),
   },
   {
-    name: 'canary deleted by hand mid-release: recreated',
+    name: 'canary deleted by hand mid-release, between steps: recreated at once, with the Warning',
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { routes: { stable: 75, canary: 25 } }),
     at: T0 + 1 * SEC,
-    actions: ['ensureCanary'],
+    actions: ['ensureCanary', 'emitEvent'],
+    events: ['review-canary.test was deleted during the release of revision new1; recreating it (the analysis halts until it is ready again)'],
   },
   // ---- confirm gates -----------------------------------------------------------------------
   {
