@@ -493,7 +493,7 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   if (inProgress && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
   if (obs.stable.config.ok && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
-  const actions = [...routes, ...pre, ...dec.actions];
+  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease), ...pre, ...dec.actions];
   if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
     actions.push({ type: 'notify', hook: 'event', phase: s.phase });
   }
@@ -502,6 +502,21 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
 }
 
 // ---- helpers ------------------------------------------------------------------------------
+
+/**
+ * A Warning when the routes of a release in progress are not what its committed status says and
+ * not what this decision sets: somebody deleted or edited them (a GitOps tool syncing its own
+ * weights back shows up here, release after release), or a restart interrupted a step.
+ */
+function routesRepaired(obs: Observation, prev: ReleaseStatus | undefined, desired: number, ongoing: boolean): Action[] {
+  if (!ongoing || !prev || isTerminal(prev.phase)) return [];
+  const id = `${obs.stable.name}.${obs.stable.namespace}`;
+  const r = obs.routes;
+  if (!r) return [event(true, 'RoutesRecreated', `The traffic routes of ${id} were missing (deleted?); recreated with ${desired}% on the canary`)];
+  const is = (w: number) => r.canary === w && r.stable === 100 - w;
+  if (is(prev.weight) || is(desired)) return [];
+  return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${r.canary}% to the canary and ${r.stable}% to stable instead of ${prev.weight}%; set to ${desired}% (changed outside kube-canary, or a step interrupted by a restart)`)];
+}
 
 function decided(d: Decision): StepResult {
   return { kind: 'decision', ...d };

@@ -96,10 +96,10 @@ const rows: Row[] = [
     actions: [],
   },
   {
-    name: 'Paused, routes drifted: the held weight is re-applied, nothing else',
+    name: 'Paused, routes drifted: the held weight is re-applied with a Warning, nothing else',
     o: obs({ status: paused25() }, { canary: readyCanary(), routes: { stable: 100, canary: 0 } }),
     at: T0 + 60 * SEC,
-    actions: ['setWeight'],
+    actions: ['setWeight', 'emitEvent'],
     check: (r) => assert.deepEqual(r.actions[0], { type: 'setWeight', canary: 25 }),
   },
   {
