@@ -75,7 +75,11 @@ export function resolveKubeconfig(doc: unknown, dir: string, file: string): Reso
   }
   const bytes = (dataKey: string, fileKey: string, owner: Record<string, unknown>): Bytes | undefined => {
     const data = owner[dataKey];
-    if (typeof data === 'string' && data !== '') return { data: Buffer.from(data, 'base64') };
+    if (typeof data === 'string' && data !== '') {
+      // Buffer.from ignores what is not base64; kubectl refuses it, and so do we, here rather than as a TLS error later.
+      if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(data)) return fail(`${dataKey} is not base64`);
+      return { data: Buffer.from(data, 'base64') };
+    }
     const f = owner[fileKey];
     return typeof f === 'string' && f !== '' ? { file: path.resolve(dir, f) } : undefined;
   };
@@ -87,8 +91,9 @@ export function resolveKubeconfig(doc: unknown, dir: string, file: string): Reso
   if (cert) spec.cert = cert;
   if (key) spec.key = key;
   if ((cert === undefined) !== (key === undefined)) return fail(`user ${JSON.stringify(context.user)} has a client ${cert ? 'certificate without a key' : 'key without a certificate'}`);
+  // As client-go: a readable tokenFile wins (it is re-read as it rotates); the token is the fallback.
   if (typeof user.token === 'string' && user.token !== '') spec.token = user.token;
-  else if (typeof user.tokenFile === 'string' && user.tokenFile !== '') spec.tokenFile = path.resolve(dir, user.tokenFile);
+  if (typeof user.tokenFile === 'string' && user.tokenFile !== '') spec.tokenFile = path.resolve(dir, user.tokenFile);
   if (cluster['insecure-skip-tls-verify'] === true) spec.insecureSkipTlsVerify = true;
   if (typeof cluster['tls-server-name'] === 'string' && cluster['tls-server-name'] !== '') spec.tlsServerName = cluster['tls-server-name'];
   return { kind: 'spec', spec };
@@ -132,9 +137,12 @@ async function fromKubeconfigFile(file: string): Promise<ApiCredentials> {
   }
   let doc: unknown;
   try {
-    doc = YAML.parse(text);
+    doc = YAML.parse(text, { prettyErrors: false });
   } catch (e) {
-    throw new CredentialsError(`kubeconfig ${file} is not YAML: ${(e as Error).message}`);
+    // Only where: the parser's own message quotes the offending lines, tokens and keys included.
+    const before = e instanceof YAML.YAMLError ? text.slice(0, e.pos[0]) : undefined;
+    const at = before === undefined ? '' : ` at line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}`;
+    throw new CredentialsError(`kubeconfig ${file} is not YAML${at}${e instanceof YAML.YAMLError ? ` (${e.code})` : ''}`);
   }
   const r = resolveKubeconfig(doc, path.dirname(file), file);
   if (r.kind === 'library') return libraryCredentials((kc) => kc.loadFromFile(file), `kubeconfig ${file} uses ${r.reason}`);
@@ -176,7 +184,7 @@ export function specCredentials(spec: CredentialSpec, source: string, now: () =>
     return token;
   };
   bearer();
-  const what = [cert ? 'client certificate' : '', spec.token ? 'token' : spec.tokenFile ? 'token file' : ''].filter(Boolean).join(' and ') || 'no client credentials';
+  const what = [cert ? 'client certificate' : '', spec.tokenFile ? 'token file' : spec.token ? 'token' : ''].filter(Boolean).join(' and ') || 'no client credentials';
   return {
     server: spec.server,
     source: `${source} (${what})`,

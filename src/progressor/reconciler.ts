@@ -165,7 +165,9 @@ export class Reconciler {
           x.weightChangedAt = Date.now();
           break;
         case 'ensureCanary':
-          await this.ensureCanary(stable, a.replicas, x.canaryObj);
+          if ((await this.ensureCanary(stable, a.replicas, x.canaryObj)) && a.recreated) {
+            d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, true, 'CanaryRecreated', a.recreated);
+          }
           break;
         case 'deleteCanary':
           await this.deleteCanary(stable, x.canaryObj);
@@ -229,14 +231,15 @@ export class Reconciler {
     return c && isOurCanary(c, stable) && !c.metadata?.deletionTimestamp ? c : undefined;
   }
 
-  private async ensureCanary(stable: V1Deployment, replicas: number, current: V1Deployment | undefined): Promise<void> {
+  /** Whether it created the canary (it did not exist). */
+  private async ensureCanary(stable: V1Deployment, replicas: number, current: V1Deployment | undefined): Promise<boolean> {
     const ns = stable.metadata!.namespace!;
     const want = buildCanary(stable, this.d.trackLabel, replicas);
     let cur = current;
     if (!cur) {
       try {
         await this.d.kube.createDeployment(ns, want);
-        return;
+        return true;
       } catch (err) {
         if (!isConflict(err)) throw err;
         // Exists but not in our cache yet (or not ours): look at it.
@@ -248,13 +251,14 @@ export class Reconciler {
       // The selector is immutable: replace the canary.
       await this.deleteCanary(stable, cur);
       await this.d.kube.createDeployment(ns, want);
-      return;
+      return false;
     }
     await this.d.kube.patchDeployment(ns, want.metadata!.name!, [
       { op: 'add', path: '/spec/template', value: want.spec!.template },
       { op: 'add', path: '/spec/replicas', value: replicas },
       { op: 'add', path: '/spec/paused', value: false },
     ]);
+    return false;
   }
 
   private async deleteCanary(stable: V1Deployment, current: V1Deployment | undefined): Promise<void> {

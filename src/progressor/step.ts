@@ -515,6 +515,7 @@ function routesRepaired(obs: Observation, prev: ReleaseStatus | undefined, desir
   if (!r) return [event(true, 'RoutesRecreated', `The traffic routes of ${id} were missing (deleted?); recreated with ${desired}% on the canary`)];
   const is = (w: number) => r.canary === w && r.stable === 100 - w;
   if (is(prev.weight) || is(desired)) return [];
+  if (r.canary < 0) return [event(true, 'RoutesRestored', `The traffic routes of ${id} disagreed with each other (several objects route it); all set to ${desired}% on the canary`)];
   return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${r.canary}% to the canary and ${r.stable}% to stable instead of ${prev.weight}%; set to ${desired}% (changed outside kube-canary, or a step interrupted by a restart)`)];
 }
 
@@ -552,12 +553,11 @@ function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
   if (cur && cur.templateHash === s.revision && cur.replicas === replicas) return [];
   // The stable Deployment holds the captured template only while it is that revision.
   if (c.obs.stable.templateHash !== s.revision) return [];
-  const ensure: Action = { type: 'ensureCanary', revision: s.revision, replicas };
-  // Progressing (or past the first weight) means the canary was seen ready: gone now, somebody deleted it.
-  if (!cur && (s.phase === 'Progressing' || s.stepIndex >= 0)) {
-    return [ensure, event(true, 'CanaryRecreated', `${c.canaryId} was deleted during the release of revision ${s.revision}; recreating it (the analysis halts until it is ready again)`)];
-  }
-  return [ensure];
+  // Progressing (or past the first weight) means the canary was seen ready: gone now, somebody
+  // deleted it. The Warning goes out only if the create then happens (not for a canary our cache
+  // has not seen yet, nor for one still being deleted): see Reconciler.ensureCanary.
+  const recreated = !cur && (s.phase === 'Progressing' || s.stepIndex >= 0) ? `${c.canaryId} was deleted during the release of revision ${s.revision}; recreated it (the analysis halts until it is ready again)` : undefined;
+  return [{ type: 'ensureCanary', revision: s.revision, replicas, ...(recreated ? { recreated } : {}) }];
 }
 
 /**

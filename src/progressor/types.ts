@@ -78,7 +78,8 @@ export type NotifyType = Extract<WebhookType, 'event' | 'post-rollout'>;
 /** Every action is idempotent: performing it twice, or after a crash half-way, is harmless. */
 export type Action =
   /** Create or update `<name>-canary` from the stable Deployment's current (captured) template. */
-  | { type: 'ensureCanary'; revision: string; replicas: number }
+  /** `recreated`: the canary was seen ready before, so creating it means it was deleted (a Warning, sent only if the create happens). */
+  | { type: 'ensureCanary'; revision: string; replicas: number; recreated?: string }
   | { type: 'deleteCanary' }
   /** Make sure the routing objects exist (generated ones are created; the user's are left as they are). */
   | { type: 'ensureRoutes' }

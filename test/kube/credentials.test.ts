@@ -83,6 +83,15 @@ describe('kube/credentials', () => {
     assert.deepEqual((await applied(c)).headers, { Authorization: 'Bearer second' }, 'a rotation in progress keeps the last token');
   });
 
+  it('with both token and tokenFile, the file wins while it can be read and the token is the fallback (client-go)', async () => {
+    write('rotating', 'from-file');
+    const both = await loadCredentials(write('config', kubeconfig({ server: 'https://api' }, { token: 'static', tokenFile: 'rotating' })), {});
+    assert.match(both.source, /\(token file\)$/);
+    assert.deepEqual((await applied(both)).headers, { Authorization: 'Bearer from-file' });
+    const fallback = await loadCredentials(write('config2', kubeconfig({ server: 'https://api' }, { token: 'static', tokenFile: 'gone' })), {});
+    assert.deepEqual((await applied(fallback)).headers, { Authorization: 'Bearer static' });
+  });
+
   it('in a pod, uses the service account: server from the environment (IPv6 in brackets), its CA and token', async () => {
     write('ca.crt', 'SA-CA');
     write('token', 'sa-token');
@@ -130,7 +139,11 @@ describe('kube/credentials', () => {
     for (const [doc, message] of cases) assert.throws(() => resolveKubeconfig(doc, dir, 'cfg'), (e: Error) => e instanceof CredentialsError && /^kubeconfig cfg: /.test(e.message) && message.test(e.message), JSON.stringify(doc));
 
     await assert.rejects(loadCredentials(join(dir, 'missing'), {}), /cannot read kubeconfig .*missing \(ENOENT\); pass --kubeconfig FILE, set KUBECONFIG, or run in a pod/);
-    await assert.rejects(loadCredentials(write('bad', 'clusters: [\n'), {}), /kubeconfig .*bad is not YAML/);
+    await assert.rejects(loadCredentials(write('bad', 'clusters: [\n'), {}), /kubeconfig .*bad is not YAML at line \d+, column \d+/);
+    // The parser's own message would quote the lines around the error: a token must not end up in the log.
+    const dup = 'apiVersion: v1\nusers:\n- name: u\n  user:\n    token: SECRET-TOKEN-abc123\n    token: SECRET-TOKEN-abc123\n';
+    await assert.rejects(loadCredentials(write('dup', dup), {}), (e: Error) => /is not YAML at line 6, column 5 \(DUPLICATE_KEY\)$/.test(e.message) && !e.message.includes('SECRET'));
+    await assert.rejects(loadCredentials(write('b64', kubeconfig({ server: 'https://api', 'certificate-authority-data': 'not base64!' }, undefined)), {}), /kubeconfig .*b64: certificate-authority-data is not base64/);
     await assert.rejects(loadCredentials(write('c', kubeconfig({ server: 'https://api', 'certificate-authority': 'nope.crt' }, undefined)), {}), /cannot read the certificate authority .*nope\.crt \(ENOENT\)/);
     await assert.rejects(loadCredentials(undefined, { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' }, join(dir, 'no-sa')), /in-cluster service account .*cannot read the certificate authority/);
   });

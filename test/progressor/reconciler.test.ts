@@ -29,6 +29,8 @@ class World {
   crashAt = -1;
   rv = 1;
   statusWrites: string[] = [];
+  /** The canary informer has not seen the canary (yet): the cache says none while the API has one. */
+  canaryCacheLags = false;
 
   constructor(analysis: object, image = 'review:1.7.0') {
     this.stable = {
@@ -182,7 +184,7 @@ function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetri
     log: createLogger('test', 'silent'),
     trackLabel: 'version',
     defaults: {},
-    canaryOf: () => w.canary,
+    canaryOf: () => (w.canaryCacheLags ? undefined : w.canary),
     mayAct: () => true,
     now: () => clock.now,
   });
@@ -309,6 +311,29 @@ describe('progressor reconciler (in-memory world)', () => {
     assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.1');
     assert.ok(w.events.some((e) => /analysis restarts/.test(e)));
     assert.equal(w.events.filter((e) => e.startsWith('Promoting')).length, 1);
+  });
+
+  it('a canary deleted mid-release is recreated with one CanaryRecreated Warning; a canary only missing from the cache gets none', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && !(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.weight ?? 0); i++) {
+      w.settle();
+      const r = await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+      clock.now += Math.max(r.requeueAfterMs ?? 1000, 1);
+    }
+    assert.ok((parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.weight ?? 0) > 0, 'traffic on the canary');
+    const recreated = () => w.events.filter((e) => /review-canary\.test was deleted during the release of revision \w+; recreated it/.test(e));
+
+    w.canaryCacheLags = true; // the API has the canary, our cache does not (yet)
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.deepEqual(recreated(), [], 'no Warning when the create finds it exists');
+    w.canaryCacheLags = false;
+
+    w.canary = undefined; // kubectl delete deployment review-canary
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.ok(w.canary, 'recreated');
+    assert.equal(recreated().length, 1, w.events.join('\n'));
   });
 
   it('a stale view loses: after an annotation or spec change the generation test fails and nothing of the transition is committed', async () => {

@@ -100,11 +100,9 @@ const rows: Row[] = [
     at: T0 + 60 * SEC,
     phase: 'Progressing',
     weight: 25,
-    actions: ['ensureCanary', 'emitEvent', 'emitEvent', 'writeStatus'],
-    events: [
-      'review-canary.test was deleted during the release of revision new1; recreating it (the analysis halts until it is ready again)',
-      'Halt review.test advancement: waiting for review-canary.test to be ready (it does not exist)',
-    ],
+    actions: ['ensureCanary', 'emitEvent', 'writeStatus'],
+    events: ['Halt review.test advancement: waiting for review-canary.test to be ready (it does not exist)'],
+    check: (r) => assert.match((r.actions[0] as { recreated?: string }).recreated ?? '', /^review-canary\.test was deleted during the release of revision new1; recreated it/),
   },
   {
     name: 'canary not there while confirm-rollout holds: created without a recreation Warning (it never existed)',
@@ -112,6 +110,7 @@ const rows: Row[] = [
     at: T0 + 1 * SEC,
     phase: 'Waiting',
     actions: ['ensureCanary'],
+    check: (r) => assert.equal((r.actions[0] as { recreated?: string }).recreated, undefined),
   },
   {
     // The analysis annotation edited mid-release: the next step is the new plan's first weight
@@ -267,6 +266,13 @@ const rows: Row[] = [
     events: ['The traffic routes of review.test were missing (deleted?); recreated with 25% on the canary'],
   },
   {
+    name: 'routing objects disagreeing with each other: all set to the release weight, with a Warning that says so',
+    o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: -1, canary: -1 } }),
+    at: T0 + 1 * SEC,
+    actions: ['setWeight', 'emitEvent'],
+    events: ['The traffic routes of review.test disagreed with each other (several objects route it); all set to 25% on the canary'],
+  },
+  {
     name: 'routes already at the next weight (a step whose commit was interrupted): no Warning',
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { analysis: pass } }),
     at: T0 + 60 * SEC,
@@ -278,8 +284,8 @@ const rows: Row[] = [
     name: 'canary deleted by hand mid-release, between steps: recreated at once, with the Warning',
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { routes: { stable: 75, canary: 25 } }),
     at: T0 + 1 * SEC,
-    actions: ['ensureCanary', 'emitEvent'],
-    events: ['review-canary.test was deleted during the release of revision new1; recreating it (the analysis halts until it is ready again)'],
+    actions: ['ensureCanary'],
+    check: (r) => assert.match((r.actions[0] as { recreated?: string }).recreated ?? '', /was deleted during the release/),
   },
   // ---- confirm gates -----------------------------------------------------------------------
   {
