@@ -2,6 +2,7 @@
  * A CA and a serving certificate signed by it, made with node-forge: what the apiserver needs to
  * call the webhook over HTTPS (caBundle = the CA, the webhook serves the leaf).
  */
+import { randomBytes } from 'node:crypto';
 import forge from 'node-forge';
 import { checkHosts, isIpHost } from './hosts.js';
 
@@ -108,10 +109,16 @@ function makeLeaf(ca: Ca, publicKey: forge.pki.rsa.PublicKey, hosts: string[], n
   return cert;
 }
 
-function serial(): string {
-  // Positive 128-bit serial (leading hex digit < 8 keeps the DER integer positive).
-  const hex = forge.util.bytesToHex(forge.random.getBytesSync(16));
-  return `0${hex.slice(1)}`;
+/**
+ * A random 128-bit serial that DER encodes as given: the first byte is 0x01-0x7f, so the integer
+ * is positive and has no leading zero byte. (Zeroing only the first hex digit left a 0x00 first
+ * byte one time in sixteen, which with a next byte under 0x80 is "illegal padding" to OpenSSL:
+ * about one certificate in 32 could not be loaded.)
+ */
+export function serial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
+  return bytes.toString('hex');
 }
 
 function addDays(d: Date, days: number): Date {

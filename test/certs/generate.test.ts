@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { checkCertOptions, generateCerts } from '../../src/certs/generate.js';
+import { checkCertOptions, generateCerts, serial } from '../../src/certs/generate.js';
 
 const DAY = 86_400_000;
 const daysLeft = (c: X509Certificate) => (Date.parse(c.validTo) - Date.now()) / DAY;
@@ -15,6 +15,18 @@ describe('certs: generating the CA and the serving certificate', function () {
     assert.ok(leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
     assert.ok(Date.parse(ca.validTo) >= Date.parse(leaf.validTo), `CA until ${ca.validTo}, leaf until ${leaf.validTo}`);
     assert.ok(daysLeft(leaf) > 3999 && daysLeft(leaf) <= 4000.01);
+  });
+
+  it('serial numbers are 128-bit, positive and minimally DER-encoded (first byte 0x01-0x7f), so OpenSSL loads every certificate', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 20_000; i++) {
+      const s = serial();
+      assert.match(s, /^[0-9a-f]{32}$/);
+      const first = parseInt(s.slice(0, 2), 16);
+      assert.ok(first >= 0x01 && first <= 0x7f, s);
+      seen.add(s);
+    }
+    assert.equal(seen.size, 20_000);
   });
 
   it('keeps the default 10-year CA for a shorter leaf, and the given CA validity when set', () => {
