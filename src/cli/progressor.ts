@@ -155,7 +155,9 @@ async function run(f: ProgressorFlags): Promise<void> {
   // Not fatal (Prometheus may come up after us), but a wrong URL would otherwise show only as
   // failed checks, release after release.
   void gates.metrics.query('vector(1)').then((r) => {
-    if ('error' in r) log.warn({ err: r.error }, 'Prometheus does not answer: every metric check fails (and counts toward a rollback) until it does; check --prometheus-url');
+    const value = 'body' in r ? (r.body as { data?: { result?: Array<{ value?: unknown[] }> } }).data?.result?.[0]?.value?.[1] : undefined;
+    const err = 'error' in r ? r.error : value !== '1' ? `${redactUrl(f.prometheusUrl)} answered vector(1) with ${JSON.stringify(r.body).slice(0, 200)}, not as Prometheus does` : undefined;
+    if (err) log.warn({ err }, 'Prometheus does not answer: every metric check fails (and counts toward a rollback) until it does, which matters only to releases with metric checks; check --prometheus-url');
     else log.info({ prometheus: redactUrl(f.prometheusUrl) }, 'Prometheus answers');
   });
 

@@ -72,12 +72,22 @@ describe('kube-canary progressor start-up', function () {
     const warn = out.split('\n').find((l) => l.includes('Prometheus does not answer'))!;
     const line = JSON.parse(warn) as { level: number; err: string; msg: string };
     assert.equal(line.level, 40);
-    assert.match(line.msg, /every metric check fails .* until it does; check --prometheus-url/);
+    assert.match(line.msg, /every metric check fails .* until it does, which matters only to releases with metric checks; check --prometheus-url/);
     assert.match(line.err, new RegExp(`Prometheus at http://127\\.0\\.0\\.1:${port}/prom is unreachable: ECONNREFUSED`));
     const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { credentials: string; prometheus: string };
     assert.match(starting.credentials, /^kubeconfig .*kubeconfig \(token\)$/);
     assert.equal(starting.prometheus, `http://127.0.0.1:${port}/prom`);
     assert.doesNotMatch(out, /pa55word|sekret-token/);
+  });
+
+  it('warns when the URL answers, but not as Prometheus does', async () => {
+    prometheus = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}');
+    });
+    await new Promise<void>((r) => prometheus!.listen(0, '127.0.0.1', r));
+    const out = await start(`http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`, /Prometheus answers|Prometheus does not answer/);
+    assert.match(out, /"err":"http:\/\/127\.0\.0\.1:\d+\/ answered vector\(1\) with \{\\"hello\\":\\"world\\"\}, not as Prometheus does"/);
   });
 
   it('says Prometheus answers when it does', async () => {
