@@ -6,7 +6,7 @@
  * importing it loads the whole generated API (~80 MB of RSS, ~45 MB of heap), more than the
  * progressor's own state for 500 releases (ADR 0009).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,7 +113,10 @@ export function inClusterSpec(env: NodeJS.ProcessEnv, saDir = SERVICE_ACCOUNT_DI
 export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEnv = process.env, saDir = SERVICE_ACCOUNT_DIR): Promise<ApiCredentials> {
   if (kubeconfig) return fromKubeconfigFile(kubeconfig);
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) return specCredentials(inClusterSpec(env, saDir), `in-cluster service account (${saDir})`);
-  const files = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  // As kubectl: files of the list that do not exist are skipped.
+  const listed = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  const files = listed.length > 1 ? listed.filter((f) => existsSync(f)) : listed;
+  if (listed.length > 1 && files.length === 0) throw new CredentialsError(`none of the files in KUBECONFIG exists (${listed.join(path.delimiter)}); pass --kubeconfig FILE or fix KUBECONFIG`);
   if (files.length > 1) {
     // kubectl's merge: the first file to set current-context wins.
     return libraryCredentials((kc, Config) => {

@@ -115,12 +115,15 @@ describe('kube/credentials', () => {
     assert.equal((await applied(c)).headers?.['Authorization' as never], 'Bearer from-exec');
   });
 
-  it('leaves several KUBECONFIG files (merged) and proxies to the client library', async () => {
+  it('leaves several KUBECONFIG files (merged; missing ones skipped, as kubectl does) and proxies to the client library', async () => {
     const a = write('a', { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://merged:6443' } }], users: [{ name: 'u', user: { token: 'merged-token' } }], contexts: [] });
     const b = write('b', { apiVersion: 'v1', kind: 'Config', contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }], 'current-context': 'ctx' });
-    const merged = await loadCredentials(undefined, { KUBECONFIG: `${a}:${b}` });
+    const merged = await loadCredentials(undefined, { KUBECONFIG: `${a}:${join(dir, 'absent')}:${b}` });
     assert.equal(merged.server, 'https://merged:6443');
     assert.deepEqual((await applied(merged)).headers, { Authorization: 'Bearer merged-token' });
+    const single = await loadCredentials(undefined, { KUBECONFIG: `${join(dir, 'absent')}:${a.replace(/a$/, 'x')}:${write('one', kubeconfig({ server: 'https://one' }, { token: 't' }))}` });
+    assert.match(single.source, /^kubeconfig .*one \(token\)$/, 'one existing file: read directly');
+    await assert.rejects(loadCredentials(undefined, { KUBECONFIG: `${join(dir, 'n1')}:${join(dir, 'n2')}` }), /none of the files in KUBECONFIG exists/);
     assert.deepEqual(resolveKubeconfig(kubeconfig({ server: 'https://api', 'proxy-url': 'http://proxy:3128' }, { username: 'a', password: 'b' }), dir, 'f'), { kind: 'library', reason: 'cluster proxy-url, user username, user password' });
   });
 
