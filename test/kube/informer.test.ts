@@ -80,3 +80,49 @@ describe('kube informer', function () {
     assert.equal(inf.get('ns', 'a')?.metadata?.resourceVersion, '99');
   });
 });
+
+describe('kube informer: a version primed from our own write', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  let watch: http.ServerResponse | undefined;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (url.searchParams.get('watch') !== 'true') return void res.end(JSON.stringify({ items: [dep('a', '5')], metadata: { resourceVersion: '5' } }));
+      watch = res;
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    watch?.destroy();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('is not overwritten by an older version the watch delivers late; newer ones replace it', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'test', path: '/apis/apps/v1/deployments' }, createLogger('test', 'silent'));
+    const seen: string[] = [];
+    inf.on((ev, o) => seen.push(`${ev} ${o.metadata!.resourceVersion}`));
+    inf.start();
+    await inf.waitForSync();
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond());
+    };
+    await until(() => watch !== undefined);
+
+    inf.prime(dep('a', '10')); // the answer of our PATCH
+    inf.prime(dep('a', '7')); // an older answer arriving later changes nothing either
+    assert.equal(inf.get('ns', 'a')?.metadata?.resourceVersion, '10');
+    watch!.write(`${JSON.stringify({ type: 'MODIFIED', object: dep('a', '9') })}\n`); // a write before ours, delivered after our answer
+    watch!.write(`${JSON.stringify({ type: 'MODIFIED', object: dep('a', '11') })}\n`);
+    await until(() => seen.length > 1);
+    assert.equal(inf.get('ns', 'a')?.metadata?.resourceVersion, '11');
+    assert.deepEqual(seen, ['add 5', 'update 11'], 'the stale version is neither stored nor handed to the handlers');
+    await inf.stop();
+  });
+});
