@@ -76,8 +76,20 @@ export const ANNOTATION_LIMIT = 64 * 1024;
 const caches = new WeakMap<ClusterDefaults, Map<string, ReleaseConfigResult>>();
 const NO_DEFAULTS: ClusterDefaults = {};
 
+/** The annotations a user configures a release with: `kube-canary.io/*` except those kube-canary writes itself. */
+export function configAnnotations(annotations: Record<string, string> | undefined): Array<[string, string]> {
+  return Object.entries(annotations ?? {}).filter(([k]) => k.startsWith(PREFIX) && !MANAGED.has(k));
+}
+
+/** Whether two objects carry the same configuration annotations (in any order). */
+export function sameConfigAnnotations(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const x = configAnnotations(a);
+  const y = configAnnotations(b);
+  return x.length === y.length && x.every(([k, v]) => b![k] === v);
+}
+
 export function parseReleaseConfig(deploymentName: string, annotations: Record<string, string> | undefined, defaults: ClusterDefaults = NO_DEFAULTS): ReleaseConfigResult {
-  const ours = Object.entries(annotations ?? {}).filter(([k]) => k.startsWith(PREFIX) && !MANAGED.has(k));
+  const ours = configAnnotations(annotations);
   const oversized = ours.filter(([, v]) => v.length > ANNOTATION_LIMIT);
   if (oversized.length > 0) {
     return { ok: false, errors: oversized.map(([k, v]) => `${k} is ${v.length} characters long; at most ${ANNOTATION_LIMIT} are read (a real configuration is a few hundred)`) };

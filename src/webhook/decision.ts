@@ -13,14 +13,16 @@ import {
   ANN_SKIP_ANALYSIS,
   ANN_STABLE_REVISION,
   ANN_STATUS,
+  LABEL_ENABLED,
   TRACK_STABLE,
   canaryName,
 } from '../config/contract.js';
-import { type ClusterDefaults, parseReleaseConfig, type ReleaseConfig } from '../config/release-config.js';
+import { type ClusterDefaults, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
 import { mapPatch } from '../kube/json-patch.js';
 import { type OptInSource, scopeOf, wasOptedIn } from './filters.js';
+import { deploymentShapeProblem } from './shape.js';
 import type { AdmissionRequest, AdmissionResponse } from './review.js';
 
 export interface WebhookConfig {
@@ -75,9 +77,16 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const name = obj.metadata?.name ?? req.name ?? '';
   const namespace = req.namespace ?? obj.metadata?.namespace ?? '';
   const ref = `${namespace}/${name}`;
+  const shape = deploymentShapeProblem(obj as unknown as Record<string, unknown>, 'request.object');
+  if (shape) return deny(400, malformed(ref, shape));
   if (!obj.spec?.template) return deny(400, `Deployment ${ref} has no spec.template; a Deployment needs a pod template`);
   const old = req.oldObject as V1Deployment | undefined;
   if (req.operation === 'UPDATE' && !isDeployment(old)) return deny(400, `UPDATE of Deployment ${ref} came without an apps/v1 Deployment in request.oldObject`);
+  const oldShape = old && deploymentShapeProblem(old as unknown as Record<string, unknown>, 'request.oldObject');
+  if (oldShape) return deny(400, malformed(ref, oldShape));
+  // Deletion in progress (finalizers being removed, e.g. by the garbage collector): there is no
+  // release to start, and refusing the update would leave the Deployment terminating for good.
+  if (obj.metadata?.deletionTimestamp) return allow('being deleted');
 
   const byProgressor = req.userInfo.username !== undefined && config.progressorUsers.includes(req.userInfo.username);
   const scope = scopeOf(obj, namespace, source, config.ownNamespace);
@@ -95,11 +104,22 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (byProgressor) return allow('written by the progressor');
 
   const parsed = parseReleaseConfig(name, obj.metadata?.annotations, config.defaults);
-  if (!parsed.ok) {
-    return deny(400, `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`);
-  }
   const selectorProblem = trackSelectorProblem(obj, config.trackLabel);
-  if (selectorProblem) return deny(400, `Deployment ${ref}: ${selectorProblem}`);
+  // A problem this update did not bring (stored while the webhook was away, or valid under another
+  // kube-canary version or cluster default; the selector cannot change at all) must not block
+  // updates that ship no new revision: scaling, labels, the garbage collector's finalizers.
+  const storedOn = req.operation === 'UPDATE' && wasOptedIn(old, source) && scopeOf(old!, namespace, source, config.ownNamespace).inScope;
+  const problems: string[] = [];
+  if (!parsed.ok) {
+    const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`;
+    if (!storedOn || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
+    problems.push(problem);
+  }
+  if (selectorProblem) {
+    const problem = `Deployment ${ref}: ${selectorProblem}`;
+    if (!storedOn) return deny(400, problem);
+    problems.push(problem);
+  }
 
   const mutated = mutableCopy(obj);
   const warnings: string[] = [];
@@ -126,6 +146,18 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
 
   const newHash = templateHash(obj.spec.template, config.trackLabel);
   const oldHash = templateHash(old!.spec?.template, config.trackLabel);
+  if (problems.length > 0) {
+    if (newHash !== oldHash) {
+      return deny(
+        400,
+        `${problems.join('; ').replace(/\.$/, '')}. This update ships a new pod template, which kube-canary cannot release until that is fixed: fix it in the same update, or opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`,
+      );
+    }
+    return allow(
+      'stored configuration problem; no new revision',
+      problems.map((p) => `kube-canary: this update passes untouched, but the next new pod template will be refused until this is fixed: ${p}`),
+    );
+  }
   const optIn = !wasOptedIn(old, source) || old!.spec?.template?.metadata?.labels?.[config.trackLabel] !== TRACK_STABLE;
   if (optIn) {
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
@@ -154,6 +186,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     warnings.push(`kube-canary: ${ref} is back on the running revision ${stableRevision}; the canary release of ${oldAnn[ANN_REVISION]} is cancelled and traffic returns to stable`);
     return result('reverted to the stable revision mid-release');
   }
+  if (!parsed.ok) throw new Error('unreachable: an invalid configuration is denied above'); // narrows for the compiler
   warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, inProgress ? oldAnn[ANN_REVISION] : undefined));
   return result(`new revision ${newHash} captured (stable ${stableRevision})`);
 }
@@ -173,6 +206,10 @@ function mutableCopy(d: V1Deployment): V1Deployment {
       template: { ...template, metadata: { ...template.metadata, ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}) } },
     },
   };
+}
+
+function malformed(ref: string, problem: string): string {
+  return `Deployment ${ref}: ${problem}. The apiserver never sends this; the request was made or changed by hand`;
 }
 
 function isDeployment(o: unknown): o is V1Deployment {

@@ -384,6 +384,111 @@ describe('webhook decision', () => {
     }
   });
 
+  describe('a problem stored on the Deployment before this update (webhook away, another kube-canary version, namespace opted in later)', () => {
+    const STORED_BAD = { 'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50' };
+    /** An update of an opted-in Deployment whose old and new object both carry `ann`; the template is unchanged. */
+    function storedBad(ann: Record<string, string> = STORED_BAD): Review {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      Object.assign(r.request.object.metadata!.annotations!, ann);
+      Object.assign(r.request.oldObject!.metadata!.annotations!, ann);
+      return r;
+    }
+
+    const untouched: Array<[string, (r: Review) => void]> = [
+      ['kubectl scale', (r) => (r.request.object.spec!.replicas = 7)],
+      ['a label change', (r) => (r.request.object.metadata!.labels!.team = 'b')],
+      ['an added finalizer', (r) => (r.request.object.metadata!.finalizers = ['example.com/hold'])],
+    ];
+    for (const [name, change] of untouched) {
+      it(`lets ${name} through untouched, warning about the stored problem`, () => {
+        const r = storedBad();
+        change(r);
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'allowed');
+        assert.equal(d.response.patch, undefined);
+        assert.match(d.response.warnings!.join('\n'), /passes untouched, but the next new pod template will be refused until this is fixed: .*stepWeight 50 is larger than analysis.maxWeight 25/);
+      });
+    }
+
+    it('lets an annotation unknown to this version (written under a newer one) not block a scale', () => {
+      const r = storedBad({ 'kube-canary.io/canary-weight': '10' });
+      r.request.object.spec!.replicas = 7;
+      const d = decide(r.request, 'namespace', config);
+      assert.equal(d.outcome, 'allowed');
+      assert.match(d.response.warnings!.join('\n'), /kube-canary.io\/canary-weight is not a kube-canary annotation/);
+    });
+
+    it('refuses a new template until the configuration is fixed, saying how', () => {
+      const r = storedBad();
+      setImage(r.request.object, `${IMG}:1.8.0`);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /stepWeight 50 is larger than analysis.maxWeight 25.*\. This update ships a new pod template.*fix it in the same update, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+    });
+
+    it('captures a new template shipped together with the fix', () => {
+      const r = storedBad();
+      setImage(r.request.object, `${IMG}:1.8.0`);
+      r.request.object.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 50\nstepWeight: 25';
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      assert.equal(patchedObject(r, d).spec!.paused, true);
+    });
+
+    it('still denies an update that writes the bad value, and the update that opts a Deployment with it in', () => {
+      const changed = storedBad({ 'kube-canary.io/analysis': 'maxWeight: 30\nstepWeight: 50' });
+      changed.request.object.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 25\nstepWeight: 50';
+      assert.equal(decide(changed.request, 'label', config).outcome, 'denied');
+      const optIn = storedBad();
+      delete optIn.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      assert.equal(decide(optIn.request, 'label', config).outcome, 'denied');
+    });
+
+    it('lets a selector on the track label key (namespace opted in later) scale, and refuses its new templates with the way out', () => {
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        delete o.metadata!.labels!['kube-canary.io/enabled'];
+        o.spec!.selector.matchLabels!.version = 'v1';
+        o.spec!.template.metadata!.labels!.version = 'v1';
+      }
+      const scale = structuredClone(r);
+      scale.request.object = structuredClone(scale.request.oldObject!);
+      scale.request.object.spec!.replicas = 9;
+      const s = decide(scale.request, 'namespace', config);
+      assert.equal(s.outcome, 'allowed');
+      assert.equal(s.response.patch, undefined, 'the template labels must stay as the selector needs them');
+      assert.match(s.response.warnings!.join('\n'), /spec.selector uses the track label key "version"/);
+      const d = decide(r.request, 'namespace', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+    });
+  });
+
+  describe('a Deployment being deleted', () => {
+    it('lets the garbage collector take its finalizer off, even with a stored bad configuration', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        o.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
+        o.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 25\nstepWeight: 50';
+      }
+      r.request.oldObject!.metadata!.finalizers = ['foregroundDeletion'];
+      r.request.userInfo = { username: 'system:serviceaccount:kube-system:generic-garbage-collector' };
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed');
+      assert.equal(d.response.patch, undefined);
+    });
+
+    it('does not capture or pause a new template written while it is being deleted', () => {
+      const r = loadReview('review-set-image');
+      r.request.object.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed');
+      assert.equal(d.response.patch, undefined);
+    });
+  });
+
   describe('kube-canary.io/request (kubectl annotate, later the kubectl plugin)', () => {
     const REQUESTS = ['promote', 'abort', 'pause', 'resume', 'retry'];
 
