@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import forge from 'node-forge';
-import { checkHosts, isIpHost } from './hosts.js';
+import { checkHosts, ipSanBytes, isIpHost, uniqueHosts } from './hosts.js';
 
 /** Longest validity accepted, for the CA and the leaf: 100 years (the dates stay well inside X.509's). */
 export const MAX_VALID_DAYS = 36_500;
@@ -80,7 +80,8 @@ function makeCa(bits: number, notBefore: Date, notAfter: Date): Ca {
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
+    // pathLenConstraint 0: this CA signs serving certificates only, never another CA.
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
@@ -94,14 +95,15 @@ function makeLeaf(ca: Ca, publicKey: forge.pki.rsa.PublicKey, hosts: string[], n
   cert.serialNumber = serial();
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  cert.setSubject([{ name: 'commonName', value: hosts[0]! }]);
+  // X.509 bounds a CN at 64 characters; clients match the SANs anyway.
+  cert.setSubject([{ name: 'commonName', value: hosts[0]!.length <= 64 ? hosts[0]! : 'kube-canary-webhook' }]);
   cert.setIssuer(ca.subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     // type 7 = iPAddress, type 2 = dNSName (RFC 5280 GeneralName).
-    { name: 'subjectAltName', altNames: hosts.map((h) => (isIpHost(h) ? { type: 7, ip: h } : { type: 2, value: h })) },
+    { name: 'subjectAltName', altNames: uniqueHosts(hosts).map((h) => (isIpHost(h) ? { type: 7, value: ipSanBytes(h) } : { type: 2, value: h })) },
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.cert.generateSubjectKeyIdentifier().getBytes() },
   ]);

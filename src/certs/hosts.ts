@@ -16,6 +16,33 @@ export function isIpHost(host: string): boolean {
   return isIP(host) !== 0;
 }
 
+/**
+ * The address as the bytes of an iPAddress SAN (4 for IPv4, 16 for IPv6), as a binary string for
+ * node-forge. Forge's own parser misreads IPv6 with an IPv4 tail (1:2:3:4:5:6:1.2.3.4 became
+ * 1.2.3.4) and refuses ::ffff:1.2.3.4, so the WHATWG URL parser normalises the address first.
+ */
+export function ipSanBytes(host: string): string {
+  if (isIP(host) === 4) return String.fromCharCode(...host.split('.').map(Number));
+  const normal = new URL(`http://[${host}]/`).hostname.slice(1, -1); // hex groups only, at most one "::"
+  const [head, tail] = normal.includes('::') ? normal.split('::') : [normal, undefined];
+  const groups = (part: string | undefined) => (part ? part.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+  return String.fromCharCode(...all.flatMap((g) => [g >> 8, g & 0xff]));
+}
+
+/** Each host once (DNS names compared without case, addresses by their bytes). */
+export function uniqueHosts(hosts: string[]): string[] {
+  const seen = new Set<string>();
+  return hosts.filter((h) => {
+    const key = isIpHost(h) ? `ip:${ipSanBytes(h)}` : `dns:${h.toLowerCase()}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** Why the host cannot be a SAN, or undefined when it can. */
 export function hostProblem(host: string): string | undefined {
   if (host.includes(':')) return isIP(host) === 6 && !host.includes('%') ? undefined : 'is not a valid IPv6 address';

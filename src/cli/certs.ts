@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_CA_VALID_DAYS, MAX_VALID_DAYS, checkCertOptions, generateCerts } from '../certs/generate.js';
+import { uniqueHosts } from '../certs/hosts.js';
 import { ensureDir, writeAllOrNothing } from '../certs/write.js';
 import { intOption, listOption } from './options.js';
 
@@ -27,6 +28,7 @@ export function registerCerts(program: Command): void {
 
 function writeCerts(opts: CertsFlags): void {
   // Everything that can be refused is refused before the disk is touched.
+  if (opts.out.trim() === '') throw new Error('--out is empty: give the directory to write ca.crt, tls.crt and tls.key into, e.g. --out certs/local');
   checkCertOptions(opts);
   ensureDir(opts.out);
   const b = generateCerts(opts);
@@ -36,5 +38,5 @@ function writeCerts(opts: CertsFlags): void {
     // Readable by the owner only. The CA key is not written: renewing means a new CA and caBundle.
     { name: 'tls.key', data: b.key, mode: 0o600 },
   ]);
-  process.stdout.write(`wrote ca.crt, tls.crt, tls.key to ${opts.out}: SANs ${opts.hosts.join(', ')}, valid until ${b.notAfter.toISOString()}\n`);
+  process.stdout.write(`wrote ca.crt, tls.crt, tls.key to ${opts.out}: SANs ${uniqueHosts(opts.hosts).join(', ')}, valid until ${b.notAfter.toISOString()}\n`);
 }

@@ -61,6 +61,10 @@ describe('kube-canary certs (real process)', function () {
     assert.match(await refusal(['--out', dir, '--valid-days', '0']), /--valid-days "0" must be a whole number from 1 to 36500/);
   });
 
+  it('refuses an empty --out instead of writing into the working directory', async () => {
+    assert.match(await refusal(['--out', '']), /--out is empty: give the directory/);
+  });
+
   it('names a bad host and what is allowed', async () => {
     // Every kind of bad host is in test/certs/hosts.test.ts; this is the path from the flag to the message.
     assert.match(await refusal(['--out', dir, '--hosts', 'localhost,256.1.1.1']), /--hosts: "256\.1\.1\.1" looks like an IPv4 address but is not one; allowed: an IPv4 address/);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import forge from 'node-forge';
 import { checkCertOptions, generateCerts, serial } from '../../src/certs/generate.js';
 
 const DAY = 86_400_000;
@@ -40,6 +41,25 @@ describe('certs: generating the CA and the serving certificate', function () {
     const leaf = new X509Certificate(generateCerts({ hosts: ['::1', '*.kube-canary.svc'], validDays: 1, keyBits: 1024 }).cert);
     assert.ok(leaf.checkIP('::1'));
     assert.ok(leaf.checkHost('kube-canary-webhook.kube-canary.svc'));
+  });
+
+  it('certifies exactly the IPv6 address given, also with an IPv4 tail, once per address or name', () => {
+    const hosts = ['1:2:3:4:5:6:1.2.3.4', '::ffff:10.0.0.1', 'fe80::1:2', '2001:db8::', '::1', '0:0:0:0:0:0:0:1', 'a.example.com', 'A.Example.com', '192.168.0.1'];
+    const leaf = new X509Certificate(generateCerts({ hosts, validDays: 1, keyBits: 1024 }).cert);
+    assert.equal(
+      leaf.subjectAltName,
+      'IP Address:1:2:3:4:5:6:102:304, IP Address:0:0:0:0:0:FFFF:A00:1, IP Address:FE80:0:0:0:0:0:1:2, IP Address:2001:DB8:0:0:0:0:0:0, IP Address:0:0:0:0:0:0:0:1, DNS:a.example.com, IP Address:192.168.0.1',
+    );
+    assert.ok(leaf.checkIP('1:2:3:4:5:6:102:304') && !leaf.checkIP('1.2.3.4'));
+  });
+
+  it('makes a CA that may sign serving certificates only (pathlen 0), and keeps a long first host out of the CN', () => {
+    const long = `${'a'.repeat(60)}.example.com`;
+    const b = generateCerts({ hosts: [long], validDays: 1, keyBits: 1024 });
+    const bc = forge.pki.certificateFromPem(b.caCert).getExtension('basicConstraints') as { cA?: boolean; pathLenConstraint?: number };
+    assert.deepEqual([bc.cA, bc.pathLenConstraint], [true, 0]);
+    assert.equal(new X509Certificate(b.cert).subject, 'CN=kube-canary-webhook');
+    assert.ok(new X509Certificate(b.cert).checkHost(long));
   });
 
   it('refuses a leaf that would outlive its CA, naming both flags and the fix', () => {
