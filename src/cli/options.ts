@@ -16,6 +16,14 @@ export function nonEmptyListOption(flag: string) {
   };
 }
 
+/** A value that must not be empty (an empty --bind would listen on every interface). */
+export function nonEmptyOption(flag: string, example: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new InvalidArgumentError(`${flag} is empty; give a value, e.g. ${flag} ${example}`);
+    return value;
+  };
+}
+
 /** A Kubernetes label key: kube-canary writes it on pods, so a bad one would make every write fail. */
 export function labelKeyOption(flag: string) {
   return (value: string): string => {

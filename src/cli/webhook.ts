@@ -5,7 +5,7 @@ import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { readAnalysisDefault } from './defaults.js';
-import { envOption, intOption, labelKeyOption, nonEmptyListOption } from './options.js';
+import { envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption } from './options.js';
 
 interface WebhookFlags {
   port: number;
@@ -17,6 +17,7 @@ interface WebhookFlags {
   namespace: string;
   defaultAnalysis?: string;
   bodyLimit: number;
+  certPollMs: number;
 }
 
 export function registerWebhook(program: Command): void {
@@ -24,12 +25,13 @@ export function registerWebhook(program: Command): void {
     .command('webhook')
     .description('Serve the mutating admission webhook over HTTPS: POST /mutate, POST /mutate/namespace, GET /healthz, /readyz, /metrics.');
   envOption(cmd, '--port <n>', 'HTTPS port', 'KUBE_CANARY_PORT', intOption('--port', 0, 65535), 8443);
-  envOption(cmd, '--bind <addr>', 'address to listen on', 'KUBE_CANARY_BIND', String, '127.0.0.1');
-  envOption(cmd, '--tls-cert <file>', 'PEM serving certificate (re-read when it changes)', 'KUBE_CANARY_TLS_CERT', String);
-  envOption(cmd, '--tls-key <file>', 'PEM private key of the serving certificate', 'KUBE_CANARY_TLS_KEY', String);
+  envOption(cmd, '--bind <addr>', 'address to listen on (0.0.0.0 or :: for every interface, as in a pod)', 'KUBE_CANARY_BIND', nonEmptyOption('--bind', '127.0.0.1'), '127.0.0.1');
+  envOption(cmd, '--tls-cert <file>', 'PEM serving certificate (re-read when it changes)', 'KUBE_CANARY_TLS_CERT', nonEmptyOption('--tls-cert', 'certs/local/tls.crt'));
+  envOption(cmd, '--tls-key <file>', 'PEM private key of the serving certificate', 'KUBE_CANARY_TLS_KEY', nonEmptyOption('--tls-key', 'certs/local/tls.key'));
+  envOption(cmd, '--cert-poll-ms <n>', 'how often the certificate files are checked for a change, in milliseconds', 'KUBE_CANARY_CERT_POLL_MS', intOption('--cert-poll-ms', 50, 600_000), 2000);
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'), [DEFAULT_PROGRESSOR_USER]);
-  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', String, 'kube-canary');
+  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', nonEmptyOption('--namespace', 'kube-canary'), 'kube-canary');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--body-limit <bytes>', 'largest accepted request body', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
   cmd.action(async (f: WebhookFlags) => {
@@ -47,8 +49,7 @@ export function registerWebhook(program: Command): void {
       bodyLimit: f.bodyLimit,
       isReady: () => ready,
     });
-    const certPollMs = Number(process.env.KUBE_CANARY_CERT_POLL_MS ?? 2000);
-    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs });
+    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
     log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
     const stop = (signal: string) => {
       if (!ready) return;

@@ -134,6 +134,10 @@ function createExpressApp(opts: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Paths as the admission fast path matches them: /mutate/ or /MUTATE get the 404 that lists
+  // the real paths, not a 405 that contradicts itself ("POST ... is not allowed; ... POST").
+  app.set('strict routing', true);
+  app.set('case sensitive routing', true);
   app.use((_req, res, next) => {
     if (opts.isReady?.() === false) res.set('connection', 'close'); // stopping: see admissionHandler
     next();

@@ -21,8 +21,8 @@ export interface LoadedCert {
 
 /** Reads and checks a certificate/key pair; throws with a message naming the file and the problem. */
 export function loadCert(files: CertFiles): LoadedCert {
-  const cert = readFileSync(files.certFile);
-  const key = readFileSync(files.keyFile);
+  const cert = readPem(files.certFile, 'serving certificate', '--tls-cert');
+  const key = readPem(files.keyFile, 'private key', '--tls-key');
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
@@ -37,6 +37,16 @@ export function loadCert(files: CertFiles): LoadedCert {
   return { cert, key, notAfter: new Date(x509.validTo) };
 }
 
+function readPem(file: string, what: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new Error(`cannot read the ${what} ${file} (${flag}): ${why}`);
+  }
+}
+
 /** Polls the files' stat (works through the symlink swaps of mounted Secrets) and calls onChange with a verified pair. */
 export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onChange: (c: LoadedCert) => void): () => void {
   const stamp = () => {
@@ -49,6 +59,7 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
     }
   };
   let last = stamp();
+  let warned = '';
   const timer = setInterval(() => {
     const now = stamp();
     if (now === last || now === 'missing') return;
@@ -58,12 +69,30 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
       onChange(loaded);
       log.info({ notAfter: loaded.notAfter.toISOString() }, 'serving certificate reloaded');
     } catch (e) {
-      // Likely mid-write: keep serving the old pair and look again next tick.
-      log.warn({ err: (e as Error).message }, 'certificate files changed but are not a valid pair yet; keeping the current one');
+      // Likely mid-write: keep serving the old pair and look again next tick; say so once per state of the files.
+      if (warned !== now) log.warn({ err: (e as Error).message }, 'certificate files changed but are not a valid pair yet; keeping the current one');
+      warned = now;
     }
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
 }
 
-export const TLS_OPTIONS: SecureContextOptions = { minVersion: 'TLSv1.2' };
+/**
+ * TLS 1.2 or newer, and on TLS 1.2 only forward-secret AEAD suites (what Kubernetes' own servers
+ * offer by default); the TLS 1.3 suites must be named too, or naming ciphers turns TLS 1.3 off.
+ */
+export const TLS_OPTIONS: SecureContextOptions = {
+  minVersion: 'TLSv1.2',
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+};

@@ -7,8 +7,8 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /** Rejects (with stdout, stderr, code) on a non-zero exit, or after timeoutMs with the process killed. */
-export async function runCli(args: string[], timeoutMs = 0): Promise<{ stdout: string; stderr: string }> {
-  return promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO, timeout: timeoutMs });
+export async function runCli(args: string[], timeoutMs = 0, env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO, timeout: timeoutMs, env: { ...process.env, ...env } });
 }
 
 export interface CliProcess {

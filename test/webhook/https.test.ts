@@ -71,6 +71,16 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
     await assert.rejects(post(port, readFileSync(join(dir, 'a/ca.crt')), '{}', { maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }));
   });
 
+  it('on TLS 1.2 offers only forward-secret AEAD suites, and still speaks TLS 1.3', async () => {
+    const ca = readFileSync(join(dir, 'a/ca.crt'));
+    const body = JSON.stringify(loadReview('review-set-image'));
+    for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA256']) {
+      await assert.rejects(post(port, ca, body, { maxVersion: 'TLSv1.2', ciphers: weak }), undefined, weak);
+    }
+    assert.equal((await post(port, ca, body, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).protocol, 'TLSv1.2');
+    assert.equal((await post(port, ca, body, { minVersion: 'TLSv1.3' })).protocol, 'TLSv1.3');
+  });
+
   it('serves a replaced certificate without a restart, and never fails a request meanwhile', async () => {
     await runCli(['certs', '--out', join(dir, 'b'), '--hosts', '127.0.0.1']);
     const oldCa = readFileSync(join(dir, 'a/ca.crt'));

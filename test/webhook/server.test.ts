@@ -171,6 +171,11 @@ describe('webhook HTTP app', () => {
       assert.match(r.body.message, new RegExp(`GET ${path} is not allowed; the apiserver sends admission requests with POST`));
     }
     await request(a).put('/mutate').send('{}').expect(405);
+    // A path that is almost right (a typo in the webhook configuration) is told the real ones.
+    for (const path of ['/mutate/', '/MUTATE', '/mutate/namespace/', '/Mutate/Namespace']) {
+      const r = await request(a).post(path).send(loadReview('review-set-image')).expect(404);
+      assert.match(r.body.message, new RegExp(`no route POST ${path}; POST /mutate, POST /mutate/namespace`));
+    }
   });
 
   it('logs one flat admission line per request, byte for byte what the redacting logger writes, and keeps redacting other lines', async () => {

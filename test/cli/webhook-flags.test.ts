@@ -1,0 +1,47 @@
+/** `kube-canary webhook` refuses unusable flags and files at start, naming the flag and the fix. */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../support/cli.js';
+
+describe('kube-canary webhook: flags and files refused at start (real process)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let cert: string;
+  let key: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-wflags-'));
+    await runCli(['certs', '--out', join(dir, 'c'), '--hosts', '127.0.0.1']);
+    cert = join(dir, 'c/tls.crt');
+    key = join(dir, 'c/tls.key');
+    mkdirSync(join(dir, 'a-directory'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The stderr of a start that must fail (with a 10 s bound: a start that succeeds would serve forever). */
+  async function refusal(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+    const err = await runCli(['webhook', '--port', '0', ...args], 10_000, env).then(
+      () => assert.fail('the webhook started'),
+      (e: { stderr: string; killed?: boolean }) => e,
+    );
+    assert.equal(err.killed, false, `it kept running instead of refusing: ${err.stderr}`);
+    return err.stderr;
+  }
+
+  it('refuses an empty --bind or KUBE_CANARY_BIND, which would listen on every interface', async () => {
+    assert.match(await refusal(['--bind', '', '--tls-cert', cert, '--tls-key', key]), /--bind is empty; give a value, e.g. --bind 127.0.0.1/);
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', key], { KUBE_CANARY_BIND: '' }), /--bind is empty/);
+  });
+
+  it('names the flag and the file when the certificate or key cannot be read', async () => {
+    assert.match(await refusal(['--tls-cert', join(dir, 'missing.crt'), '--tls-key', key]), /cannot read the serving certificate .*missing\.crt \(--tls-cert\): no such file/);
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', join(dir, 'a-directory')]), /cannot read the private key .*a-directory \(--tls-key\): it is a directory/);
+  });
+
+  it('refuses a certificate poll interval that is not a number of milliseconds from 50', async () => {
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', key], { KUBE_CANARY_CERT_POLL_MS: 'abc' }), /--cert-poll-ms "abc" must be a whole number from 50 to 600000/);
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', key, '--cert-poll-ms', '1']), /--cert-poll-ms "1" must be/);
+  });
+});
