@@ -12,7 +12,7 @@ const program = new Command()
   .name('kube-canary')
   .description('Automated canary releases for plain Kubernetes Deployments (no CRD, no rename).')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError('(add --help for the usage)');
 
 registerCerts(program);
 registerWebhook(program);

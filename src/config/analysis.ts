@@ -87,7 +87,7 @@ const weight = z
 
 const num = z.number({ error: (i) => notNumber(i.input, 'thresholds must be finite numbers, e.g. 99 or 500') });
 
-const str = z.string({ error: (i) => `${show(i.input)} is not a string` }).min(1, { error: 'is empty' });
+const str = z.string({ error: (i) => (i.input === undefined ? 'is missing' : `${show(i.input)} is not a string`) }).min(1, { error: 'is empty' });
 
 /** A duration from `minMs` to `maxMs`; the message names both bounds and an example. */
 export function checkDuration(v: unknown, b: { minMs: number; maxMs: number; example: string }): { ms: number } | { error: string } {
@@ -109,19 +109,30 @@ const duration = (b: { minMs: number; maxMs: number; example: string }) =>
     return d.ms;
   });
 
+/**
+ * Fields of Flagger's analysis that people paste along with the rest; kube-canary does not have
+ * them, and says so rather than just "unknown field".
+ */
+const FLAGGER_ONLY = new Set(['alerts', 'iterations', 'canaryReadyThreshold', 'primaryReadyThreshold', 'mirror', 'mirrorWeight', 'match', 'sessionAffinity', 'sessionAffinityCookie', 'retries']);
+
 function strict<T extends z.ZodRawShape>(shape: T) {
   const allowed = Object.keys(shape).join(', ');
+  const unknown = (keys: string[]) => {
+    const flagger = keys.filter((k) => FLAGGER_ONLY.has(k));
+    const note = flagger.length ? ` (${flagger.map((k) => `"${k}"`).join(', ')} ${flagger.length > 1 ? 'are' : 'is'} Flagger's, not supported by kube-canary: remove ${flagger.length > 1 ? 'them' : 'it'})` : '';
+    return `has unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}${note}`;
+  };
   return z.strictObject(shape, {
-    error: (i) =>
-      i.code === 'unrecognized_keys'
-        ? `has unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}`
-        : `must be a mapping (got ${show(i.input)}); allowed fields: ${allowed}`,
+    error: (i) => (i.code === 'unrecognized_keys' ? unknown(i.keys) : `must be a mapping (got ${show(i.input)}); allowed fields: ${allowed}`),
   });
 }
 
 const metricSchema = strict({
   name: str,
-  query: str.optional(),
+  query: z
+    .string({ error: (i) => `${show(i.input)} is not a string` })
+    .min(1, { error: 'is empty; give a PromQL query, or leave query out for the built-in request-success-rate and request-duration' })
+    .optional(),
   thresholdRange: strict({ min: num.optional(), max: num.optional() }).optional(),
   threshold: num.optional(),
   interval: duration(INTERVAL_BOUNDS).optional(),
@@ -152,6 +163,7 @@ const analysisSchema = strict({
   interval: duration(INTERVAL_BOUNDS).optional(),
   threshold: z
     .number({ error: (i) => notNumber(i.input, 'use a whole number of failed checks, at least 1') })
+    .max(1000, { error: (i) => `${show(i.input)} is too large; use a whole number of failed checks from 1 to 1000`, abort: true })
     .int({ error: (i) => `${show(i.input)} is not a whole number of failed checks` })
     .min(1, { error: (i) => `${show(i.input)} is too small; at least 1 failed check must trigger the rollback` })
     .optional(),
@@ -161,6 +173,9 @@ const analysisSchema = strict({
   metrics: list('').optional(),
   webhooks: list('').optional(),
 });
+
+/** Guards against alias bombs in a user-written annotation (the yaml library counts the values aliases expand to). */
+const MAX_ALIAS_COUNT = 50;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
@@ -176,12 +191,14 @@ export function readAnalysisText(text: string): ParseResult<unknown> {
   };
   let raw: unknown;
   try {
-    // maxAliasCount guards against alias bombs in a user-written annotation.
-    raw = parseYaml(text, { maxAliasCount: 50, prettyErrors: false });
+    raw = parseYaml(text, { maxAliasCount: MAX_ALIAS_COUNT, prettyErrors: false });
   } catch (e) {
     const err = e as Error & { code?: string; pos?: [number, number] };
     // The yaml library turns a stack overflow on deep nesting into a YAMLParseError.
     if (e instanceof RangeError || /call stack/i.test(err.message)) return tooDeep;
+    if (/excessive alias count/i.test(err.message)) {
+      return bad(`its aliases (*name) expand to too many values: at most ${MAX_ALIAS_COUNT} in all, a guard against alias bombs; write the repeated values out instead`);
+    }
     let why = err.message.split('\n')[0]!;
     if (err.code === 'DUPLICATE_KEY' && err.pos) {
       const key = /^\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^:#\n]*?))\s*:/.exec(text.slice(err.pos[0]));
@@ -456,6 +473,10 @@ function readWebhooks(list: unknown[], errors: string[]): WebhookGate[] {
       metadata: r.data.metadata ?? {},
     });
   });
+  const names = webhooks.map((w) => w.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  // Results, metrics and events name a webhook by its name: two of one name could not be told apart.
+  if (dup) errors.push(`analysis.webhooks has "${dup}" twice; webhook names must be unique`);
   return webhooks;
 }
 
@@ -483,7 +504,15 @@ export function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/** Whether anything can fail a step: metrics, `rollout` webhooks, or a `rollback` webhook asking for one. */
+export function hasChecks(a: Analysis): boolean {
+  return a.metrics.length > 0 || a.webhooks.some((w) => w.type === 'rollout' || w.type === 'rollback');
+}
+
 /** One line a person can read: "steps 25%, 50% every 1m; roll back after 5 failed checks". */
 export function describeAnalysis(a: Analysis): string {
-  return `steps ${a.steps.map((s) => `${s}%`).join(', ')} every ${formatDuration(a.intervalMs)}; roll back after ${a.threshold} failed check${a.threshold === 1 ? '' : 's'}`;
+  const steps = `steps ${a.steps.map((s) => `${s}%`).join(', ')} every ${formatDuration(a.intervalMs)}`;
+  // Without metrics or gating webhooks nothing can fail: every step passes when it falls due.
+  if (!hasChecks(a)) return `${steps}; no metrics or rollout webhooks check them, so every step passes`;
+  return `${steps}; roll back after ${a.threshold} failed check${a.threshold === 1 ? '' : 's'}`;
 }

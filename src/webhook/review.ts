@@ -56,15 +56,15 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   }
   const r = review as Record<string, unknown>;
   if (r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') {
-    throw new EnvelopeError(
-      400,
-      `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${JSON.stringify(r.apiVersion)}, kind ${JSON.stringify(r.kind)}. Set admissionReviewVersions: ["v1"] in the webhook configuration`,
-    );
+    // Only another version of AdmissionReview is fixed in the webhook configuration.
+    const fix = r.kind === 'AdmissionReview' ? '. Set admissionReviewVersions: ["v1"] in the webhook configuration' : '';
+    throw new EnvelopeError(400, `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${JSON.stringify(r.apiVersion)}, kind ${JSON.stringify(r.kind)}${fix}`);
   }
   const req = r.request;
   if (req === null || typeof req !== 'object' || Array.isArray(req)) throw new EnvelopeError(400, 'AdmissionReview has no request');
   const q = req as Record<string, unknown>;
-  if (typeof q.uid !== 'string' || q.uid === '') throw new EnvelopeError(400, 'AdmissionReview request has no uid');
+  if (q.uid === undefined || q.uid === '') throw new EnvelopeError(400, 'AdmissionReview request has no uid');
+  if (typeof q.uid !== 'string') throw new EnvelopeError(400, `AdmissionReview request.uid is ${JSON.stringify(q.uid)}; expected a string`);
   if (typeof q.operation !== 'string' || !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(q.operation)) {
     throw new EnvelopeError(400, `AdmissionReview request has operation ${JSON.stringify(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
   }

@@ -92,20 +92,29 @@ function admissionHandler(opts: AppOptions) {
     }
   };
 
-  /** Answers 413 at once and closes the connection: reading the rest of such a body is wasted. */
-  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, bytes: number, start: bigint) => {
+  /** Answers a request refused before its body is read, counting it as invalid; the rest of the body is drained. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, message: string, close: boolean, start: bigint) => {
     metrics.admissions.inc({ decision: 'invalid', operation: 'unknown' });
-    log.warn({ bytes }, 'admission request body over the limit');
     req.removeAllListeners('data');
     req.resume();
-    sendJson(res, 413, { message: `request body larger than the limit of ${limit} bytes` }, true);
+    sendJson(res, status, { message }, close);
     metrics.latency.observe({ decision: 'invalid' }, Number(process.hrtime.bigint() - start) / 1e9);
+  };
+  /** 413 at once, closing the connection: reading the rest of such a body is wasted. */
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, bytes: number, start: bigint) => {
+    log.warn({ bytes }, 'admission request body over the limit');
+    refuse(req, res, 413, `request body larger than the limit of ${limit} bytes`, true, start);
   };
 
   return (req: IncomingMessage, res: ServerResponse, source: OptInSource) => {
     const start = process.hrtime.bigint();
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) return refuseTooLarge(req, res, declared, start);
+    const encoding = req.headers['content-encoding'];
+    // The apiserver sends admissions uncompressed; a compressed body would only be reported as "not JSON".
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      return refuse(req, res, 415, `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, closing(), start);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {

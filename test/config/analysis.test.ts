@@ -67,6 +67,12 @@ webhooks:
     assert.equal(describeAnalysis(r.value), 'steps 1%, 5%, 25%, 60% every 2m; roll back after 5 failed checks');
   });
 
+  it('says that nothing checks the steps when there are no metrics and no rollout webhooks', () => {
+    const r = parseAnalysis('metrics: []\nwebhooks: [{name: ok, type: confirm-promotion, url: "http://x/"}]');
+    assert.ok(r.ok);
+    assert.equal(describeAnalysis(r.value), 'steps 10%, 20%, 30%, 40%, 50% every 1m; no metrics or rollout webhooks check them, so every step passes');
+  });
+
   it('fills missing fields from cluster defaults', () => {
     const r = parseAnalysis('stepWeight: 5', { interval: '10s', threshold: 2, maxWeight: 20, metrics: [] });
     assert.ok(r.ok);
@@ -183,6 +189,13 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     ['['.repeat(1000) + ']'.repeat(1000), 'analysis is nested too deep'],
     ['metrics: ' + '['.repeat(40) + ']'.repeat(40), 'analysis is nested too deep'],
     ['interval: 1ms', 'analysis.interval "1ms" is shorter than 1s; use a duration from 1s to 24h'],
+    ['webhooks: [{url: "http://x/"}]', 'analysis.webhooks[0].name is missing'],
+    ['threshold: 99999999999999999999', 'analysis.threshold 100000000000000000000 is too large; use a whole number of failed checks from 1 to 1000'],
+    ['metrics: [{name: x, query: "", thresholdRange: {min: 1}}]', 'analysis.metrics[0].query is empty; give a PromQL query, or leave query out for the built-in'],
+    ['webhooks: [{name: a, url: "http://x/"}, {name: a, url: "http://y/"}]', 'analysis.webhooks has "a" twice; webhook names must be unique'],
+    ['iterations: 10', 'analysis has unknown field "iterations"; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks ("iterations" is Flagger\'s, not supported by kube-canary: remove it)'],
+    ['webhooks: [{name: a, url: "http://x/", retries: 3}]', 'analysis.webhooks[0] has unknown field "retries"; allowed: name, type, url, timeout, metadata, muteAlert ("retries" is Flagger\'s'],
+    ['r: &r {min: 99}\nmetrics:\n' + Array.from({ length: 60 }, (_, i) => `- {name: m${i}, query: up, thresholdRange: *r}`).join('\n'), 'its aliases (*name) expand to too many values: at most 50 in all'],
     ['interval: 0s', 'analysis.interval "0s" is shorter than 1s'],
     ['interval: 99999999999999999999h', 'analysis.interval "99999999999999999999h" is longer than 24h; use a duration from 1s to 24h'],
     ['metrics: [{name: request-duration, thresholdRange: {max: 500}, interval: 10ms}]', 'analysis.metrics[0].interval "10ms" is shorter than 1s; use a duration from 1s to 24h'],

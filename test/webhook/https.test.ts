@@ -75,7 +75,7 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
     const ca = readFileSync(join(dir, 'a/ca.crt'));
     const body = JSON.stringify(loadReview('review-set-image'));
     for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA256']) {
-      await assert.rejects(post(port, ca, body, { maxVersion: 'TLSv1.2', ciphers: weak }), undefined, weak);
+      await assert.rejects(post(port, ca, body, { maxVersion: 'TLSv1.2', ciphers: weak }), /handshake failure|no shared cipher|ECONNRESET|socket hang up/, weak);
     }
     assert.equal((await post(port, ca, body, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).protocol, 'TLSv1.2');
     assert.equal((await post(port, ca, body, { minVersion: 'TLSv1.3' })).protocol, 'TLSv1.3');

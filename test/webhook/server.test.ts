@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Agent as HttpAgent, createServer, request as httpRequest } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import { createLogger } from '../../src/kube/logger.js';
 import { createWebhookMetrics } from '../../src/webhook/metrics.js';
@@ -49,9 +50,10 @@ describe('webhook HTTP app', () => {
     ['text that is not JSON', 'hello', 400, /not JSON/],
     ['a JSON array', '[1,2]', 400, /not a JSON object/],
     ['a wrong apiVersion', { apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: {} }, 400, /expected apiVersion admission.k8s.io\/v1.*admissionReviewVersions/],
-    ['a wrong kind', { apiVersion: 'admission.k8s.io/v1', kind: 'Pod' }, 400, /kind AdmissionReview/],
+    ['a wrong kind', { apiVersion: 'admission.k8s.io/v1', kind: 'Pod' }, 400, /kind AdmissionReview; got apiVersion "admission.k8s.io\/v1", kind "Pod"$/],
     ['a missing request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 400, /has no request/],
     ['a request without uid', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { operation: 'UPDATE' } }, 400, /no uid/],
+    ['a uid that is not a string', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 5, operation: 'UPDATE' } }, 400, /request.uid is 5; expected a string/],
     ['deeply nested JSON', `${'['.repeat(100000)}${']'.repeat(100000)}`, 400, /nested 100000 levels deep/],
   ];
   for (const [name, body, status, message] of malformed) {
@@ -63,6 +65,15 @@ describe('webhook HTTP app', () => {
       assert.match(await metrics.registry.metrics(), /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 1/);
     });
   }
+
+  it('refuses a compressed body with 415 naming the encoding, and keeps serving', async () => {
+    const { app: a, metrics } = app();
+    const gz = gzipSync(JSON.stringify(loadReview('review-set-image')));
+    const res = await request(a).post('/mutate').set('content-type', 'application/json').set('content-encoding', 'gzip').send(gz).expect(415);
+    assert.match(res.body.message, /Content-Encoding "gzip" is not accepted; send the AdmissionReview as uncompressed JSON/);
+    await request(a).post('/mutate').set('content-encoding', 'identity').send(loadReview('review-set-image')).expect(200);
+    assert.match(await metrics.registry.metrics(), /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 1/);
+  });
 
   it('refuses a body over the limit with 413 and keeps serving', async () => {
     const { app: a } = app(64 * 1024);
