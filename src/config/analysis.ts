@@ -163,7 +163,7 @@ const analysisSchema = strict({
   interval: duration(INTERVAL_BOUNDS).optional(),
   threshold: z
     .number({ error: (i) => notNumber(i.input, 'use a whole number of failed checks, at least 1') })
-    .max(1000, { error: (i) => `${show(i.input)} is too large; use a whole number of failed checks from 1 to 1000`, abort: true })
+    .max(Number.MAX_SAFE_INTEGER, { error: (i) => `${show(i.input)} is too large; use a whole number of failed checks, at least 1`, abort: true })
     .int({ error: (i) => `${show(i.input)} is not a whole number of failed checks` })
     .min(1, { error: (i) => `${show(i.input)} is too small; at least 1 failed check must trigger the rollback` })
     .optional(),
@@ -473,10 +473,10 @@ function readWebhooks(list: unknown[], errors: string[]): WebhookGate[] {
       metadata: r.data.metadata ?? {},
     });
   });
-  const names = webhooks.map((w) => w.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  // Results, metrics and events name a webhook by its name: two of one name could not be told apart.
-  if (dup) errors.push(`analysis.webhooks has "${dup}" twice; webhook names must be unique`);
+  // Results, metrics and events name a webhook by its type and name: two of both could not be told apart.
+  const keys = webhooks.map((w) => `${w.type} ${JSON.stringify(w.name)}`);
+  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (dup) errors.push(`analysis.webhooks has the ${dup.replace(' ', ' webhook ')} twice; give each webhook of a type its own name`);
   return webhooks;
 }
 
@@ -504,15 +504,12 @@ export function show(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-/** Whether anything can fail a step: metrics, `rollout` webhooks, or a `rollback` webhook asking for one. */
-export function hasChecks(a: Analysis): boolean {
-  return a.metrics.length > 0 || a.webhooks.some((w) => w.type === 'rollout' || w.type === 'rollback');
-}
-
 /** One line a person can read: "steps 25%, 50% every 1m; roll back after 5 failed checks". */
 export function describeAnalysis(a: Analysis): string {
   const steps = `steps ${a.steps.map((s) => `${s}%`).join(', ')} every ${formatDuration(a.intervalMs)}`;
-  // Without metrics or gating webhooks nothing can fail: every step passes when it falls due.
-  if (!hasChecks(a)) return `${steps}; no metrics or rollout webhooks check them, so every step passes`;
+  // Only notification webhooks (event, post-rollout) and no metrics: nothing can hold or fail a step.
+  if (a.metrics.length === 0 && a.webhooks.every((w) => w.type === 'event' || w.type === 'post-rollout')) {
+    return `${steps}; no metrics or gating webhooks check them, so every step passes`;
+  }
   return `${steps}; roll back after ${a.threshold} failed check${a.threshold === 1 ? '' : 's'}`;
 }

@@ -81,10 +81,10 @@ export function configAnnotations(annotations: Record<string, string> | undefine
   return Object.entries(annotations ?? {}).filter(([k]) => k.startsWith(PREFIX) && !MANAGED.has(k));
 }
 
-/** Whether two objects carry the same configuration annotations (in any order). */
+/** Whether two objects carry the same configuration annotations (in any order), a one-shot `kube-canary.io/request` aside. */
 export function sameConfigAnnotations(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const x = configAnnotations(a);
-  const y = configAnnotations(b);
+  const x = configAnnotations(a).filter(([k]) => k !== ANN_REQUEST);
+  const y = configAnnotations(b).filter(([k]) => k !== ANN_REQUEST);
   return x.length === y.length && x.every(([k, v]) => b![k] === v);
 }
 

@@ -18,7 +18,7 @@
  * When the gates need I/O (metric checks, webhooks) or rollback needs the stable ReplicaSet,
  * step() returns a Need; the reconciler fetches it and calls step() again with the answer.
  */
-import { type Analysis, type WebhookType, hasChecks, show } from '../config/analysis.js';
+import { type Analysis, type WebhookType, show } from '../config/analysis.js';
 import { ANN_REQUEST, REQUESTS, canaryName } from '../config/contract.js';
 import { formatDuration } from '../config/duration.js';
 import { type ReleaseConfig, isReleaseRequest } from '../config/release-config.js';
@@ -436,7 +436,7 @@ function rollback(s: ReleaseStatus, c: Ctx, reason: string, actions: Action[] = 
  */
 function analyse(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResult | undefined {
   const a = c.cfg.analysis;
-  if (!hasChecks(a)) return undefined;
+  if (!hasAnalysis(a)) return undefined;
   const g = c.obs.gates?.analysis;
   if (!g) return need('analysis');
   if (g.rollbackRequested) {
@@ -586,6 +586,10 @@ export function stableRolledOut(st: StableView, revision: string): boolean {
 
 function hasHooks(a: Analysis, type: WebhookType): boolean {
   return a.webhooks.some((w) => w.type === type);
+}
+
+function hasAnalysis(a: Analysis): boolean {
+  return a.metrics.length > 0 || hasHooks(a, 'rollout') || hasHooks(a, 'rollback');
 }
 
 /** ms until the next gate run is due (<= 0: due now). */

@@ -17,7 +17,7 @@ import {
   TRACK_STABLE,
   canaryName,
 } from '../config/contract.js';
-import { type ClusterDefaults, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
+import { type ClusterDefaults, isReleaseRequest, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
 import { mapPatch } from '../kube/json-patch.js';
@@ -86,7 +86,8 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (oldShape) return deny(400, malformed(ref, oldShape));
   // Deletion in progress (finalizers being removed, e.g. by the garbage collector): there is no
   // release to start, and refusing the update would leave the Deployment terminating for good.
-  if (obj.metadata?.deletionTimestamp) return allow('being deleted');
+  // The stored object says so (a CREATE's or a PUT's own deletionTimestamp is the client's, and dropped).
+  if (req.operation === 'UPDATE' && old?.metadata?.deletionTimestamp) return allow('being deleted');
 
   const byProgressor = req.userInfo.username !== undefined && config.progressorUsers.includes(req.userInfo.username);
   const scope = scopeOf(obj, namespace, source, config.ownNamespace);
@@ -108,11 +109,15 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   // A problem this update did not bring (stored while the webhook was away, or valid under another
   // kube-canary version or cluster default; the selector cannot change at all) must not block
   // updates that ship no new revision: scaling, labels, the garbage collector's finalizers.
-  const storedOn = req.operation === 'UPDATE' && wasOptedIn(old, source) && scopeOf(old!, namespace, source, config.ownNamespace).inScope;
+  const storedOn = req.operation === 'UPDATE' && scopeOf(old!, namespace, source, config.ownNamespace).inScope;
   const problems: string[] = [];
   if (!parsed.ok) {
     const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`;
-    if (!storedOn || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
+    // A request (promote, abort, ...) is how a stuck release is ended, so it is not part of the
+    // comparison; a bad value of one is still refused.
+    const request = obj.metadata?.annotations?.[ANN_REQUEST];
+    const badNewRequest = request !== undefined && request !== old?.metadata?.annotations?.[ANN_REQUEST] && !isReleaseRequest(request);
+    if (!storedOn || badNewRequest || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
     problems.push(problem);
   }
   if (selectorProblem) {
@@ -147,16 +152,12 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const newHash = templateHash(obj.spec.template, config.trackLabel);
   const oldHash = templateHash(old!.spec?.template, config.trackLabel);
   if (problems.length > 0) {
-    if (newHash !== oldHash) {
-      return deny(
-        400,
-        `${problems.join('; ').replace(/\.$/, '')}. This update ships a new pod template, which kube-canary cannot release until that is fixed: fix it in the same update, or opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`,
-      );
-    }
-    return allow(
-      'stored configuration problem; no new revision',
-      problems.map((p) => `kube-canary: this update passes untouched, but the next new pod template will be refused until this is fixed: ${p}`),
-    );
+    if (newHash !== oldHash) return deny(400, `${problems.join('; ').replace(/\.$/, '')}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(!!selectorProblem, inProgress, name, namespace)}`);
+    // No new revision: it goes through with what kube-canary keeps on every update (the release
+    // annotations, and the track label unless the selector is the problem: it needs its own value).
+    if (!selectorProblem) ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    warnings.push(...problems.map((p) => `kube-canary: the next new pod template will be refused until this is fixed: ${p}`));
+    return result('stored configuration problem; no new revision');
   }
   const optIn = !wasOptedIn(old, source) || old!.spec?.template?.metadata?.labels?.[config.trackLabel] !== TRACK_STABLE;
   if (optIn) {
@@ -206,6 +207,14 @@ function mutableCopy(d: V1Deployment): V1Deployment {
       template: { ...template, metadata: { ...template.metadata, ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}) } },
     },
   };
+}
+
+/** How to ship a template past a stored problem. */
+function wayOut(selector: boolean, inProgress: boolean, name: string, namespace: string): string {
+  const optOut = `opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`;
+  if (selector) return `a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or ${optOut}`;
+  if (inProgress) return `fix the annotation in the same update, or end the release in progress first ("kubectl canary promote|abort ${name} -n ${namespace}", or kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort)`;
+  return `fix the annotation in the same update, or ${optOut}`;
 }
 
 function malformed(ref: string, problem: string): string {

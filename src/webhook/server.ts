@@ -111,9 +111,10 @@ function admissionHandler(opts: AppOptions) {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) return refuseTooLarge(req, res, declared, start);
     const encoding = req.headers['content-encoding'];
-    // The apiserver sends admissions uncompressed; a compressed body would only be reported as "not JSON".
+    // The apiserver sends admissions uncompressed; a compressed body would only be reported as "not
+    // JSON". Closed like a 413: the body is not read, and may be of any length.
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-      return refuse(req, res, 415, `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, closing(), start);
+      return refuse(req, res, 415, `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, true, start);
     }
     const chunks: Buffer[] = [];
     let size = 0;

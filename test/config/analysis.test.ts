@@ -67,10 +67,17 @@ webhooks:
     assert.equal(describeAnalysis(r.value), 'steps 1%, 5%, 25%, 60% every 2m; roll back after 5 failed checks');
   });
 
-  it('says that nothing checks the steps when there are no metrics and no rollout webhooks', () => {
-    const r = parseAnalysis('metrics: []\nwebhooks: [{name: ok, type: confirm-promotion, url: "http://x/"}]');
+  it('says that nothing checks the steps when there are no metrics and no gating webhooks', () => {
+    const r = parseAnalysis('metrics: []\nwebhooks: [{name: tell, type: event, url: "http://x/"}, {name: done, type: post-rollout, url: "http://x/"}]');
     assert.ok(r.ok);
-    assert.equal(describeAnalysis(r.value), 'steps 10%, 20%, 30%, 40%, 50% every 1m; no metrics or rollout webhooks check them, so every step passes');
+    assert.equal(describeAnalysis(r.value), 'steps 10%, 20%, 30%, 40%, 50% every 1m; no metrics or gating webhooks check them, so every step passes');
+    for (const type of ['pre-rollout', 'rollout', 'rollback', 'confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion']) {
+      const g = parseAnalysis(`metrics: []\nwebhooks: [{name: g, type: ${type}, url: "http://x/"}]`);
+      assert.ok(g.ok);
+      assert.match(describeAnalysis(g.value), /roll back after 5 failed checks$/, type);
+    }
+    // The same name under two types is two webhooks (Flagger accepts it too).
+    assert.ok(parseAnalysis('webhooks: [{name: a, type: pre-rollout, url: "http://x/"}, {name: a, type: rollout, url: "http://x/"}]').ok);
   });
 
   it('fills missing fields from cluster defaults', () => {
@@ -190,9 +197,9 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     ['metrics: ' + '['.repeat(40) + ']'.repeat(40), 'analysis is nested too deep'],
     ['interval: 1ms', 'analysis.interval "1ms" is shorter than 1s; use a duration from 1s to 24h'],
     ['webhooks: [{url: "http://x/"}]', 'analysis.webhooks[0].name is missing'],
-    ['threshold: 99999999999999999999', 'analysis.threshold 100000000000000000000 is too large; use a whole number of failed checks from 1 to 1000'],
+    ['threshold: 99999999999999999999', 'analysis.threshold 100000000000000000000 is too large; use a whole number of failed checks, at least 1'],
     ['metrics: [{name: x, query: "", thresholdRange: {min: 1}}]', 'analysis.metrics[0].query is empty; give a PromQL query, or leave query out for the built-in'],
-    ['webhooks: [{name: a, url: "http://x/"}, {name: a, url: "http://y/"}]', 'analysis.webhooks has "a" twice; webhook names must be unique'],
+    ['webhooks: [{name: a, url: "http://x/"}, {name: a, url: "http://y/"}]', 'analysis.webhooks has the rollout webhook "a" twice; give each webhook of a type its own name'],
     ['iterations: 10', 'analysis has unknown field "iterations"; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks ("iterations" is Flagger\'s, not supported by kube-canary: remove it)'],
     ['webhooks: [{name: a, url: "http://x/", retries: 3}]', 'analysis.webhooks[0] has unknown field "retries"; allowed: name, type, url, timeout, metadata, muteAlert ("retries" is Flagger\'s'],
     ['r: &r {min: 99}\nmetrics:\n' + Array.from({ length: 60 }, (_, i) => `- {name: m${i}, query: up, thresholdRange: *r}`).join('\n'), 'its aliases (*name) expand to too many values: at most 50 in all'],

@@ -407,7 +407,7 @@ describe('webhook decision', () => {
         const d = decide(r.request, 'label', config);
         assert.equal(d.outcome, 'allowed');
         assert.equal(d.response.patch, undefined);
-        assert.match(d.response.warnings!.join('\n'), /passes untouched, but the next new pod template will be refused until this is fixed: .*stepWeight 50 is larger than analysis.maxWeight 25/);
+        assert.match(d.response.warnings!.join('\n'), /the next new pod template will be refused until this is fixed: .*stepWeight 50 is larger than analysis.maxWeight 25/);
       });
     }
 
@@ -424,7 +424,38 @@ describe('webhook decision', () => {
       setImage(r.request.object, `${IMG}:1.8.0`);
       const d = decide(r.request, 'label', config);
       assert.equal(d.outcome, 'denied');
-      assert.match(d.response.status!.message, /stepWeight 50 is larger than analysis.maxWeight 25.*\. This update ships a new pod template.*fix it in the same update, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+      assert.match(d.response.status!.message, /stepWeight 50 is larger than analysis.maxWeight 25.*\. This update ships a new pod template.*fix the annotation in the same update, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+    });
+
+    it('still keeps what every update keeps: the release annotations mid-release and the track label', () => {
+      const r = midRelease();
+      for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 25\nstepWeight: 50';
+      // kubectl replace of a manifest without the release annotations and without the track label
+      for (const a of ['kube-canary.io/revision', 'kube-canary.io/stable-revision']) delete r.request.object.metadata!.annotations![a];
+      delete r.request.object.spec!.template.metadata!.labels!.version;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      const stored = patchedObject(r, d);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], r.request.oldObject!.metadata!.annotations!['kube-canary.io/revision']);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], r.request.oldObject!.metadata!.annotations!['kube-canary.io/stable-revision']);
+      assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
+    });
+
+    it('lets a release in progress be ended with a request, and still refuses a bad request value', () => {
+      const r = midRelease();
+      for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 25\nstepWeight: 50';
+      for (const value of ['abort', 'promote']) {
+        r.request.object.metadata!.annotations!['kube-canary.io/request'] = value;
+        assert.equal(decide(r.request, 'label', config).response.allowed, true, value);
+      }
+      r.request.object.metadata!.annotations!['kube-canary.io/request'] = 'abortt';
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /kube-canary.io\/request: "abortt" is not a request/);
+      // A new template mid-release points at ending the release, since opting out is refused then.
+      delete r.request.object.metadata!.annotations!['kube-canary.io/request'];
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      assert.match(decide(r.request, 'label', config).response.status!.message, /fix the annotation in the same update, or end the release in progress first \("kubectl canary promote\|abort review -n test"/);
     });
 
     it('captures a new template shipped together with the fix', () => {
@@ -461,7 +492,7 @@ describe('webhook decision', () => {
       assert.match(s.response.warnings!.join('\n'), /spec.selector uses the track label key "version"/);
       const d = decide(r.request, 'namespace', config);
       assert.equal(d.outcome, 'denied');
-      assert.match(d.response.status!.message, /opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+      assert.match(d.response.status!.message, /a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
     });
   });
 
@@ -482,10 +513,20 @@ describe('webhook decision', () => {
 
     it('does not capture or pause a new template written while it is being deleted', () => {
       const r = loadReview('review-set-image');
-      r.request.object.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
+      for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
       const d = decide(r.request, 'label', config);
       assert.equal(d.outcome, 'allowed');
       assert.equal(d.response.patch, undefined);
+    });
+
+    it("judges by the stored object: a deletionTimestamp sent with a CREATE or a PUT is the client's, and dropped by the apiserver", () => {
+      const create = loadReview('review-create');
+      create.request.object.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
+      create.request.object.metadata!.annotations = { 'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50' };
+      assert.equal(decide(create.request, 'label', config).outcome, 'denied');
+      const put = loadReview('review-set-image');
+      put.request.object.metadata!.deletionTimestamp = '2026-11-26T20:00:00Z' as unknown as Date;
+      assert.equal(patchedObject(put, decide(put.request, 'label', config)).spec!.paused, true);
     });
   });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCerts } from '../../src/certs/generate.js';
@@ -25,11 +25,14 @@ describe('webhook serving certificate: reload', () => {
     const loaded: unknown[] = [];
     const stop = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
-      copyFileSync(join(dir, 'other.key'), files.keyFile); // a key that does not match the certificate
+      // A key that does not match the certificate, swapped in whole (a copy in place could be seen half-written).
+      copyFileSync(join(dir, 'other.key'), `${files.keyFile}.new`);
+      renameSync(`${files.keyFile}.new`, files.keyFile);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(lines.filter((l) => l.msg.includes('not a valid pair yet')).length, 1);
       assert.equal(loaded.length, 0);
-      writeFileSync(files.keyFile, good);
+      writeFileSync(`${files.keyFile}.new`, good);
+      renameSync(`${files.keyFile}.new`, files.keyFile);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(loaded.length, 1);
       assert.ok(lines.some((l) => l.msg === 'serving certificate reloaded'));
