@@ -113,8 +113,9 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const problems: string[] = [];
   if (!parsed.ok) {
     const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`;
-    // A request (promote, abort, ...) is how a stuck release is ended, so it is not part of the
-    // comparison; a bad value of one is still refused.
+    // A request (promote, abort, ...) is not configuration: it passes like any other update, and the
+    // progressor answers it (while the configuration is invalid, with why it cannot act yet); a
+    // bad value of one is still refused.
     const request = obj.metadata?.annotations?.[ANN_REQUEST];
     const badNewRequest = request !== undefined && request !== old?.metadata?.annotations?.[ANN_REQUEST] && !isReleaseRequest(request);
     if (!storedOn || badNewRequest || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
@@ -213,7 +214,8 @@ function mutableCopy(d: V1Deployment): V1Deployment {
 function wayOut(selector: boolean, inProgress: boolean, name: string, namespace: string): string {
   const optOut = `opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`;
   if (selector) return `a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or ${optOut}`;
-  if (inProgress) return `fix the annotation in the same update, or end the release in progress first ("kubectl canary promote|abort ${name} -n ${namespace}", or kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort)`;
+  // Opting out is refused mid-release, and the progressor holds the release (requests too) until the configuration is fixed.
+  if (inProgress) return `fix the annotation in the same update; the release in progress is on hold until it is fixed (kubectl describe deployment ${name} -n ${namespace})`;
   return `fix the annotation in the same update, or ${optOut}`;
 }
 

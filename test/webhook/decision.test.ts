@@ -441,7 +441,7 @@ describe('webhook decision', () => {
       assert.equal(stored.spec!.template.metadata!.labels!.version, 'stable');
     });
 
-    it('lets a release in progress be ended with a request, and still refuses a bad request value', () => {
+    it('lets a request through (the progressor answers it) and still refuses a bad request value', () => {
       const r = midRelease();
       for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.annotations!['kube-canary.io/analysis'] = 'maxWeight: 25\nstepWeight: 50';
       for (const value of ['abort', 'promote']) {
@@ -452,10 +452,10 @@ describe('webhook decision', () => {
       const d = decide(r.request, 'label', config);
       assert.equal(d.outcome, 'denied');
       assert.match(d.response.status!.message, /kube-canary.io\/request: "abortt" is not a request/);
-      // A new template mid-release points at ending the release, since opting out is refused then.
+      // Mid-release the way out is the fix alone: opting out is refused then.
       delete r.request.object.metadata!.annotations!['kube-canary.io/request'];
       setImage(r.request.object, `${IMG}:1.9.0`);
-      assert.match(decide(r.request, 'label', config).response.status!.message, /fix the annotation in the same update, or end the release in progress first \("kubectl canary promote\|abort review -n test"/);
+      assert.match(decide(r.request, 'label', config).response.status!.message, /fix the annotation in the same update; the release in progress is on hold until it is fixed \(kubectl describe deployment review -n test\)$/);
     });
 
     it('captures a new template shipped together with the fix', () => {
