@@ -126,6 +126,14 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     if (!storedOn) return deny(400, problem);
     problems.push(problem);
   }
+  // In an opted-in Namespace anything but "false" leaves a Deployment in: "False" or "no" meant
+  // as an opt-out would get canaries nobody asked for.
+  const enabled = obj.metadata?.labels?.[LABEL_ENABLED];
+  if (enabled !== undefined && enabled !== 'true' && enabled !== 'false') {
+    const problem = `Deployment ${ref}: label ${LABEL_ENABLED}=${JSON.stringify(enabled)} is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in`;
+    if (!storedOn || old?.metadata?.labels?.[LABEL_ENABLED] !== enabled) return deny(400, problem);
+    problems.push(problem);
+  }
 
   const mutated = mutableCopy(obj);
   const warnings: string[] = [];
@@ -215,8 +223,8 @@ function wayOut(selector: boolean, inProgress: boolean, name: string, namespace:
   const optOut = `opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`;
   if (selector) return `a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or ${optOut}`;
   // Opting out is refused mid-release, and the progressor holds the release (requests too) until the configuration is fixed.
-  if (inProgress) return `fix the annotation in the same update; the release in progress is on hold until it is fixed (kubectl describe deployment ${name} -n ${namespace})`;
-  return `fix the annotation in the same update, or ${optOut}`;
+  if (inProgress) return `fix it in the same update; the release in progress is on hold until it is fixed (kubectl describe deployment ${name} -n ${namespace})`;
+  return `fix it in the same update, or ${optOut}`;
 }
 
 function malformed(ref: string, problem: string): string {

@@ -424,7 +424,7 @@ describe('webhook decision', () => {
       setImage(r.request.object, `${IMG}:1.8.0`);
       const d = decide(r.request, 'label', config);
       assert.equal(d.outcome, 'denied');
-      assert.match(d.response.status!.message, /stepWeight 50 is larger than analysis.maxWeight 25.*\. This update ships a new pod template.*fix the annotation in the same update, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+      assert.match(d.response.status!.message, /stepWeight 50 is larger than analysis.maxWeight 25.*\. This update ships a new pod template.*fix it in the same update, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
     });
 
     it('still keeps what every update keeps: the release annotations mid-release and the track label', () => {
@@ -455,7 +455,7 @@ describe('webhook decision', () => {
       // Mid-release the way out is the fix alone: opting out is refused then.
       delete r.request.object.metadata!.annotations!['kube-canary.io/request'];
       setImage(r.request.object, `${IMG}:1.9.0`);
-      assert.match(decide(r.request, 'label', config).response.status!.message, /fix the annotation in the same update; the release in progress is on hold until it is fixed \(kubectl describe deployment review -n test\)$/);
+      assert.match(decide(r.request, 'label', config).response.status!.message, /fix it in the same update; the release in progress is on hold until it is fixed \(kubectl describe deployment review -n test\)$/);
     });
 
     it('captures a new template shipped together with the fix', () => {
@@ -493,6 +493,31 @@ describe('webhook decision', () => {
       const d = decide(r.request, 'namespace', config);
       assert.equal(d.outcome, 'denied');
       assert.match(d.response.status!.message, /a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or opt the Deployment out \(label kube-canary.io\/enabled=false\)/);
+    });
+  });
+
+  describe('the opt-in label with a value other than "true" or "false"', () => {
+    for (const value of ['False', 'no', 'off', 'True', '']) {
+      it(`denies ${JSON.stringify(value)} when an update writes it in an opted-in Namespace, saying which values work`, () => {
+        const r = loadReview('review-set-image');
+        r.request.object = structuredClone(r.request.oldObject!);
+        r.request.object.metadata!.labels!['kube-canary.io/enabled'] = value;
+        const d = decide(r.request, 'namespace', config);
+        assert.equal(d.outcome, 'denied');
+        assert.match(d.response.status!.message, new RegExp(`label kube-canary.io/enabled=${JSON.stringify(value)} is neither "true" nor "false"; set it to "false" to opt the Deployment out`));
+      });
+    }
+
+    it('lets updates of a Deployment that already had it pass with a warning, and refuses its new templates', () => {
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.labels!['kube-canary.io/enabled'] = 'no';
+      const scale = structuredClone(r);
+      scale.request.object = structuredClone(scale.request.oldObject!);
+      scale.request.object.spec!.replicas = 2;
+      const s = decide(scale.request, 'namespace', config);
+      assert.equal(s.response.allowed, true);
+      assert.match(s.response.warnings!.join('\n'), /is neither "true" nor "false"/);
+      assert.equal(decide(r.request, 'namespace', config).outcome, 'denied');
     });
   });
 
