@@ -110,7 +110,9 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   // kube-canary version or cluster default; the selector cannot change at all) must not block
   // updates that ship no new revision: scaling, labels, the garbage collector's finalizers.
   const storedOn = req.operation === 'UPDATE' && scopeOf(old!, namespace, source, config.ownNamespace).inScope;
-  const problems: string[] = [];
+  // Each problem as the denial says it, and in parts short enough for admission warnings (the
+  // apiserver cuts a warning at 256 characters).
+  const problems: Array<{ message: string; parts: string[] }> = [];
   if (!parsed.ok) {
     const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`;
     // A request (promote, abort, ...) is not configuration: it passes like any other update, and the
@@ -119,20 +121,20 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     const request = obj.metadata?.annotations?.[ANN_REQUEST];
     const badNewRequest = request !== undefined && request !== old?.metadata?.annotations?.[ANN_REQUEST] && !isReleaseRequest(request);
     if (!storedOn || badNewRequest || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
-    problems.push(problem);
+    problems.push({ message: problem, parts: parsed.errors });
   }
   if (selectorProblem) {
     const problem = `Deployment ${ref}: ${selectorProblem}`;
     if (!storedOn) return deny(400, problem);
-    problems.push(problem);
+    problems.push({ message: problem, parts: [selectorProblem] });
   }
   // In an opted-in Namespace anything but "false" leaves a Deployment in: "False" or "no" meant
   // as an opt-out would get canaries nobody asked for.
   const enabled = obj.metadata?.labels?.[LABEL_ENABLED];
   if (enabled !== undefined && enabled !== 'true' && enabled !== 'false') {
-    const problem = `Deployment ${ref}: label ${LABEL_ENABLED}=${JSON.stringify(enabled)} is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in`;
-    if (!storedOn || old?.metadata?.labels?.[LABEL_ENABLED] !== enabled) return deny(400, problem);
-    problems.push(problem);
+    const part = `label ${LABEL_ENABLED}=${JSON.stringify(enabled)} is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in`;
+    if (!storedOn || old?.metadata?.labels?.[LABEL_ENABLED] !== enabled) return deny(400, `Deployment ${ref}: ${part}`);
+    problems.push({ message: `Deployment ${ref}: ${part}`, parts: [part] });
   }
 
   const mutated = mutableCopy(obj);
@@ -143,6 +145,12 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     const stale = IN_PROGRESS_ANNOTATIONS.filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
     for (const a of stale) delete mutated.metadata!.annotations![a];
     if (stale.length) warnings.push(`kube-canary: removed ${stale.join(', ')} from the new Deployment ${ref}: they describe a release of another object`);
+    // A copy of a Deployment that kube-canary had paused (a restore, a re-apply of `get -o yaml`):
+    // with the release gone, nothing would ever unpause it.
+    if (stale.length && obj.spec.paused === true) {
+      mutated.spec!.paused = false;
+      warnings.push(`kube-canary: unpaused the new Deployment ${ref}: it was paused for that release`);
+    }
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
     return result('created: stable track label ensured');
   }
@@ -151,28 +159,40 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const inProgress = oldAnn[ANN_REVISION] !== undefined;
   keepManaged(oldAnn, mutated, ref, warnings);
 
-  if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true) {
-    return deny(
-      403,
-      `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort)`,
-    );
-  }
-
   const newHash = templateHash(obj.spec.template, config.trackLabel);
   const oldHash = templateHash(old!.spec?.template, config.trackLabel);
+
+  // A new template while paused is captured (paused again) below; only the same template unpaused is an unpause.
+  if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true && newHash === oldHash) {
+    // `paused: false` is left out of a serialized Deployment, so a rewrite of the whole object
+    // (kubectl replace, helm upgrade --force, Argo CD Replace=true) looks like an unpause. It also
+    // drops the release annotations, which an unpause (kubectl rollout resume) keeps: put it back
+    // like them.
+    if (IN_PROGRESS_ANNOTATIONS.some((a) => obj.metadata?.annotations?.[a] !== undefined)) {
+      return deny(
+        403,
+        `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort; kubectl rollout undo also needs the release ended first)`,
+      );
+    }
+    mutated.spec!.paused = true;
+  }
   if (problems.length > 0) {
-    if (newHash !== oldHash) return deny(400, `${problems.join('; ').replace(/\.$/, '')}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(!!selectorProblem, inProgress, name, namespace)}`);
+    const message = problems.map((p) => p.message).join('; ').replace(/\.$/, '');
+    if (newHash !== oldHash) return deny(400, `${message}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(!!selectorProblem, inProgress, name, namespace)}`);
     // No new revision: it goes through with what kube-canary keeps on every update (the release
     // annotations, and the track label unless the selector is the problem: it needs its own value).
     if (!selectorProblem) ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
-    warnings.push(...problems.map((p) => `kube-canary: the next new pod template will be refused until this is fixed: ${p}`));
+    warnings.push(`kube-canary: ${ref} is let through, but a new pod template will be refused until this is fixed:`, ...problems.flatMap((p) => p.parts.map((x) => `kube-canary: ${x}`)));
     return result('stored configuration problem; no new revision');
   }
-  const optIn = !wasOptedIn(old, source) || old!.spec?.template?.metadata?.labels?.[config.trackLabel] !== TRACK_STABLE;
+  const runningTracked = old!.spec?.template?.metadata?.labels?.[config.trackLabel] === TRACK_STABLE;
+  const optIn = !wasOptedIn(old, source) || !runningTracked;
   if (optIn) {
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
     if (newHash !== oldHash) {
       warnings.push(`kube-canary: ${ref} is being opted in with this update, so this rollout is not a canary (the running pods do not carry ${config.trackLabel}=${TRACK_STABLE} yet); the next template change will be`);
+    } else if (!runningTracked) {
+      warnings.push(`kube-canary: ${ref} is opted in: its pod template gets ${config.trackLabel}=${TRACK_STABLE}, so its pods are replaced once (the same version, restarted); the next template change is a canary`);
     }
     return result('opt-in: stable track label ensured');
   }
@@ -188,7 +208,14 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_FAILED_REVISION]: oldAnn[ANN_FAILED_REVISION] };
   }
 
-  const stableRevision = inProgress ? (oldAnn[ANN_STABLE_REVISION] ?? oldHash) : oldHash;
+  // Unpaused mid-release means a promotion is rolling the stable Deployment onto the revision that
+  // passed: a new one is released against that revision, and one that fails returns to it, not
+  // to the revision before it.
+  const promoting = inProgress && old!.spec?.paused !== true;
+  const stableRevision = inProgress && !promoting ? (oldAnn[ANN_STABLE_REVISION] ?? oldHash) : oldHash;
+  if (promoting && oldAnn[ANN_REVISION] === oldHash && oldHash !== oldAnn[ANN_STABLE_REVISION]) {
+    warnings.push(`kube-canary: the promotion of ${oldHash} stops where it is (some pods may still run ${oldAnn[ANN_STABLE_REVISION]}); ${oldHash} is the stable revision now`);
+  }
   ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
   mutated.spec!.paused = true;
   mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_REVISION]: newHash, [ANN_STABLE_REVISION]: stableRevision };
@@ -197,7 +224,9 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     return result('reverted to the stable revision mid-release');
   }
   if (!parsed.ok) throw new Error('unreachable: an invalid configuration is denied above'); // narrows for the compiler
-  warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, inProgress ? oldAnn[ANN_REVISION] : undefined));
+  // Replaced: a release whose analysis was running (not one being promoted, nor a revert just cancelled).
+  const replaced = inProgress && !promoting && oldAnn[ANN_REVISION] !== stableRevision ? oldAnn[ANN_REVISION] : undefined;
+  warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, replaced));
   return result(`new revision ${newHash} captured (stable ${stableRevision})`);
 }
 

@@ -132,6 +132,41 @@ describe('kube-canary webhook against the real API server', function () {
     await assertUntouchedRollout('kube-system', sys, 'sys:1.1.0', 1);
   });
 
+  it('3b. a Deployment labelled "true" in an opted-in Namespace is handled once; taking its own label off keeps it in', async function () {
+    const ns = await namespace('test-both-optin', { [ENABLED_LABEL]: 'true' });
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+
+    const captured = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0']);
+    assert.match(captured.stderr, /Warning:.*captured revision/i, `stderr: ${captured.stderr}`);
+    // A second webhook call would have seen the first one's annotations as written by hand.
+    assert.doesNotMatch(captured.stderr, /kube-canary's own/, `stderr: ${captured.stderr}`);
+    await assertCaptured(ns, 'review', 'review:1.7.0', 'review:1.8.0');
+
+    // Mid-release, the Namespace still opts it in: this is no opt-out, so it is not refused.
+    await kubectl(['-n', ns, 'label', 'deployment/review', `${ENABLED_LABEL}-`]);
+    const d = await getDeployment(ns, 'review');
+    assert.equal(d.metadata?.labels?.[ENABLED_LABEL], undefined);
+    assert.equal(d.spec?.paused, true);
+  });
+
+  it('3c. mid-release, `kubectl replace` of the manifest (no paused, no release annotations) keeps the release; `rollout resume` is refused', async function () {
+    const ns = await namespace('test-replace');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+    await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0']);
+    const before = await getDeployment(ns, 'review');
+
+    const manifest = deploymentManifest({ name: 'review', namespace: ns, image: 'review:1.8.0', replicas: 3, labels: { [ENABLED_LABEL]: 'true' } });
+    await kubectl(['replace', '-f', '-'], { input: JSON.stringify(manifest) });
+    const after = await getDeployment(ns, 'review');
+    assert.equal(after.spec?.paused, true, 'a rewrite of the whole object must not unpause the release');
+    assert.equal(annotations(after)[REVISION], annotations(before)[REVISION]);
+    assert.equal(annotations(after)[STABLE_REVISION], annotations(before)[STABLE_REVISION]);
+
+    const resume = await kubectl(['-n', ns, 'rollout', 'resume', 'deployment/review'], { allowFailure: true });
+    assert.notEqual(resume.code, 0);
+    assert.match(resume.stderr, /unpausing it by hand would skip the analysis/);
+  });
+
   it('4. `kubectl apply --dry-run=server` of the same change returns the warning and stores nothing', async function () {
     const ns = await namespace('test-dryrun');
     await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });

@@ -125,6 +125,29 @@ describe('webhook decision', () => {
       assert.match(d.response.warnings!.join(), /version=v1 replaced by version=stable/);
     });
 
+    it('unpauses a new Deployment copied from one kube-canary had paused, and keeps a pause the user asked for', () => {
+      const copy = loadReview('review-create');
+      copy.request.object.spec!.paused = true;
+      copy.request.object.metadata!.annotations = { 'kube-canary.io/revision': 'ab6b5b04dc', 'kube-canary.io/stable-revision': 'a6826ed37b' };
+      const d = decide(copy.request, 'label', config);
+      assert.equal(patchedObject(copy, d).spec!.paused, false);
+      assert.match(d.response.warnings!.join('\n'), /unpaused the new Deployment test\/review: it was paused for that release/);
+      const own = loadReview('review-create');
+      own.request.object.spec!.paused = true;
+      assert.equal(patchedObject(own, decide(own.request, 'label', config)).spec!.paused, true);
+    });
+
+    it('says that opting in restarts the pods once, when the running template lacks the track label', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      delete r.request.oldObject!.spec!.template.metadata!.labels!.version;
+      delete r.request.object.spec!.template.metadata!.labels!.version;
+      const d = decide(r.request, 'label', config);
+      assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.version, 'stable');
+      assert.match(d.response.warnings!.join('\n'), /is opted in: its pod template gets version=stable, so its pods are replaced once/);
+    });
+
     it('removes release annotations copied into a new Deployment', () => {
       const r = loadReview('review-create');
       r.request.object.metadata!.annotations!['kube-canary.io/revision'] = 'abc';
@@ -291,6 +314,63 @@ describe('webhook decision', () => {
       assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
     });
 
+    it('takes a rewrite of the whole object (kubectl replace, helm --force) that drops paused and the release annotations as a rewrite, not an unpause', () => {
+      const r = midRelease();
+      delete r.request.object.spec!.paused;
+      for (const a of ['kube-canary.io/revision', 'kube-canary.io/stable-revision', 'kube-canary.io/status']) delete r.request.object.metadata!.annotations![a];
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.response.allowed, true);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.paused, true);
+      assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
+    });
+
+    it('captures a new template shipped by such a rewrite (paused dropped), restarting the analysis', () => {
+      const first = loadReview('review-set-image');
+      const r = midRelease();
+      delete r.request.object.spec!.paused;
+      for (const a of ['kube-canary.io/revision', 'kube-canary.io/stable-revision']) delete r.request.object.metadata!.annotations![a];
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.paused, true);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], hashOf(first, 'oldObject'));
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], templateHash(stored.spec!.template, 'version'));
+    });
+
+    it('releases a new template shipped during a promotion against the revision being promoted', () => {
+      const first = loadReview('review-set-image');
+      const promoted = hashOf(first, 'object');
+      const r = midRelease();
+      // The progressor unpaused to promote: the stable Deployment is rolling onto the captured template.
+      for (const o of [r.request.object, r.request.oldObject!]) delete o.spec!.paused;
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.spec!.paused, true);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], promoted);
+      const text = d.response.warnings!.join('\n');
+      assert.match(text, new RegExp(`the promotion of ${promoted} stops where it is .*; ${promoted} is the stable revision now`));
+      assert.doesNotMatch(text, /replacing/);
+      // Going back to the old image then is a new release against the promoted revision, not a cancel.
+      setImage(r.request.object, `${IMG}:1.7.0`);
+      const back = decide(r.request, 'label', config);
+      assert.equal(patchedObject(r, back).metadata!.annotations!['kube-canary.io/stable-revision'], promoted);
+      assert.doesNotMatch(back.response.warnings!.join('\n'), /cancelled/);
+    });
+
+    it('does not say a release is replaced when the one before was just cancelled', () => {
+      const r = midRelease();
+      const stable = r.request.oldObject!.metadata!.annotations!['kube-canary.io/stable-revision']!;
+      r.request.oldObject!.metadata!.annotations!['kube-canary.io/revision'] = stable; // reverted, not yet finished by the progressor
+      setImage(r.request.oldObject!, `${IMG}:1.7.0`);
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      assert.doesNotMatch(d.response.warnings!.join('\n'), /replacing/);
+    });
+
     it('undoes a hand-made change of a release annotation, with a warning', () => {
       const r = midRelease();
       r.request.object.metadata!.annotations!['kube-canary.io/stable-revision'] = 'deadbeef00';
@@ -407,7 +487,8 @@ describe('webhook decision', () => {
         const d = decide(r.request, 'label', config);
         assert.equal(d.outcome, 'allowed');
         assert.equal(d.response.patch, undefined);
-        assert.match(d.response.warnings!.join('\n'), /the next new pod template will be refused until this is fixed: .*stepWeight 50 is larger than analysis.maxWeight 25/);
+        assert.match(d.response.warnings!.join('\n'), /let through, but a new pod template will be refused until this is fixed:\nkube-canary: kube-canary.io\/analysis: analysis.stepWeight 50 is larger than analysis.maxWeight 25/);
+        for (const w of d.response.warnings!) assert.ok(w.length <= 256, `warning longer than the apiserver keeps: ${w}`);
       });
     }
 

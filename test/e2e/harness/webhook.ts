@@ -35,10 +35,13 @@ export interface WebhookConfigurationOptions {
 /**
  * The MutatingWebhookConfiguration for kube-canary (the Helm chart mirrors this):
  *  - `label.deployments.kube-canary.io`: Deployments labelled kube-canary.io/enabled=true,
- *    in any namespace but the system ones;
+ *    in any namespace but the system ones and those opted in as a whole;
  *  - `namespace.deployments.kube-canary.io`: Deployments in Namespaces labelled
  *    kube-canary.io/enabled=true, unless the Deployment says kube-canary.io/enabled=false or
  *    carries kube-canary.io/role (the progressor's own canary Deployments).
+ * The two never both match a Deployment: the second call would see the first one's patch (the
+ * release annotations as if written by hand), and the label entry, which cannot see the
+ * Namespace's label, would refuse taking a Deployment's own label off as an opt-out.
  */
 export function buildMutatingWebhookConfiguration(o: WebhookConfigurationOptions): V1MutatingWebhookConfiguration {
   const notSystem: V1LabelSelectorRequirement = {
@@ -67,7 +70,7 @@ export function buildMutatingWebhookConfiguration(o: WebhookConfigurationOptions
         name: 'label.deployments.kube-canary.io',
         ...common('/mutate'),
         objectSelector: { matchLabels: { [ENABLED_LABEL]: 'true' } },
-        namespaceSelector: { matchExpressions: [notSystem] },
+        namespaceSelector: { matchExpressions: [notSystem, { key: ENABLED_LABEL, operator: 'NotIn', values: ['true'] }] },
       },
       {
         name: 'namespace.deployments.kube-canary.io',
