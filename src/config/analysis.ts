@@ -506,7 +506,9 @@ export function show(v: unknown): string {
 
 /** One line a person can read: "steps 25%, 50% every 1m; roll back after 5 failed checks". */
 export function describeAnalysis(a: Analysis): string {
-  const steps = `steps ${a.steps.map((s) => `${s}%`).join(', ')} every ${formatDuration(a.intervalMs)}`;
+  // A long plan is shortened: the line is an admission warning, which the apiserver cuts at 256 characters.
+  const list = a.steps.length <= 8 ? a.steps.map((s) => `${s}%`).join(', ') : `${a.steps[0]}%, ${a.steps[1]}%, ..., ${a.steps.at(-1)}% (${a.steps.length} steps)`;
+  const steps = `steps ${list} every ${formatDuration(a.intervalMs)}`;
   // Only notification webhooks (event, post-rollout) and no metrics: nothing can hold or fail a step.
   if (a.metrics.length === 0 && a.webhooks.every((w) => w.type === 'event' || w.type === 'post-rollout')) {
     return `${steps}; no metrics or gating webhooks check them, so every step passes`;

@@ -198,6 +198,12 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   }
   if (newHash === oldHash) {
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    // Taking it off is allowed (that is how a failed revision is shipped again by hand), but a
+    // rewrite of the whole object can drop it without anyone meaning to: say so.
+    const failed = oldAnn[ANN_FAILED_REVISION];
+    if (failed !== undefined && obj.metadata?.annotations?.[ANN_FAILED_REVISION] === undefined) {
+      warnings.push(`kube-canary: ${ANN_FAILED_REVISION} ${failed} is removed from ${ref}, so that revision can be shipped again without a retry`);
+    }
     return result('no template change');
   }
 

@@ -67,6 +67,12 @@ webhooks:
     assert.equal(describeAnalysis(r.value), 'steps 1%, 5%, 25%, 60% every 2m; roll back after 5 failed checks');
   });
 
+  it('shortens a long plan so that the warning stays whole', () => {
+    const r = parseAnalysis('stepWeight: 1\nmaxWeight: 50');
+    assert.ok(r.ok);
+    assert.equal(describeAnalysis(r.value), 'steps 1%, 2%, ..., 50% (50 steps) every 1m; roll back after 5 failed checks');
+  });
+
   it('says that nothing checks the steps when there are no metrics and no gating webhooks', () => {
     const r = parseAnalysis('metrics: []\nwebhooks: [{name: tell, type: event, url: "http://x/"}, {name: done, type: post-rollout, url: "http://x/"}]');
     assert.ok(r.ok);
