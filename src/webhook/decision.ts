@@ -145,11 +145,14 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     const stale = IN_PROGRESS_ANNOTATIONS.filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
     for (const a of stale) delete mutated.metadata!.annotations![a];
     if (stale.length) warnings.push(`kube-canary: removed ${stale.join(', ')} from the new Deployment ${ref}: they describe a release of another object`);
-    // A copy of a Deployment that kube-canary had paused (a restore, a re-apply of `get -o yaml`):
-    // with the release gone, nothing would ever unpause it.
-    if (stale.length && obj.spec.paused === true) {
+    // A copy of a Deployment that kube-canary had paused mid-release (a restore, a re-apply of
+    // `get -o yaml`): with the release gone nothing would ever unpause it, and a Deployment created
+    // paused runs no pods at all. (`status` alone stays on any Deployment that had a release; a
+    // pause next to it is the user's own.)
+    const copiedRevision = obj.metadata?.annotations?.[ANN_REVISION];
+    if (copiedRevision !== undefined && obj.spec.paused === true) {
       mutated.spec!.paused = false;
-      warnings.push(`kube-canary: unpaused the new Deployment ${ref}: it was paused for that release`);
+      warnings.push(`kube-canary: unpaused the new Deployment ${ref}, paused for the release of ${copiedRevision}: that revision now rolls out without its analysis having finished`);
     }
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
     return result('created: stable track label ensured');
@@ -166,9 +169,10 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (inProgress && old!.spec?.paused === true && obj.spec?.paused !== true && newHash === oldHash) {
     // `paused: false` is left out of a serialized Deployment, so a rewrite of the whole object
     // (kubectl replace, helm upgrade --force, Argo CD Replace=true) looks like an unpause. It also
-    // drops the release annotations, which an unpause (kubectl rollout resume) keeps: put it back
-    // like them.
-    if (IN_PROGRESS_ANNOTATIONS.some((a) => obj.metadata?.annotations?.[a] !== undefined)) {
+    // drops the release's revision, which an unpause (kubectl rollout resume) keeps: put the pause
+    // back like the annotations.
+    // The revision annotation decides: `status` also stays in manifests exported after an earlier release.
+    if (obj.metadata?.annotations?.[ANN_REVISION] !== undefined) {
       return deny(
         403,
         `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort; kubectl rollout undo also needs the release ended first)`,
@@ -214,12 +218,12 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_FAILED_REVISION]: oldAnn[ANN_FAILED_REVISION] };
   }
 
-  // Unpaused mid-release means a promotion is rolling the stable Deployment onto the revision that
-  // passed: a new one is released against that revision, and one that fails returns to it, not
-  // to the revision before it.
-  const promoting = inProgress && old!.spec?.paused !== true;
+  // A promotion rolling the stable Deployment onto the revision that passed: a new template is
+  // released against that revision, and one that fails returns to it, not to the one before.
+  // Going back to the old revision is still a cancel (the quick way out of a bad promotion).
+  const promoting = promotionUnderWay(old!, oldAnn, oldHash) && newHash !== oldAnn[ANN_STABLE_REVISION];
   const stableRevision = inProgress && !promoting ? (oldAnn[ANN_STABLE_REVISION] ?? oldHash) : oldHash;
-  if (promoting && oldAnn[ANN_REVISION] === oldHash && oldHash !== oldAnn[ANN_STABLE_REVISION]) {
+  if (promoting) {
     warnings.push(`kube-canary: the promotion of ${oldHash} stops where it is (some pods may still run ${oldAnn[ANN_STABLE_REVISION]}); ${oldHash} is the stable revision now`);
   }
   ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
@@ -251,6 +255,21 @@ function mutableCopy(d: V1Deployment): V1Deployment {
       template: { ...template, metadata: { ...template.metadata, ...(template.metadata?.labels ? { labels: { ...template.metadata.labels } } : {}) } },
     },
   };
+}
+
+/**
+ * Whether the stable Deployment is being promoted onto the revision it carries, far enough that
+ * the revision's ReplicaSet exists (a rollback to it needs one): the progressor's status says
+ * Promoting or Finalising for that revision, and in Promoting the controller has seen the
+ * unpaused Deployment and started updating pods. Anything else (a rollback under way, a pause by
+ * hand, a controller that has not acted yet) keeps the stored stable revision.
+ */
+function promotionUnderWay(old: V1Deployment, oldAnn: Record<string, string>, oldHash: string): boolean {
+  const status = parseStatus(oldAnn[ANN_STATUS]);
+  if (oldAnn[ANN_REVISION] !== oldHash || oldHash === oldAnn[ANN_STABLE_REVISION] || status?.revision !== oldHash) return false;
+  if (status.phase === 'Finalising') return true;
+  const seen = (old.status?.observedGeneration ?? 0) >= (old.metadata?.generation ?? Number.MAX_SAFE_INTEGER);
+  return status.phase === 'Promoting' && old.spec?.paused !== true && seen && (old.status?.updatedReplicas ?? 0) > 0;
 }
 
 /** How to ship a template past a stored problem. */

@@ -131,9 +131,12 @@ describe('webhook decision', () => {
       copy.request.object.metadata!.annotations = { 'kube-canary.io/revision': 'ab6b5b04dc', 'kube-canary.io/stable-revision': 'a6826ed37b' };
       const d = decide(copy.request, 'label', config);
       assert.equal(patchedObject(copy, d).spec!.paused, false);
-      assert.match(d.response.warnings!.join('\n'), /unpaused the new Deployment test\/review: it was paused for that release/);
+      assert.match(d.response.warnings!.join('\n'), /unpaused the new Deployment test\/review, paused for the release of ab6b5b04dc: that revision now rolls out without its analysis having finished/);
       const own = loadReview('review-create');
       own.request.object.spec!.paused = true;
+      assert.equal(patchedObject(own, decide(own.request, 'label', config)).spec!.paused, true);
+      // The status of a finished release stays on a Deployment: next to it, a pause is the user's own.
+      own.request.object.metadata!.annotations = { 'kube-canary.io/status': JSON.stringify({ phase: 'Succeeded', revision: 'ab6b5b04dc' }) };
       assert.equal(patchedObject(own, decide(own.request, 'label', config)).spec!.paused, true);
     });
 
@@ -314,6 +317,15 @@ describe('webhook decision', () => {
       assert.deepEqual(stored.metadata!.annotations, r.request.oldObject!.metadata!.annotations);
     });
 
+    it('takes a rewrite from a manifest exported after an earlier release (status kept, no revision) as a rewrite too', () => {
+      const r = midRelease();
+      delete r.request.object.spec!.paused;
+      for (const a of ['kube-canary.io/revision', 'kube-canary.io/stable-revision']) delete r.request.object.metadata!.annotations![a];
+      r.request.object.metadata!.annotations!['kube-canary.io/status'] = JSON.stringify({ phase: 'Succeeded', revision: 'a6826ed37b' });
+      const stored = patchedObject(r, decide(r.request, 'label', config));
+      assert.equal(stored.spec!.paused, true);
+    });
+
     it('takes a rewrite of the whole object (kubectl replace, helm --force) that drops paused and the release annotations as a rewrite, not an unpause', () => {
       const r = midRelease();
       delete r.request.object.spec!.paused;
@@ -339,12 +351,22 @@ describe('webhook decision', () => {
       assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], templateHash(stored.spec!.template, 'version'));
     });
 
-    it('releases a new template shipped during a promotion against the revision being promoted', () => {
-      const first = loadReview('review-set-image');
-      const promoted = hashOf(first, 'object');
+    /** midRelease() as the progressor leaves it in `phase` (unpaused), with the controller's status `rolled` or not. */
+    function inPhase(phase: string, rolled: boolean): { r: Review; promoted: string; stable: string } {
       const r = midRelease();
-      // The progressor unpaused to promote: the stable Deployment is rolling onto the captured template.
-      for (const o of [r.request.object, r.request.oldObject!]) delete o.spec!.paused;
+      const ann = r.request.oldObject!.metadata!.annotations!;
+      const promoted = ann['kube-canary.io/revision']!;
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        delete o.spec!.paused;
+        o.metadata!.annotations!['kube-canary.io/status'] = JSON.stringify({ phase, revision: promoted, weight: 50 });
+        o.metadata!.generation = 7;
+        o.status = { observedGeneration: rolled ? 7 : 6, updatedReplicas: rolled ? 1 : 0, replicas: 3 };
+      }
+      return { r, promoted, stable: ann['kube-canary.io/stable-revision']! };
+    }
+
+    it('releases a new template shipped during a promotion against the revision being promoted', () => {
+      const { r, promoted } = inPhase('Promoting', true);
       setImage(r.request.object, `${IMG}:1.9.0`);
       const d = decide(r.request, 'label', config);
       const stored = patchedObject(r, d);
@@ -353,11 +375,29 @@ describe('webhook decision', () => {
       const text = d.response.warnings!.join('\n');
       assert.match(text, new RegExp(`the promotion of ${promoted} stops where it is .*; ${promoted} is the stable revision now`));
       assert.doesNotMatch(text, /replacing/);
-      // Going back to the old image then is a new release against the promoted revision, not a cancel.
+      const fin = inPhase('Finalising', true).r;
+      setImage(fin.request.object, `${IMG}:1.9.0`);
+      assert.equal(patchedObject(fin, decide(fin.request, 'label', config)).metadata!.annotations!['kube-canary.io/stable-revision'], promoted);
+    });
+
+    it('keeps the stored stable revision when no promotion has really started: a rollback under way, or a controller that has not rolled anything yet', () => {
+      for (const [phase, rolled] of [['RollingBack', true], ['Promoting', false], ['Progressing', true]] as const) {
+        const { r, stable } = inPhase(phase, rolled);
+        setImage(r.request.object, `${IMG}:1.9.0`);
+        const d = decide(r.request, 'label', config);
+        assert.equal(patchedObject(r, d).metadata!.annotations!['kube-canary.io/stable-revision'], stable, `${phase}, rolled ${rolled}`);
+        assert.doesNotMatch(d.response.warnings!.join('\n'), /stops where it is/);
+      }
+    });
+
+    it('cancels a promotion when the template goes back to the old revision (the quick way out of a bad one)', () => {
+      const { r, stable } = inPhase('Promoting', true);
       setImage(r.request.object, `${IMG}:1.7.0`);
-      const back = decide(r.request, 'label', config);
-      assert.equal(patchedObject(r, back).metadata!.annotations!['kube-canary.io/stable-revision'], promoted);
-      assert.doesNotMatch(back.response.warnings!.join('\n'), /cancelled/);
+      const d = decide(r.request, 'label', config);
+      const stored = patchedObject(r, d);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/revision'], stable);
+      assert.equal(stored.metadata!.annotations!['kube-canary.io/stable-revision'], stable);
+      assert.match(d.response.warnings!.join('\n'), /cancelled and traffic returns to stable/);
     });
 
     it('does not say a release is replaced when the one before was just cancelled', () => {
