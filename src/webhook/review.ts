@@ -58,15 +58,25 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   if (r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') {
     // Only another version of AdmissionReview is fixed in the webhook configuration.
     const fix = r.kind === 'AdmissionReview' ? '. Set admissionReviewVersions: ["v1"] in the webhook configuration' : '';
-    throw new EnvelopeError(400, `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${JSON.stringify(r.apiVersion)}, kind ${JSON.stringify(r.kind)}${fix}`);
+    throw new EnvelopeError(400, `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${describe(r.apiVersion)}, kind ${describe(r.kind)}${fix}`);
   }
   const req = r.request;
   if (req === null || typeof req !== 'object' || Array.isArray(req)) throw new EnvelopeError(400, 'AdmissionReview has no request');
   const q = req as Record<string, unknown>;
   if (q.uid === undefined || q.uid === '') throw new EnvelopeError(400, 'AdmissionReview request has no uid');
-  if (typeof q.uid !== 'string') throw new EnvelopeError(400, `AdmissionReview request.uid is ${JSON.stringify(q.uid)}; expected a string`);
+  // These reach logs and messages: they must be what the apiserver sends (strings, of a sane length).
+  for (const [field, v] of [['uid', q.uid], ['name', q.name], ['namespace', q.namespace], ['subResource', q.subResource]] as const) {
+    const problem = textProblem(v, field === 'uid');
+    if (problem) throw new EnvelopeError(400, `AdmissionReview request.${field} ${problem}`);
+  }
+  const userInfo = q.userInfo as Record<string, unknown> | undefined;
+  if (userInfo !== undefined && (userInfo === null || typeof userInfo !== 'object' || Array.isArray(userInfo))) {
+    throw new EnvelopeError(400, `AdmissionReview request.userInfo is ${userInfo === null ? 'null' : Array.isArray(userInfo) ? 'a list' : `a ${typeof userInfo}`}; expected an object`);
+  }
+  const userProblem = textProblem(userInfo?.username, false);
+  if (userProblem) throw new EnvelopeError(400, `AdmissionReview request.userInfo.username ${userProblem}`);
   if (typeof q.operation !== 'string' || !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(q.operation)) {
-    throw new EnvelopeError(400, `AdmissionReview request has operation ${JSON.stringify(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
+    throw new EnvelopeError(400, `AdmissionReview request has operation ${describe(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
   }
   const kind = q.kind as Record<string, unknown> | undefined;
   if (!kind || typeof kind.kind !== 'string') throw new EnvelopeError(400, 'AdmissionReview request has no kind');
@@ -75,6 +85,23 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
     kind: { group: String(kind.group ?? ''), version: String(kind.version ?? ''), kind: kind.kind },
     userInfo: (q.userInfo as AdmissionRequest['userInfo']) ?? {},
   };
+}
+
+/** Longest name, uid or username accepted: Kubernetes names are at most 253 characters, usernames rarely more. */
+const MAX_TEXT = 1024;
+
+/** Why an optional string member is unusable, or undefined; what is quoted back is cut short. */
+function textProblem(v: unknown, required: boolean): string | undefined {
+  if (v === undefined || v === null) return required ? 'is missing' : undefined;
+  // The value itself is not quoted back: an object in a user name could carry a token, and this message is logged.
+  if (typeof v !== 'string') return `is ${Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`}; expected a string`;
+  return v.length > MAX_TEXT ? `is ${v.length} characters long; at most ${MAX_TEXT} are accepted` : undefined;
+}
+
+/** A member's value for a message: JSON, cut to 60 characters (it is the sender's text, of any length). */
+function describe(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 /**

@@ -53,7 +53,10 @@ describe('webhook HTTP app', () => {
     ['a wrong kind', { apiVersion: 'admission.k8s.io/v1', kind: 'Pod' }, 400, /kind AdmissionReview; got apiVersion "admission.k8s.io\/v1", kind "Pod"$/],
     ['a missing request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 400, /has no request/],
     ['a request without uid', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { operation: 'UPDATE' } }, 400, /no uid/],
-    ['a uid that is not a string', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 5, operation: 'UPDATE' } }, 400, /request.uid is 5; expected a string/],
+    ['a uid that is not a string', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 5, operation: 'UPDATE' } }, 400, /request.uid is a number; expected a string/],
+    ['a user name that is an object (never quoted back: it could carry a token)', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', operation: 'UPDATE', userInfo: { username: { token: 'SECRET-TOKEN' } } } }, 400, /^AdmissionReview request.userInfo.username is an object; expected a string$/],
+    ['a name of 100,000 characters', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', operation: 'UPDATE', name: 'x'.repeat(100_000) } }, 400, /^AdmissionReview request.name is 100000 characters long; at most 1024 are accepted$/],
+    ['an apiVersion of 100,000 characters, quoted back cut short', { apiVersion: 'v'.repeat(100_000), kind: 'AdmissionReview' }, 400, /got apiVersion "v{56}\.\.\., kind "AdmissionReview"/],
     ['deeply nested JSON', `${'['.repeat(100000)}${']'.repeat(100000)}`, 400, /nested 100000 levels deep/],
   ];
   for (const [name, body, status, message] of malformed) {
