@@ -5,7 +5,7 @@ import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { readAnalysisDefault } from './defaults.js';
-import { envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption } from './options.js';
+import { durationOption, envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption, seconds } from './options.js';
 
 interface WebhookFlags {
   port: number;
@@ -18,6 +18,7 @@ interface WebhookFlags {
   defaultAnalysis?: string;
   bodyLimit: number;
   certPollMs: number;
+  shutdownDelay?: number;
 }
 
 export function registerWebhook(program: Command): void {
@@ -28,6 +29,13 @@ export function registerWebhook(program: Command): void {
   envOption(cmd, '--bind <addr>', 'address to listen on (0.0.0.0 or :: for every interface, as in a pod)', 'KUBE_CANARY_BIND', nonEmptyOption('--bind', '127.0.0.1'), '127.0.0.1');
   envOption(cmd, '--tls-cert <file>', 'PEM serving certificate (re-read when it changes)', 'KUBE_CANARY_TLS_CERT', nonEmptyOption('--tls-cert', 'certs/local/tls.crt'));
   envOption(cmd, '--tls-key <file>', 'PEM private key of the serving certificate', 'KUBE_CANARY_TLS_KEY', nonEmptyOption('--tls-key', 'certs/local/tls.key'));
+  envOption(
+    cmd,
+    '--shutdown-delay <duration>',
+    'on SIGTERM, keep accepting (readyz 503, every answer closing its connection) for this long before stopping, while the Service drops this pod (default: 0s)',
+    'KUBE_CANARY_SHUTDOWN_DELAY',
+    durationOption('--shutdown-delay', seconds(0, 60, '5s')),
+  );
   envOption(cmd, '--cert-poll-ms <n>', 'how often the certificate files are checked for a change, in milliseconds', 'KUBE_CANARY_CERT_POLL_MS', intOption('--cert-poll-ms', 50, 600_000), 2000);
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'), [DEFAULT_PROGRESSOR_USER]);
@@ -51,15 +59,19 @@ export function registerWebhook(program: Command): void {
     });
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
     log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
+    const delayMs = f.shutdownDelay ?? 0;
     const stop = (signal: string) => {
       if (!ready) return;
       ready = false;
-      log.info({ signal }, 'stopping: finishing requests in flight');
-      void running.shutdown().then(async () => {
-        log.info('stopped');
-        await endLogger(log); // every line out, in order, before the exit
-        process.exit(0);
-      });
+      if (delayMs > 0) log.info({ signal, delayMs }, 'stopping: not ready, still accepting until the delay is over');
+      setTimeout(() => {
+        log.info({ signal }, 'stopping: finishing requests in flight');
+        void running.shutdown().then(async () => {
+          log.info('stopped');
+          await endLogger(log); // every line out, in order, before the exit
+          process.exit(0);
+        });
+      }, delayMs);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

@@ -135,3 +135,42 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
     assert.ok(proc.lines.some((l) => l.includes('finishing requests in flight')));
   });
 });
+
+describe('kube-canary webhook --shutdown-delay (real process)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** One request on a new connection: status and Connection header. */
+  function call(port: number, ca: Buffer, method: string, path: string, body?: string): Promise<{ status: number; connection?: string }> {
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path, method, ca, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('keeps accepting for the delay after SIGTERM (not ready, closing every connection), then exits 0', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-delay-'));
+    await runCli(['certs', '--out', dir, '--hosts', '127.0.0.1']);
+    const ca = readFileSync(join(dir, 'ca.crt'));
+    const proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--shutdown-delay', '2s']);
+    try {
+      const port = Number(new URL((await proc.waitForLog('webhook serving')).address as string).port);
+      const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
+      const signalled = Date.now();
+      proc.child.kill('SIGTERM');
+      await proc.waitForLog('stopping: not ready, still accepting until the delay is over');
+      // New connections, as the apiserver and the kubelet open them while the endpoint is being removed.
+      assert.deepEqual(await call(port, ca, 'GET', '/readyz'), { status: 503, connection: 'close' });
+      assert.deepEqual(await call(port, ca, 'POST', '/mutate', JSON.stringify(loadReview('review-set-image'))), { status: 200, connection: 'close' });
+      assert.equal(await exited, 0);
+      assert.ok(Date.now() - signalled >= 2000, `exited ${Date.now() - signalled} ms after SIGTERM, before the 2 s delay`);
+    } finally {
+      await proc.stop('SIGKILL');
+    }
+  });
+});
