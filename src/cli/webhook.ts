@@ -58,7 +58,7 @@ export function registerWebhook(program: Command): void {
       isReady: () => ready,
     });
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
-    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser }, 'webhook serving');
+    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser, certificate: running.certificate }, 'webhook serving');
     const delayMs = f.shutdownDelay ?? 0;
     const stop = (signal: string) => {
       if (!ready) return;

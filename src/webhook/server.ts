@@ -10,7 +10,7 @@ import { decide, type WebhookConfig } from './decision.js';
 import type { OptInSource } from './filters.js';
 import type { WebhookMetrics } from './metrics.js';
 import { EnvelopeError, parseReview, reviewResponse } from './review.js';
-import { type CertFiles, type LoadedCert, TLS_OPTIONS, loadCert, watchCert } from './tls.js';
+import { type CertFiles, type LoadedCert, TLS_OPTIONS, expiryProblem, loadCert, watchCert } from './tls.js';
 
 /** An AdmissionReview carries the object and oldObject; etcd caps an object at ~1.5 MiB. */
 export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
@@ -185,6 +185,8 @@ export interface ServeOptions extends CertFiles {
 export interface RunningServer {
   server: Server;
   port: number;
+  /** The certificate served at start, for the start-up line. */
+  certificate: { notAfter: string; subjectAltName: string };
   /**
    * Stop accepting, let requests in flight finish (up to graceMs), then close. Idle connections
    * close at once; the others after their current answer, which says `Connection: close` once the
@@ -195,6 +197,9 @@ export interface RunningServer {
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const initial = loadCert(opts);
+  // Served anyway (a renewal may be on its way), but said at once: every call will fail until then.
+  const expired = expiryProblem(initial);
+  if (expired) opts.log.warn({ certFile: opts.certFile }, expired);
   const setExpiry = (c: LoadedCert) => opts.metrics.certExpiry.set(c.notAfter.getTime() / 1000);
   setExpiry(initial);
   const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, opts.app);
@@ -216,6 +221,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   return {
     server,
     port,
+    certificate: { notAfter: initial.notAfter.toISOString(), subjectAltName: initial.subjectAltName },
     shutdown: (graceMs = 20_000) =>
       new Promise<void>((resolve) => {
         stopWatch();

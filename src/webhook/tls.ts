@@ -17,6 +17,8 @@ export interface LoadedCert {
   cert: Buffer;
   key: Buffer;
   notAfter: Date;
+  /** For the logs: which names and addresses it is for. */
+  subjectAltName: string;
 }
 
 /** Reads and checks a certificate/key pair; throws with a message naming the file and the problem. */
@@ -34,7 +36,12 @@ export function loadCert(files: CertFiles): LoadedCert {
   } catch (e) {
     throw new Error(`${files.keyFile} does not match ${files.certFile} or is not a PEM private key: ${(e as Error).message}`);
   }
-  return { cert, key, notAfter: new Date(x509.validTo) };
+  return { cert, key, notAfter: new Date(x509.validTo), subjectAltName: x509.subjectAltName ?? '' };
+}
+
+/** Why clients will refuse this certificate now, or undefined. */
+export function expiryProblem(c: LoadedCert, now = Date.now()): string | undefined {
+  return c.notAfter.getTime() <= now ? `the serving certificate expired at ${c.notAfter.toISOString()}; clients (the apiserver) refuse it` : undefined;
 }
 
 function readPem(file: string, what: string, flag: string): Buffer {
@@ -65,12 +72,15 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
     if (now === last || now === 'missing') return;
     try {
       const loaded = loadCert(files);
+      // An expired replacement would fail every call; the current pair may still have time left.
+      const expired = expiryProblem(loaded);
+      if (expired) throw new Error(`${files.certFile}: ${expired}`);
       last = now;
       onChange(loaded);
-      log.info({ notAfter: loaded.notAfter.toISOString() }, 'serving certificate reloaded');
+      log.info({ notAfter: loaded.notAfter.toISOString(), subjectAltName: loaded.subjectAltName }, 'serving certificate reloaded');
     } catch (e) {
       // Likely mid-write: keep serving the old pair and look again next tick; say so once per state of the files.
-      if (warned !== now) log.warn({ err: (e as Error).message }, 'certificate files changed but are not a valid pair yet; keeping the current one');
+      if (warned !== now) log.warn({ err: (e as Error).message }, 'certificate files changed but are not a usable pair; keeping the current one');
       warned = now;
     }
   }, intervalMs);

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import forge from 'node-forge';
 import { generateCerts } from '../../src/certs/generate.js';
 import { createLogger } from '../../src/kube/logger.js';
+import { createWebhookMetrics } from '../../src/webhook/metrics.js';
+import { serve } from '../../src/webhook/server.js';
 import { loadCert, watchCert } from '../../src/webhook/tls.js';
 
 describe('webhook serving certificate: reload', () => {
@@ -29,7 +32,7 @@ describe('webhook serving certificate: reload', () => {
       copyFileSync(join(dir, 'other.key'), `${files.keyFile}.new`);
       renameSync(`${files.keyFile}.new`, files.keyFile);
       await new Promise((r) => setTimeout(r, 300));
-      assert.equal(lines.filter((l) => l.msg.includes('not a valid pair yet')).length, 1);
+      assert.equal(lines.filter((l) => l.msg.includes('not a usable pair')).length, 1);
       assert.equal(loaded.length, 0);
       writeFileSync(`${files.keyFile}.new`, good);
       renameSync(`${files.keyFile}.new`, files.keyFile);
@@ -41,6 +44,43 @@ describe('webhook serving certificate: reload', () => {
     }
   });
 
+  it('keeps the current pair, saying why, when the replacement has expired', async () => {
+    const lines: Array<{ msg: string; err?: string }> = [];
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const files = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
+    const loaded: unknown[] = [];
+    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    try {
+      const old = expiredPair();
+      writeFileSync(`${files.keyFile}.new`, old.key);
+      writeFileSync(`${files.certFile}.new`, old.cert);
+      renameSync(`${files.keyFile}.new`, files.keyFile);
+      renameSync(`${files.certFile}.new`, files.certFile);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(loaded.length, 0);
+      const warns = lines.filter((l) => l.msg.includes('not a usable pair'));
+      assert.equal(warns.length, 1);
+      assert.match(warns[0]!.err ?? '', /the serving certificate expired at 2020-01-01T00:00:00.000Z; clients \(the apiserver\) refuse it/);
+    } finally {
+      stop();
+    }
+  });
+
+  it('serves an expired pair at start (a renewal may be on its way) but says so at once', async () => {
+    const lines: Array<{ msg: string; level: number }> = [];
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const old = expiredPair();
+    writeFileSync(join(dir, 'old.crt'), old.cert);
+    writeFileSync(join(dir, 'old.key'), old.key);
+    const running = await serve({ app: (_req, res) => res.end(), port: 0, bind: '127.0.0.1', certFile: join(dir, 'old.crt'), keyFile: join(dir, 'old.key'), metrics: createWebhookMetrics(), log, certPollMs: 60_000 });
+    try {
+      assert.ok(lines.some((l) => l.level === 40 && /the serving certificate expired at 2020-01-01T00:00:00.000Z/.test(l.msg)), JSON.stringify(lines));
+      assert.equal(running.certificate.notAfter, '2020-01-01T00:00:00.000Z');
+    } finally {
+      await running.shutdown(0);
+    }
+  });
+
   it('names the file and its flag when one cannot be read', () => {
     assert.throws(() => loadCert({ certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'tls.key') }), /cannot read the serving certificate .*nope\.crt \(--tls-cert\): no such file/);
     assert.throws(() => loadCert({ certFile: join(dir, 'tls.crt'), keyFile: dir }), /cannot read the private key .* \(--tls-key\): it is a directory/);
@@ -49,4 +89,18 @@ describe('webhook serving certificate: reload', () => {
 
 function readKey(file: string): Buffer {
   return loadCert({ certFile: file.replace(/tls\.key$/, 'tls.crt'), keyFile: file }).key;
+}
+
+/** A self-signed pair valid in 2019 only. */
+function expiredPair(): { cert: string; key: string } {
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 1024 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = '01';
+  cert.validity.notBefore = new Date('2019-01-01T00:00:00Z');
+  cert.validity.notAfter = new Date('2020-01-01T00:00:00Z');
+  cert.setSubject([{ name: 'commonName', value: '127.0.0.1' }]);
+  cert.setIssuer([{ name: 'commonName', value: '127.0.0.1' }]);
+  cert.sign(keys.privateKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
 }
