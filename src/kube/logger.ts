@@ -8,6 +8,9 @@ export type { Logger };
 
 /** Lines go to stdout unless `destination` is given (tests capture them with it). */
 export function createLogger(component: string, level = process.env.LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+  if (level !== 'silent' && pino.levels.values[level] === undefined) {
+    throw new Error(`LOG_LEVEL ${JSON.stringify(level)} is not a log level; use one of ${Object.keys(pino.levels.values).join(', ')}, or silent`);
+  }
   const options = {
     level,
     base: { component },

@@ -15,7 +15,7 @@ export function createWebhookMetrics(opts: { processMetrics?: boolean } = {}): W
     registry,
     admissions: new Counter({
       name: 'kube_canary_webhook_admissions_total',
-      help: 'Admission requests by decision (allowed, patched, denied, invalid) and operation.',
+      help: 'Admission requests by decision (allowed, patched, denied, invalid: refused as malformed, error: failed in the webhook) and operation.',
       labelNames: ['decision', 'operation'],
       registers: [registry],
     }),
@@ -23,7 +23,8 @@ export function createWebhookMetrics(opts: { processMetrics?: boolean } = {}): W
       name: 'kube_canary_webhook_admission_duration_seconds',
       help: 'Time from receiving an admission request to sending the answer, in seconds.',
       labelNames: ['decision'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      // Up to the apiserver's longest timeoutSeconds (30 s): a slow answer must land in a bucket of its own.
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
     certExpiry: new Gauge({

@@ -79,6 +79,8 @@ function admissionHandler(opts: AppOptions) {
       );
       sendJson(res, 200, reviewResponse(d.response), closing());
     } catch (e) {
+      // A fault of ours, not the sender's, is counted apart from the invalid requests.
+      decision = e instanceof EnvelopeError ? 'invalid' : 'error';
       metrics.admissions.inc({ decision, operation: 'unknown' });
       if (e instanceof EnvelopeError) {
         log.warn({ err: e.message }, 'malformed admission request');
@@ -130,6 +132,11 @@ function admissionHandler(opts: AppOptions) {
   };
 }
 
+/** A request target for a message: the sender's text, of any length. */
+function clip(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 197)}...` : s;
+}
+
 /** One write of head and body, as a plain node:https server does; `close` ends the connection after it. */
 function sendJson(res: ServerResponse, status: number, body: unknown, close: boolean): void {
   const text = JSON.stringify(body);
@@ -161,10 +168,13 @@ function createExpressApp(opts: AppOptions): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-  app.all(['/mutate', '/mutate/namespace'], (req, res) => {
+  app.all(['/mutate', '/mutate/namespace'], (req, res, next) => {
+    // A POST lands here only with a request target the admission path does not take as is (an
+    // absolute URL, a fragment): the 404 below names the real paths.
+    if (req.method === 'POST') return next();
     res.status(405).set('allow', 'POST').json({ message: `${req.method} ${req.path} is not allowed; the apiserver sends admission requests with POST` });
   });
-  app.use((req, res) => void res.status(404).json({ message: `no route ${req.method} ${req.path}; POST /mutate, POST /mutate/namespace, GET /healthz, /readyz, /metrics` }));
+  app.use((req, res) => void res.status(404).json({ message: `no route ${req.method} ${clip(req.originalUrl)}; POST /mutate, POST /mutate/namespace, GET /healthz, /readyz, /metrics` }));
   // Anything unexpected on these routes: a 500 with a reason, never a crash.
   app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
     log.error({ err: err.message, stack: err.stack }, 'unhandled error in webhook');

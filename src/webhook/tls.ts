@@ -69,13 +69,20 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
   let warned = '';
   const timer = setInterval(() => {
     const now = stamp();
-    if (now === last || now === 'missing') return;
+    if (now === last) return;
+    if (now === 'missing') {
+      // Mid-swap for an instant, or gone: the current pair stays; said once if it lasts.
+      if (warned !== now && last !== 'missing') log.warn({ certFile: files.certFile, keyFile: files.keyFile }, 'certificate files are missing; keeping the current pair');
+      warned = now;
+      return;
+    }
     try {
       const loaded = loadCert(files);
       // An expired replacement would fail every call; the current pair may still have time left.
       const expired = expiryProblem(loaded);
       if (expired) throw new Error(`${files.certFile}: ${expired}`);
       last = now;
+      warned = '';
       onChange(loaded);
       log.info({ notAfter: loaded.notAfter.toISOString(), subjectAltName: loaded.subjectAltName }, 'serving certificate reloaded');
     } catch (e) {

@@ -15,6 +15,15 @@ describe('logging on shutdown', function () {
   before(() => (dir = mkdtempSync(join(tmpdir(), 'kc-logging-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('refuses a LOG_LEVEL that is not a level, naming the variable and the levels', async () => {
+    assert.throws(() => createLogger('webhook', 'bogus'), /^Error: LOG_LEVEL "bogus" is not a log level; use one of trace, debug, info, warn, error, fatal, or silent$/);
+    const err = await runCli(['webhook', '--tls-cert', 'x', '--tls-key', 'y'], 10_000, { LOG_LEVEL: 'verbose' }).then(
+      () => assert.fail('started'),
+      (e: { stderr: string }) => e.stderr,
+    );
+    assert.match(err, /LOG_LEVEL "verbose" is not a log level/);
+  });
+
   it('endLogger resolves once every line of an asynchronous destination is written, in order', async () => {
     const file = join(dir, 'async.log');
     const log = createLogger('test', 'info', pino.destination({ dest: file, sync: false }));

@@ -192,6 +192,41 @@ describe('webhook HTTP app', () => {
     }
   });
 
+  it('answers a POST whose request target the admission path does not take as is (an absolute URL) with the 404 that names the paths', async () => {
+    const { app: a } = app();
+    const server = createServer(a);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: 'http://elsewhere/mutate', headers: { 'content-type': 'application/json' } }, (res) => {
+          let data = '';
+          res.on('data', (c) => (data += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: data }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(loadReview('review-set-image')));
+      });
+      assert.equal(status, 404);
+      assert.match(JSON.parse(body).message, /^no route POST http:\/\/elsewhere\/mutate; POST \/mutate, POST \/mutate\/namespace/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('counts a fault of its own as "error", apart from invalid requests, in a histogram that reaches 30 s', async () => {
+    const metrics = createWebhookMetrics();
+    // A configuration the decision cannot use stands for any fault of ours.
+    const broken = { ...config, progressorUsers: undefined as unknown as string[] };
+    const a = createApp({ config: broken, metrics, log: createLogger('test', 'silent') });
+    const res = await request(a).post('/mutate').send(loadReview('review-set-image')).expect(500);
+    assert.match(res.body.message, /internal error/);
+    const text = await metrics.registry.metrics();
+    assert.match(text, /kube_canary_webhook_admissions_total\{decision="error",operation="unknown"\} 1/);
+    assert.doesNotMatch(text, /decision="invalid"/);
+    assert.match(text, /kube_canary_webhook_admission_duration_seconds_bucket\{le="30",decision="error"\} 1/);
+  });
+
   it('logs one flat admission line per request, byte for byte what the redacting logger writes, and keeps redacting other lines', async () => {
     const lines: string[] = [];
     const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(l) });

@@ -81,6 +81,32 @@ describe('webhook serving certificate: reload', () => {
     }
   });
 
+  it('says once that the files are gone, keeps the current pair, and takes them back when they return', async () => {
+    const lines: Array<{ msg: string }> = [];
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const fresh = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+    const files = { certFile: join(dir, 'gone.crt'), keyFile: join(dir, 'gone.key') };
+    writeFileSync(files.certFile, fresh.cert);
+    writeFileSync(files.keyFile, fresh.key);
+    const loaded: unknown[] = [];
+    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    try {
+      rmSync(files.certFile);
+      rmSync(files.keyFile);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(lines.filter((l) => l.msg === 'certificate files are missing; keeping the current pair').length, 1);
+      const next = generateCerts({ hosts: ['127.0.0.1'], validDays: 2, keyBits: 1024 });
+      writeFileSync(`${files.keyFile}.new`, next.key);
+      writeFileSync(`${files.certFile}.new`, next.cert);
+      renameSync(`${files.keyFile}.new`, files.keyFile);
+      renameSync(`${files.certFile}.new`, files.certFile);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(loaded.length, 1);
+    } finally {
+      stop();
+    }
+  });
+
   it('names the file and its flag when one cannot be read', () => {
     assert.throws(() => loadCert({ certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'tls.key') }), /cannot read the serving certificate .*nope\.crt \(--tls-cert\): no such file/);
     assert.throws(() => loadCert({ certFile: join(dir, 'tls.crt'), keyFile: dir }), /cannot read the private key .* \(--tls-key\): it is a directory/);
