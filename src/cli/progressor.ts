@@ -147,20 +147,7 @@ async function run(f: ProgressorFlags): Promise<void> {
 
   const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' });
   const addr = server.address();
-  log.info(
-    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
-    'progressor starting',
-  );
-  elector.start();
-  // Not fatal (Prometheus may come up after us), but a wrong URL would otherwise show only as
-  // failed checks, release after release.
-  void gates.metrics.query('vector(1)').then((r) => {
-    const value = 'body' in r ? (r.body as { data?: { result?: Array<{ value?: unknown[] }> } }).data?.result?.[0]?.value?.[1] : undefined;
-    const err = 'error' in r ? r.error : value !== '1' ? `${redactUrl(f.prometheusUrl)} answered vector(1) with ${JSON.stringify(r.body).slice(0, 200)}, not as Prometheus does` : undefined;
-    if (err) log.warn({ err }, 'Prometheus does not answer: every metric check fails (and counts toward a rollback) until it does, which matters only to releases with metric checks; check --prometheus-url');
-    else log.info({ prometheus: redactUrl(f.prometheusUrl) }, 'Prometheus answers');
-  });
-
+  // Before the start-up line: once it is out (pino writes it on another thread), a signal must stop us gracefully.
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -182,4 +169,18 @@ async function run(f: ProgressorFlags): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+
+  log.info(
+    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
+    'progressor starting',
+  );
+  elector.start();
+  // Not fatal (Prometheus may come up after us), but a wrong URL would otherwise show only as
+  // failed checks, release after release.
+  void gates.metrics.query('vector(1)').then((r) => {
+    const value = 'body' in r ? (r.body as { data?: { result?: Array<{ value?: unknown[] }> } }).data?.result?.[0]?.value?.[1] : undefined;
+    const err = 'error' in r ? r.error : value !== '1' ? `${redactUrl(f.prometheusUrl)} answered vector(1) with ${JSON.stringify(r.body).slice(0, 200)}, not as Prometheus does` : undefined;
+    if (err) log.warn({ err }, 'Prometheus does not answer: every metric check fails (and counts toward a rollback) until it does, which matters only to releases with metric checks; check --prometheus-url');
+    else log.info({ prometheus: redactUrl(f.prometheusUrl) }, 'Prometheus answers');
+  });
 }

@@ -58,7 +58,6 @@ export function registerWebhook(program: Command): void {
       isReady: () => ready,
     });
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
-    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser, certificate: running.certificate }, 'webhook serving');
     const delayMs = f.shutdownDelay ?? 0;
     const stop = (signal: string) => {
       if (!ready) return;
@@ -75,5 +74,8 @@ export function registerWebhook(program: Command): void {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Announced only once a signal would stop it gracefully: the line may be read (by a test, a
+    // supervisor) before this function returns, since pino writes it on another thread.
+    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser, certificate: running.certificate }, 'webhook serving');
   });
 }
