@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
@@ -28,14 +28,12 @@ describe('webhook serving certificate: reload', () => {
     const loaded: unknown[] = [];
     const stop = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
-      // A key that does not match the certificate, swapped in whole (a copy in place could be seen half-written).
-      copyFileSync(join(dir, 'other.key'), `${files.keyFile}.new`);
-      renameSync(`${files.keyFile}.new`, files.keyFile);
+      // A key that does not match the certificate.
+      swapIn(files.keyFile, readFileSync(join(dir, 'other.key')));
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(lines.filter((l) => l.msg.includes('not a usable pair')).length, 1);
       assert.equal(loaded.length, 0);
-      writeFileSync(`${files.keyFile}.new`, good);
-      renameSync(`${files.keyFile}.new`, files.keyFile);
+      swapIn(files.keyFile, good);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(loaded.length, 1);
       assert.ok(lines.some((l) => l.msg === 'serving certificate reloaded'));
@@ -52,10 +50,8 @@ describe('webhook serving certificate: reload', () => {
     const stop = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
       const old = expiredPair();
-      writeFileSync(`${files.keyFile}.new`, old.key);
-      writeFileSync(`${files.certFile}.new`, old.cert);
-      renameSync(`${files.keyFile}.new`, files.keyFile);
-      renameSync(`${files.certFile}.new`, files.certFile);
+      swapIn(files.keyFile, old.key);
+      swapIn(files.certFile, old.cert);
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(loaded.length, 0);
       const warns = lines.filter((l) => l.msg.includes('not a usable pair'));
@@ -96,10 +92,8 @@ describe('webhook serving certificate: reload', () => {
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(lines.filter((l) => l.msg === 'certificate files are missing; keeping the current pair').length, 1);
       const next = generateCerts({ hosts: ['127.0.0.1'], validDays: 2, keyBits: 1024 });
-      writeFileSync(`${files.keyFile}.new`, next.key);
-      writeFileSync(`${files.certFile}.new`, next.cert);
-      renameSync(`${files.keyFile}.new`, files.keyFile);
-      renameSync(`${files.certFile}.new`, files.certFile);
+      swapIn(files.keyFile, next.key);
+      swapIn(files.certFile, next.cert);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(loaded.length, 1);
     } finally {
@@ -115,6 +109,12 @@ describe('webhook serving certificate: reload', () => {
 
 function readKey(file: string): Buffer {
   return loadCert({ certFile: file.replace(/tls\.key$/, 'tls.crt'), keyFile: file }).key;
+}
+
+/** Replaces a file whole, as a mounted Secret changes (a copy in place could be read half-written). */
+function swapIn(file: string, content: string | Buffer): void {
+  writeFileSync(`${file}.new`, content);
+  renameSync(`${file}.new`, file);
 }
 
 /** A self-signed pair valid in 2019 only. */
