@@ -6,6 +6,7 @@ export interface WebhookMetrics {
   admissions: Counter<'decision' | 'operation'>;
   latency: Histogram<'decision'>;
   certExpiry: Gauge;
+  connectionErrors: Counter<'kind'>;
 }
 
 export function createWebhookMetrics(opts: { processMetrics?: boolean } = {}): WebhookMetrics {
@@ -30,6 +31,12 @@ export function createWebhookMetrics(opts: { processMetrics?: boolean } = {}): W
     certExpiry: new Gauge({
       name: 'kube_canary_webhook_certificate_expiry_timestamp_seconds',
       help: 'Expiry (notAfter) of the serving certificate in use, as a Unix timestamp.',
+      registers: [registry],
+    }),
+    connectionErrors: new Counter({
+      name: 'kube_canary_webhook_connection_errors_total',
+      help: 'Connections that failed before a request could be answered, by kind: tls (handshake failed), http (malformed request), timeout (request not received whole in time), disconnect (peer left).',
+      labelNames: ['kind'],
       registers: [registry],
     }),
   };

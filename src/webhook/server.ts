@@ -9,6 +9,7 @@ import type { Logger } from '../kube/logger.js';
 import { decide, type WebhookConfig } from './decision.js';
 import type { OptInSource } from './filters.js';
 import type { WebhookMetrics } from './metrics.js';
+import { watchConnectionErrors } from './connection-errors.js';
 import { EnvelopeError, parseReview, reviewResponse } from './review.js';
 import { type CertFiles, type LoadedCert, TLS_OPTIONS, expiryProblem, loadCert, watchCert } from './tls.js';
 
@@ -118,6 +119,11 @@ function admissionHandler(opts: AppOptions) {
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
       return refuse(req, res, 415, `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, true, start);
     }
+    // Node takes the chunks apart but decodes no other transfer coding (gzip, chunked arrives compressed).
+    const transfer = req.headers['transfer-encoding'];
+    if (transfer !== undefined && transfer.toLowerCase().split(',').some((t) => t.trim() !== 'chunked')) {
+      return refuse(req, res, 415, `Transfer-Encoding ${JSON.stringify(transfer)} is not accepted; send the AdmissionReview as uncompressed JSON (chunked or with a Content-Length), as the apiserver does`, true, start);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -212,12 +218,23 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   if (expired) opts.log.warn({ certFile: opts.certFile }, expired);
   const setExpiry = (c: LoadedCert) => opts.metrics.certExpiry.set(c.notAfter.getTime() / 1000);
   setExpiry(initial);
-  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key }, opts.app);
+  // The timeouts below are checked every 5 s (Node's default: 30 s).
+  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key, connectionsCheckingInterval: 5_000 }, opts.app);
   // The apiserver reuses connections and drops idle ones after 90 s: outlive that, so the client
   // always closes first and never sends on a socket we are closing.
   server.keepAliveTimeout = 95_000;
-  server.headersTimeout = 100_000;
-  server.requestTimeout = 120_000;
+  // It waits for an answer at most its timeoutSeconds (30 s at most): a request still arriving
+  // after that has no one waiting for it, and a slow or stalled client holds a connection no
+  // longer. (Both count from a request's first byte; an idle kept-alive connection is not timed by them.)
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 35_000;
+  // Expect: 100-continue: the app refuses an over-limit or compressed body at once, and the
+  // client then never sends it; anything else is told to go on.
+  server.on('checkContinue', (req, res) => {
+    opts.app(req, res);
+    if (!res.headersSent) res.writeContinue();
+  });
+  watchConnectionErrors(server, opts.metrics, opts.log);
   const stopWatch = watchCert(opts, opts.certPollMs ?? 2000, opts.log, (c) => {
     server.setSecureContext({ ...TLS_OPTIONS, cert: c.cert, key: c.key });
     setExpiry(c);

@@ -78,6 +78,34 @@ describe('webhook HTTP app', () => {
     assert.match(await metrics.registry.metrics(), /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 1/);
   });
 
+  it('refuses a transfer coding other than chunked with 415, and takes a plain chunked body', async () => {
+    const { app: a, metrics } = app();
+    const server = createServer(a);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const exchange = (head: string, body: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (c) => (text += c.toString()));
+        socket.on('error', reject);
+        socket.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n${head}\r\n`);
+        socket.end(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]));
+        socket.once('close', () => resolve(text));
+      });
+    try {
+      const review = Buffer.from(JSON.stringify(loadReview('review-set-image')));
+      const gz = await exchange('Transfer-Encoding: gzip, chunked\r\n', gzipSync(review));
+      assert.match(gz, /^HTTP\/1\.1 415 /);
+      assert.match(gz, /Transfer-Encoding \\"gzip, chunked\\" is not accepted; send the AdmissionReview as uncompressed JSON/);
+      const plain = await exchange('Transfer-Encoding: chunked\r\n', review);
+      assert.match(plain, /^HTTP\/1\.1 200 /);
+      assert.match(plain, /"patchType":"JSONPatch"/);
+      assert.match(await metrics.registry.metrics(), /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 1/);
+    } finally {
+      server.close();
+    }
+  });
+
   it('refuses a body over the limit with 413 and keeps serving', async () => {
     const { app: a } = app(64 * 1024);
     const r = loadReview('review-set-image');
