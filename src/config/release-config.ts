@@ -62,6 +62,27 @@ export function isReleaseRequest(v: string): v is ReleaseRequest {
   return (REQUESTS as readonly string[]).includes(v);
 }
 
+/**
+ * Why a Deployment of this name cannot have a release, if it cannot: the canary is labelled with
+ * the name (a label value has at most 63 characters), and the Service defaults to it. An empty
+ * name (generateName: the apiserver names the object after admission) is checked on later updates.
+ */
+export function deploymentNameProblem(name: string, serviceAnnotation: string | undefined): string | undefined {
+  if (name === '') return undefined;
+  if (name.length > 63) return `the Deployment's name is ${name.length} characters long; kube-canary labels its canary with it (${LABEL_STABLE_NAME}), and a label value has at most 63 characters`;
+  if (serviceAnnotation === undefined && !DNS_LABEL.test(name)) {
+    return `the name ${show(name)} is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set ${ANN_SERVICE} to the Service in front of this Deployment`;
+  }
+  return undefined;
+}
+
+/** At most this many problems are listed: a list of thousands of bad entries would make a denial (and its log line) of megabytes. */
+const MAX_LISTED_ERRORS = 10;
+function capped(errors: string[]): string[] {
+  if (errors.length <= MAX_LISTED_ERRORS) return errors;
+  return [...errors.slice(0, MAX_LISTED_ERRORS), `and ${errors.length - MAX_LISTED_ERRORS} more problems (fix these first)`];
+}
+
 export type ReleaseConfigResult = { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };
 
 // Parsing is pure and the same annotations arrive on every admission of a Deployment, so results
@@ -147,8 +168,10 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
   if (req !== undefined && !isReleaseRequest(req)) errors.push(`${ANN_REQUEST}: ${show(req)} is not a request; allowed: ${REQUESTS.join(', ')}`);
 
   const service = ann[ANN_SERVICE] ?? deploymentName;
-  if (!DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);
+  const nameProblem = deploymentNameProblem(deploymentName, ann[ANN_SERVICE]);
+  if (nameProblem) errors.push(nameProblem);
+  if (ann[ANN_SERVICE] !== undefined && !DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);
 
-  if (errors.length > 0 || !analysis.ok) return { ok: false, errors };
+  if (errors.length > 0 || !analysis.ok) return { ok: false, errors: capped(errors) };
   return { ok: true, value: { analysis: analysis.value, progressDeadlineMs, skipAnalysis, provider, service } };
 }

@@ -10,6 +10,7 @@ import {
   ANN_FAILED_REVISION,
   ANN_REQUEST,
   ANN_REVISION,
+  ANN_SERVICE,
   ANN_SKIP_ANALYSIS,
   ANN_STABLE_REVISION,
   ANN_STATUS,
@@ -17,11 +18,11 @@ import {
   TRACK_STABLE,
   canaryName,
 } from '../config/contract.js';
-import { type ClusterDefaults, isReleaseRequest, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
+import { type ClusterDefaults, deploymentNameProblem, isReleaseRequest, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
 import { mapPatch } from '../kube/json-patch.js';
-import { type OptInSource, scopeOf, wasOptedIn } from './filters.js';
+import { type OptInSource, neverManaged, scopeOf, wasOptedIn } from './filters.js';
 import { deploymentShapeProblem } from './shape.js';
 import type { AdmissionRequest, AdmissionResponse } from './review.js';
 
@@ -74,9 +75,10 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   }
   const obj = req.object as V1Deployment | undefined;
   if (!isDeployment(obj)) return deny(400, `request.object is not an apps/v1 Deployment (apiVersion ${JSON.stringify((req.object as V1Deployment | undefined)?.apiVersion)}, kind ${JSON.stringify((req.object as V1Deployment | undefined)?.kind)})`);
-  const name = obj.metadata?.name ?? req.name ?? '';
+  const name = obj.metadata?.name || req.name || '';
   const namespace = req.namespace ?? obj.metadata?.namespace ?? '';
-  const ref = `${namespace}/${name}`;
+  // generateName: the apiserver names the object after admission.
+  const ref = `${namespace}/${name || `${obj.metadata?.generateName ?? ''}(name not generated yet)`}`;
   const shape = deploymentShapeProblem(obj as unknown as Record<string, unknown>, 'request.object');
   if (shape) return deny(400, malformed(ref, shape));
   if (!obj.spec?.template) return deny(400, `Deployment ${ref} has no spec.template; a Deployment needs a pod template`);
@@ -90,6 +92,16 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (req.operation === 'UPDATE' && old?.metadata?.deletionTimestamp) return allow('being deleted');
 
   const byProgressor = req.userInfo.username !== undefined && config.progressorUsers.includes(req.userInfo.username);
+  // Checked before the opt-in: on /mutate a "True" would otherwise just read as "not opted in",
+  // and taking a Deployment out with a typo (or in, in the webhook configuration's eyes) would go unnoticed.
+  const enabled = obj.metadata?.labels?.[LABEL_ENABLED];
+  const enabledProblem =
+    enabled !== undefined && enabled !== 'true' && enabled !== 'false'
+      ? `label ${LABEL_ENABLED}=${JSON.stringify(enabled)} is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in`
+      : undefined;
+  if (enabledProblem && !byProgressor && old?.metadata?.labels?.[LABEL_ENABLED] !== enabled && !neverManaged(obj, namespace, config.ownNamespace)) {
+    return deny(400, `Deployment ${ref}: ${enabledProblem}`);
+  }
   const scope = scopeOf(obj, namespace, source, config.ownNamespace);
   if (!scope.inScope) {
     // Opting out mid-release would hide the paused Deployment from the progressor for good.
@@ -105,6 +117,10 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (byProgressor) return allow('written by the progressor');
 
   const parsed = parseReleaseConfig(name, obj.metadata?.annotations, config.defaults);
+  // A name that cannot have a release is not the user's configuration: it does not keep the
+  // Deployment from being created or updated, only its new templates from being released.
+  const nameProblem = deploymentNameProblem(name, obj.metadata?.annotations?.[ANN_SERVICE]);
+  const configErrors = parsed.ok ? [] : parsed.errors.filter((e) => e !== nameProblem);
   const selectorProblem = trackSelectorProblem(obj, config.trackLabel);
   // A problem this update did not bring (stored while the webhook was away, or valid under another
   // kube-canary version or cluster default; the selector cannot change at all) must not block
@@ -113,29 +129,27 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   // Each problem as the denial says it, and in parts short enough for admission warnings (the
   // apiserver cuts a warning at 256 characters).
   const problems: Array<{ message: string; parts: string[] }> = [];
-  if (!parsed.ok) {
-    const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${parsed.errors.join('; ')}`;
+  if (configErrors.length > 0) {
+    const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${configErrors.join('; ')}`;
     // A request (promote, abort, ...) is not configuration: it passes like any other update, and the
     // progressor answers it (while the configuration is invalid, with why it cannot act yet); a
     // bad value of one is still refused.
     const request = obj.metadata?.annotations?.[ANN_REQUEST];
     const badNewRequest = request !== undefined && request !== old?.metadata?.annotations?.[ANN_REQUEST] && !isReleaseRequest(request);
     if (!storedOn || badNewRequest || !sameConfigAnnotations(old!.metadata?.annotations, obj.metadata?.annotations)) return deny(400, problem);
-    problems.push({ message: problem, parts: parsed.errors });
+    problems.push({ message: problem, parts: configErrors });
   }
   if (selectorProblem) {
     const problem = `Deployment ${ref}: ${selectorProblem}`;
-    if (!storedOn) return deny(400, problem);
+    // Only a new Deployment can still take it out of its selector.
+    if (!storedOn) return deny(400, req.operation === 'CREATE' ? problem : `${problem}; ${wayOut('selector', false, name, namespace)}`);
     problems.push({ message: problem, parts: [selectorProblem] });
   }
-  // In an opted-in Namespace anything but "false" leaves a Deployment in: "False" or "no" meant
-  // as an opt-out would get canaries nobody asked for.
-  const enabled = obj.metadata?.labels?.[LABEL_ENABLED];
-  if (enabled !== undefined && enabled !== 'true' && enabled !== 'false') {
-    const part = `label ${LABEL_ENABLED}=${JSON.stringify(enabled)} is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in`;
-    if (!storedOn || old?.metadata?.labels?.[LABEL_ENABLED] !== enabled) return deny(400, `Deployment ${ref}: ${part}`);
-    problems.push({ message: `Deployment ${ref}: ${part}`, parts: [part] });
-  }
+  if (nameProblem) problems.push({ message: `Deployment ${ref}: ${nameProblem}`, parts: [nameProblem] });
+  // A stored bad value (a new one is denied above): in an opted-in Namespace anything but "false"
+  // leaves a Deployment in, so it is still managed, but "False" or "no" meant as an opt-out would
+  // get canaries nobody asked for.
+  if (enabledProblem) problems.push({ message: `Deployment ${ref}: ${enabledProblem}`, parts: [enabledProblem] });
 
   const mutated = mutableCopy(obj);
   const warnings: string[] = [];
@@ -155,6 +169,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
       warnings.push(`kube-canary: unpaused the new Deployment ${ref}, paused for the release of ${copiedRevision}: that revision now rolls out without its analysis having finished`);
     }
     ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    if (problems.length > 0) warnings.push(...letThrough(ref, problems));
     return result('created: stable track label ensured');
   }
 
@@ -173,20 +188,25 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     // back like the annotations.
     // The revision annotation decides: `status` also stays in manifests exported after an earlier release.
     if (obj.metadata?.annotations?.[ANN_REVISION] !== undefined) {
+      // After a revert the revision is the stable one: the progressor is winding the cancelled release up.
+      const release = oldAnn[ANN_REVISION] === oldAnn[ANN_STABLE_REVISION] ? `the cancelled canary release is wound up (traffic back to stable, canary removed)` : `the canary release of revision ${oldAnn[ANN_REVISION]} is in progress`;
       return deny(
         403,
-        `Deployment ${ref} is paused by kube-canary while the canary release of revision ${oldAnn[ANN_REVISION]} is in progress; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort; kubectl rollout undo also needs the release ended first)`,
+        `Deployment ${ref} is paused by kube-canary while ${release}; unpausing it by hand would skip the analysis. Use "kubectl canary promote ${name} -n ${namespace}" to promote now, or "kubectl canary abort ${name} -n ${namespace}" to roll back (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort; kubectl rollout undo also needs the release ended first). A manifest or chart that sets spec.paused: false does this on every apply: leave the field out, kube-canary sets it on opted-in Deployments`,
       );
     }
     mutated.spec!.paused = true;
   }
   if (problems.length > 0) {
     const message = problems.map((p) => p.message).join('; ').replace(/\.$/, '');
-    if (newHash !== oldHash) return deny(400, `${message}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(!!selectorProblem, inProgress, name, namespace)}`);
+    if (newHash !== oldHash) return deny(400, `${message}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(selectorProblem ? 'selector' : name.length > 63 ? 'name' : undefined, inProgress, name, namespace)}`);
     // No new revision: it goes through with what kube-canary keeps on every update (the release
     // annotations, and the track label unless the selector is the problem: it needs its own value).
-    if (!selectorProblem) ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
-    warnings.push(`kube-canary: ${ref} is let through, but a new pod template will be refused until this is fixed:`, ...problems.flatMap((p) => p.parts.map((x) => `kube-canary: ${x}`)));
+    if (!selectorProblem) {
+      ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+      if (old!.spec?.template?.metadata?.labels?.[config.trackLabel] !== TRACK_STABLE) warnings.push(restartWarning(ref, config.trackLabel));
+    }
+    warnings.push(...letThrough(ref, problems));
     return result('stored configuration problem; no new revision');
   }
   const runningTracked = old!.spec?.template?.metadata?.labels?.[config.trackLabel] === TRACK_STABLE;
@@ -196,7 +216,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     if (newHash !== oldHash) {
       warnings.push(`kube-canary: ${ref} is being opted in with this update, so this rollout is not a canary (the running pods do not carry ${config.trackLabel}=${TRACK_STABLE} yet); the next template change will be`);
     } else if (!runningTracked) {
-      warnings.push(`kube-canary: ${ref} is opted in: its pod template gets ${config.trackLabel}=${TRACK_STABLE}, so its pods are replaced once (the same version, restarted); the next template change is a canary`);
+      warnings.push(restartWarning(ref, config.trackLabel));
     }
     return result('opt-in: stable track label ensured');
   }
@@ -272,13 +292,23 @@ function promotionUnderWay(old: V1Deployment, oldAnn: Record<string, string>, ol
   return status.phase === 'Promoting' && old.spec?.paused !== true && seen && (old.status?.updatedReplicas ?? 0) > 0;
 }
 
-/** How to ship a template past a stored problem. */
-function wayOut(selector: boolean, inProgress: boolean, name: string, namespace: string): string {
+/** How to ship a template past a stored problem; `immutable`: what the problem is in, if it cannot be changed. */
+function wayOut(immutable: 'selector' | 'name' | undefined, inProgress: boolean, name: string, namespace: string): string {
   const optOut = `opt the Deployment out (label ${LABEL_ENABLED}=false) to roll out without a canary`;
-  if (selector) return `a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or ${optOut}`;
+  if (immutable === 'selector') return `a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or ${optOut}`;
+  if (immutable === 'name') return `a name cannot be changed, so recreate the Deployment under a name of at most 63 characters, or ${optOut}`;
   // Opting out is refused mid-release, and the progressor holds the release (requests too) until the configuration is fixed.
   if (inProgress) return `fix it in the same update; the release in progress is on hold until it is fixed (kubectl describe deployment ${name} -n ${namespace})`;
   return `fix it in the same update, or ${optOut}`;
+}
+
+/** What a Deployment gets when a problem stored on it does not block this update. */
+function letThrough(ref: string, problems: Array<{ parts: string[] }>): string[] {
+  return [`kube-canary: ${ref} is let through, but a new pod template will be refused until this is fixed:`, ...problems.flatMap((p) => p.parts.map((x) => `kube-canary: ${x}`))];
+}
+
+function restartWarning(ref: string, trackLabel: string): string {
+  return `kube-canary: ${ref} is opted in: its pod template gets ${trackLabel}=${TRACK_STABLE}, so its pods are replaced once (the same version, restarted); the next template change is a canary`;
 }
 
 function malformed(ref: string, problem: string): string {

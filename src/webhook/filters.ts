@@ -10,13 +10,17 @@ export type OptInSource = 'label' | 'namespace';
 
 export type Scope = { inScope: true } | { inScope: false; reason: string };
 
+/** Why kube-canary never manages this Deployment whatever its labels say (a system or its own namespace, a canary), if it does not. */
+export function neverManaged(d: V1Deployment, namespace: string, ownNamespace: string): string | undefined {
+  if ((SYSTEM_NAMESPACES as readonly string[]).includes(namespace) || namespace === ownNamespace) return `namespace ${namespace} is never managed by kube-canary`;
+  if (d.metadata?.labels?.[LABEL_ROLE] === ROLE_CANARY) return 'canary Deployments are managed by the progressor';
+  return undefined;
+}
+
 export function scopeOf(d: V1Deployment, namespace: string, source: OptInSource, ownNamespace: string): Scope {
-  if ((SYSTEM_NAMESPACES as readonly string[]).includes(namespace) || namespace === ownNamespace) {
-    return { inScope: false, reason: `namespace ${namespace} is never managed by kube-canary` };
-  }
-  const labels = d.metadata?.labels ?? {};
-  if (labels[LABEL_ROLE] === ROLE_CANARY) return { inScope: false, reason: 'canary Deployments are managed by the progressor' };
-  const enabled = labels[LABEL_ENABLED];
+  const never = neverManaged(d, namespace, ownNamespace);
+  if (never) return { inScope: false, reason: never };
+  const enabled = d.metadata?.labels?.[LABEL_ENABLED];
   if (enabled === 'false') return { inScope: false, reason: `${LABEL_ENABLED}=false opts this Deployment out` };
   if (source === 'label' && enabled !== 'true') return { inScope: false, reason: `not labelled ${LABEL_ENABLED}=true` };
   return { inScope: true };

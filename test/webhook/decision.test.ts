@@ -201,6 +201,16 @@ describe('webhook decision', () => {
       assert.match(d.response.status!.message, /spec.selector uses the track label key "version" \(version=v1\).*--track-label/);
     });
 
+    it('says the selector cannot be changed when the update that opts an existing Deployment in is refused for it', () => {
+      const r = loadReview('review-set-image');
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.oldObject!.metadata!.labels!['kube-canary.io/enabled'];
+      for (const o of [r.request.object, r.request.oldObject!]) o.spec!.selector.matchLabels!.version = 'v1';
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /--track-label; a selector cannot be changed, so recreate the Deployment without the track label key in spec.selector, or opt the Deployment out/);
+    });
+
     it('uses the configured track label key', () => {
       const r = loadReview('review-set-image');
       const d = decide(r.request, 'label', { ...config, trackLabel: 'track' });
@@ -260,6 +270,21 @@ describe('webhook decision', () => {
       assert.equal(d.response.status!.code, 403);
       assert.match(d.response.status!.message, /kubectl canary promote review -n test/);
       assert.match(d.response.status!.message, /kubectl canary abort review -n test/);
+      // The same update comes from a manifest or chart that says paused: false (helm upgrade, a GitOps sync).
+      assert.match(d.response.status!.message, /A manifest or chart that sets spec.paused: false does this on every apply: leave the field out/);
+    });
+
+    it('says a cancelled release is being wound up, not that the stable revision is "in progress", when an unpause is refused after a revert', () => {
+      const r = midRelease();
+      const stable = r.request.oldObject!.metadata!.annotations!['kube-canary.io/stable-revision']!;
+      for (const o of [r.request.oldObject!, r.request.object]) {
+        o.metadata!.annotations!['kube-canary.io/revision'] = stable;
+        setImage(o, `${IMG}:1.7.0`);
+      }
+      r.request.object.spec!.paused = false;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /is paused by kube-canary while the cancelled canary release is wound up \(traffic back to stable, canary removed\)/);
     });
 
     it('denies removing the opt-in label, which would strand the paused Deployment', () => {
@@ -486,6 +511,16 @@ describe('webhook decision', () => {
   });
 
   describe('invalid configuration', () => {
+    it('lists ten problems at most, however long the list that has them (a denial is logged and shown whole)', () => {
+      const r = loadReview('review-set-image');
+      r.request.object.metadata!.annotations!['kube-canary.io/analysis'] = `stepWeights: [${Array.from({ length: 5000 }, (_, i) => i + 1).join(',')}]`;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      const m = d.response.status!.message;
+      assert.ok(m.length < 2000, `${m.length} characters`);
+      assert.match(m, /analysis.stepWeights\[100\] 101 is too large.*; and 4890 more problems \(fix these first\)$/);
+    });
+
     const bad: Array<[string, string, Record<string, string>]> = [
       ['the article example maxWeight 25 with stepWeight 50', 'stepWeight 50 is larger than analysis.maxWeight 25', { 'kube-canary.io/analysis': 'maxWeight: 25\nstepWeight: 50' }],
       ['YAML that does not parse', 'not valid YAML or JSON', { 'kube-canary.io/analysis': 'interval: [1m' }],
@@ -533,6 +568,20 @@ describe('webhook decision', () => {
         for (const w of d.response.warnings!) assert.ok(w.length <= 256, `warning longer than the apiserver keeps: ${w}`);
       });
     }
+
+    it('says the pods restart when an update it lets through adds the track label (Namespace opted in later)', () => {
+      const r = storedBad();
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        delete o.metadata!.labels!['kube-canary.io/enabled'];
+        delete o.spec!.template.metadata!.labels!.version;
+      }
+      r.request.object.metadata!.labels!.team = 'x';
+      const d = decide(r.request, 'namespace', config);
+      assert.equal(d.response.allowed, true);
+      assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.version, 'stable');
+      assert.match(d.response.warnings!.join('\n'), /its pods are replaced once \(the same version, restarted\)/);
+      assert.match(d.response.warnings!.join('\n'), /a new pod template will be refused until this is fixed/);
+    });
 
     it('lets an annotation unknown to this version (written under a newer one) not block a scale', () => {
       const r = storedBad({ 'kube-canary.io/canary-weight': '10' });
@@ -641,6 +690,76 @@ describe('webhook decision', () => {
       assert.equal(s.response.allowed, true);
       assert.match(s.response.warnings!.join('\n'), /is neither "true" nor "false"/);
       assert.equal(decide(r.request, 'namespace', config).outcome, 'denied');
+    });
+
+    it('on /mutate (the label entry), denies a new value that is neither, instead of reading it as "not opted in"', () => {
+      const typo = loadReview('review-set-image');
+      typo.request.object = structuredClone(typo.request.oldObject!);
+      typo.request.object.metadata!.labels!['kube-canary.io/enabled'] = 'True';
+      const d = decide(typo.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /^Deployment test\/review: label kube-canary.io\/enabled="True" is neither "true" nor "false"/);
+      const created = loadReview('review-create');
+      created.request.object.metadata!.labels!['kube-canary.io/enabled'] = 'yes';
+      assert.equal(decide(created.request, 'label', config).outcome, 'denied');
+      // Stored before (the label entry never acts on it): let through untouched.
+      const stored = loadReview('review-set-image');
+      for (const o of [stored.request.object, stored.request.oldObject!]) o.metadata!.labels!['kube-canary.io/enabled'] = 'True';
+      const s = decide(stored.request, 'label', config);
+      assert.equal(s.outcome, 'allowed');
+      assert.equal(s.response.patch, undefined);
+      // Never managed anyway: a canary Deployment, a system namespace.
+      const canary = structuredClone(typo);
+      canary.request.object.metadata!.labels!['kube-canary.io/role'] = 'canary';
+      assert.equal(decide(canary.request, 'label', config).outcome, 'allowed');
+    });
+  });
+
+  describe('names a release cannot use', () => {
+    it('lets a Deployment created with generateName in an opted-in Namespace through (named after admission), track label ensured', () => {
+      const r = loadReview('review-create');
+      delete r.request.object.metadata!.name;
+      r.request.object.metadata!.generateName = 'worker-';
+      r.request.name = '';
+      delete r.request.object.metadata!.labels!['kube-canary.io/enabled'];
+      const d = decide(r.request, 'namespace', config);
+      assert.equal(d.response.allowed, true, d.reason);
+      assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.version, 'stable');
+      assert.equal(d.response.warnings, undefined);
+    });
+
+    it('creates a Deployment whose name is not a Service name (api.v2) with a warning, and refuses its new templates until kube-canary.io/service is set', () => {
+      const c = loadReview('review-create');
+      c.request.object.metadata!.name = c.request.name = 'api.v2';
+      const created = decide(c.request, 'label', config);
+      assert.equal(created.response.allowed, true);
+      assert.match(created.response.warnings!.join('\n'), /kube-canary: the name "api.v2" is not a Service name \(a-z, 0-9 and '-'\), so kube-canary cannot take the Service from it: set kube-canary.io\/service/);
+      for (const w of created.response.warnings!) assert.ok(w.length <= 256, w);
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.name = 'api.v2';
+      r.request.name = 'api.v2';
+      const update = decide(r.request, 'label', config);
+      assert.equal(update.outcome, 'denied');
+      assert.match(update.response.status!.message, /^Deployment test\/api.v2: the name "api.v2" is not a Service name.*This update ships a new pod template, which kube-canary cannot release until that is fixed: fix it in the same update, or opt the Deployment out/);
+      r.request.object.metadata!.annotations!['kube-canary.io/service'] = 'api';
+      assert.equal(decide(r.request, 'label', config).outcome, 'patched');
+    });
+
+    it('refuses the new templates of a Deployment named longer than a label value (63), saying it must be recreated', () => {
+      const long = 'a'.repeat(64);
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        o.metadata!.name = long;
+        o.metadata!.annotations!['kube-canary.io/service'] = 'reviews';
+      }
+      r.request.name = long;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /the Deployment's name is 64 characters long; kube-canary labels its canary with it \(kube-canary.io\/stable\), and a label value has at most 63 characters.*a name cannot be changed, so recreate the Deployment under a name of at most 63 characters/);
+      const scale = structuredClone(r);
+      scale.request.object = structuredClone(scale.request.oldObject!);
+      scale.request.object.spec!.replicas = 5;
+      assert.equal(decide(scale.request, 'label', config).response.allowed, true);
     });
   });
 
