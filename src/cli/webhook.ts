@@ -7,6 +7,9 @@ import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { readAnalysisDefault } from './defaults.js';
 import { durationOption, envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption, seconds } from './options.js';
 
+/** Long enough for the endpoint removal to reach the apiserver's path to this pod (ms). */
+const DEFAULT_SHUTDOWN_DELAY = 5_000;
+
 interface WebhookFlags {
   port: number;
   bind: string;
@@ -32,7 +35,7 @@ export function registerWebhook(program: Command): void {
   envOption(
     cmd,
     '--shutdown-delay <duration>',
-    'on SIGTERM, keep accepting (readyz 503, every answer closing its connection) for this long before stopping, while the Service drops this pod (default: 0s)',
+    'on SIGTERM, keep accepting (readyz 503, every answer closing its connection) for this long before stopping, while the Service drops this pod; SIGINT and a second signal skip it (default: 5s)',
     'KUBE_CANARY_SHUTDOWN_DELAY',
     durationOption('--shutdown-delay', seconds(0, 60, '5s')),
   );
@@ -58,19 +61,34 @@ export function registerWebhook(program: Command): void {
       isReady: () => ready,
     });
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
-    const delayMs = f.shutdownDelay ?? 0;
+    let delay: NodeJS.Timeout | undefined;
+    let finishing = false;
+    const finish = (signal: string, graceMs?: number) => {
+      clearTimeout(delay);
+      if (finishing) return;
+      finishing = true;
+      log.info({ signal }, 'stopping: finishing requests in flight');
+      void running.shutdown(graceMs).then(async () => {
+        log.info('stopped');
+        await endLogger(log); // every line out, in order, before the exit
+        process.exit(0);
+      });
+    };
     const stop = (signal: string) => {
-      if (!ready) return;
+      if (!ready) {
+        // Someone is waiting on a terminal, or a supervisor has run out of patience.
+        log.warn({ signal }, 'second signal: closing every connection now');
+        finish(signal, 0);
+        running.terminate();
+        return;
+      }
       ready = false;
-      if (delayMs > 0) log.info({ signal, delayMs }, 'stopping: not ready, still accepting until the delay is over');
-      setTimeout(() => {
-        log.info({ signal }, 'stopping: finishing requests in flight');
-        void running.shutdown().then(async () => {
-          log.info('stopped');
-          await endLogger(log); // every line out, in order, before the exit
-          process.exit(0);
-        });
-      }, delayMs);
+      // SIGTERM is how Kubernetes stops a pod, still reachable through its Service for a moment;
+      // SIGINT is someone at a terminal.
+      const delayMs = signal === 'SIGTERM' ? (f.shutdownDelay ?? DEFAULT_SHUTDOWN_DELAY) : 0;
+      if (delayMs === 0) return finish(signal);
+      log.info({ signal, delayMs }, 'stopping: not ready, still accepting until the delay is over (a second signal stops at once)');
+      delay = setTimeout(() => finish(signal), delayMs);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

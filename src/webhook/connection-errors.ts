@@ -32,7 +32,8 @@ export function classifyConnectionError(err: NodeJS.ErrnoException): ClassifiedE
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return { kind: 'timeout', status: '408 Request Timeout', hint: 'the request was not received whole within the time the apiserver waits for a webhook (30 s at most)' };
   }
-  if (code.startsWith('ERR_SSL_') || /SSL routines/.test(text)) {
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return { kind: 'timeout', hint: 'the client connected but did not finish a TLS handshake within 10 s' };
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /SSL routines/.test(text)) {
     if (/alert (unknown ca|bad certificate|certificate unknown)/i.test(text)) {
       return { kind: 'tls', hint: "the client does not trust this certificate: the webhook configuration's caBundle must be the CA that signed --tls-cert, and the certificate must name the host the client dials (kube-canary certs --hosts)" };
     }
@@ -64,7 +65,7 @@ export function watchConnectionErrors(server: Server, metrics: WebhookMetrics, l
     suppressed.delete(c.kind);
     log.warn(
       { kind: c.kind, err: (err as { reason?: string }).reason ?? err.message, remote, ...(c.hint ? { hint: c.hint } : {}), ...(since ? { notLoggedSinceLast: since } : {}) },
-      c.kind === 'tls' ? 'TLS handshake failed' : c.kind === 'timeout' ? 'request timed out before it was received whole' : 'malformed HTTP request',
+      c.kind === 'tls' ? 'TLS handshake failed' : c.kind === 'timeout' ? 'connection timed out before a whole request arrived' : 'malformed HTTP request',
     );
   };
   // https.Server re-emits a failed handshake (tlsClientError) as clientError: this one listener sees both.

@@ -316,7 +316,7 @@ function malformed(ref: string, problem: string): string {
 }
 
 function isDeployment(o: unknown): o is V1Deployment {
-  if (o === null || typeof o !== 'object') return false;
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return false;
   const d = o as V1Deployment;
   // The apiserver always sends apiVersion and kind on admission objects; tolerate their absence only together.
   return (d.apiVersion === undefined && d.kind === undefined) || (d.apiVersion === 'apps/v1' && d.kind === 'Deployment');

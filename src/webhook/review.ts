@@ -41,7 +41,9 @@ export class EnvelopeError extends Error {
 export const MAX_JSON_DEPTH = 64;
 
 export function parseReview(body: Buffer | string | undefined): AdmissionRequest {
-  const text = Buffer.isBuffer(body) ? body.toString('utf8') : (body ?? '');
+  const decoded = Buffer.isBuffer(body) ? body.toString('utf8') : (body ?? '');
+  // A byte order mark (some editors write one into a hand-made review) is not JSON, and is invisible in a message.
+  const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
   if (text.trim() === '') throw new EnvelopeError(400, 'empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON');
   const depth = jsonDepth(text);
   if (depth > MAX_JSON_DEPTH) throw new EnvelopeError(400, `JSON nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
@@ -49,7 +51,7 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   try {
     review = JSON.parse(text);
   } catch (e) {
-    throw new EnvelopeError(400, `body is not JSON (${(e as Error).message}); expected an AdmissionReview (admission.k8s.io/v1)`);
+    throw new EnvelopeError(400, `body is not JSON (${syntaxProblem((e as Error).message)}); expected an AdmissionReview (admission.k8s.io/v1)`);
   }
   if (review === null || typeof review !== 'object' || Array.isArray(review)) {
     throw new EnvelopeError(400, 'body is not a JSON object; expected an AdmissionReview (admission.k8s.io/v1)');
@@ -71,8 +73,9 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   }
   const userInfo = q.userInfo as Record<string, unknown> | undefined;
   if (userInfo !== undefined && (userInfo === null || typeof userInfo !== 'object' || Array.isArray(userInfo))) {
-    throw new EnvelopeError(400, `AdmissionReview request.userInfo is ${userInfo === null ? 'null' : Array.isArray(userInfo) ? 'a list' : `a ${typeof userInfo}`}; expected an object`);
+    throw new EnvelopeError(400, `AdmissionReview request.userInfo is ${kindOf(userInfo)}; expected an object`);
   }
+  if (q.dryRun !== undefined && typeof q.dryRun !== 'boolean') throw new EnvelopeError(400, `AdmissionReview request.dryRun is ${kindOf(q.dryRun)}; expected true or false`);
   const userProblem = textProblem(userInfo?.username, false);
   if (userProblem) throw new EnvelopeError(400, `AdmissionReview request.userInfo.username ${userProblem}`);
   if (typeof q.operation !== 'string' || !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(q.operation)) {
@@ -94,8 +97,23 @@ const MAX_TEXT = 1024;
 function textProblem(v: unknown, required: boolean): string | undefined {
   if (v === undefined || v === null) return required ? 'is missing' : undefined;
   // The value itself is not quoted back: an object in a user name could carry a token, and this message is logged.
-  if (typeof v !== 'string') return `is ${Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`}; expected a string`;
+  if (typeof v !== 'string') return `is ${kindOf(v)}; expected a string`;
   return v.length > MAX_TEXT ? `is ${v.length} characters long; at most ${MAX_TEXT} are accepted` : undefined;
+}
+
+/** What a JSON value is, for a message that must not quote it. */
+function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/**
+ * V8's reason without the text it quotes from the body ("Unexpected token 'h', "...value":hunter2"...
+ * is not valid JSON"): a body may carry secrets, and this message is logged and answered.
+ */
+function syntaxProblem(message: string): string {
+  if (message.includes('Unexpected end of JSON input')) return 'it ends in the middle of a value';
+  const at = /at position (\d+)/.exec(message);
+  return at ? `a syntax error at character ${at[1]}` : 'a syntax error';
 }
 
 /** A member's value for a message: JSON, cut to 60 characters (it is the sender's text, of any length). */

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../kube/logger.js';
 import { decide, type WebhookConfig } from './decision.js';
@@ -113,16 +114,15 @@ function admissionHandler(opts: AppOptions) {
     const start = process.hrtime.bigint();
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) return refuseTooLarge(req, res, declared, start);
-    const encoding = req.headers['content-encoding'];
     // The apiserver sends admissions uncompressed; a compressed body would only be reported as "not
-    // JSON". Closed like a 413: the body is not read, and may be of any length.
-    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-      return refuse(req, res, 415, `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, true, start);
-    }
-    // Node takes the chunks apart but decodes no other transfer coding (gzip, chunked arrives compressed).
+    // JSON". Closed like a 413: the body is not read, and may be of any length. Node takes chunks
+    // apart but decodes no other transfer coding ("gzip, chunked" would arrive compressed).
+    const encoding = req.headers['content-encoding'];
     const transfer = req.headers['transfer-encoding'];
-    if (transfer !== undefined && transfer.toLowerCase().split(',').some((t) => t.trim() !== 'chunked')) {
-      return refuse(req, res, 415, `Transfer-Encoding ${JSON.stringify(transfer)} is not accepted; send the AdmissionReview as uncompressed JSON (chunked or with a Content-Length), as the apiserver does`, true, start);
+    if (codings(encoding, 'identity') || codings(transfer, 'chunked')) {
+      const [header, value] = codings(encoding, 'identity') ? ['Content-Encoding', encoding] : ['Transfer-Encoding', transfer];
+      log.warn({ [header]: clip(String(value)) }, 'admission request refused: compressed body');
+      return refuse(req, res, 415, `${header} ${JSON.stringify(clip(String(value)))} is not accepted; send the AdmissionReview as uncompressed JSON, as the apiserver does`, true, start);
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -138,7 +138,12 @@ function admissionHandler(opts: AppOptions) {
   };
 }
 
-/** A request target for a message: the sender's text, of any length. */
+/** Whether a coding header names a coding other than `plain` (a list, as HTTP allows; empty entries aside). */
+function codings(header: string | undefined, plain: string): boolean {
+  return header !== undefined && header.split(',').some((c) => c.trim() !== '' && c.trim().toLowerCase() !== plain);
+}
+
+/** A request target or header for a message: the sender's text, of any length. */
 function clip(s: string): string {
   return s.length > 200 ? `${s.slice(0, 197)}...` : s;
 }
@@ -204,11 +209,14 @@ export interface RunningServer {
   /** The certificate served at start, for the start-up line. */
   certificate: { notAfter: string; subjectAltName: string };
   /**
-   * Stop accepting, let requests in flight finish (up to graceMs), then close. Idle connections
-   * close at once; the others after their current answer, which says `Connection: close` once the
-   * app is no longer ready (createApp's isReady), as it is when the CLI shuts down.
+   * Stop accepting, let requests in flight finish (up to graceMs), then close. Idle kept-alive
+   * connections close at once; the others after their current answer, which says `Connection:
+   * close` once the app is no longer ready (createApp's isReady), as it is when the CLI shuts
+   * down. A connection that has not sent a request yet (it may be about to) gets the grace too.
    */
   shutdown(graceMs?: number): Promise<void>;
+  /** Close every connection now, whatever it is doing (handshakes included): a second signal, or the end of the grace. */
+  terminate(): void;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
@@ -218,8 +226,21 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   if (expired) opts.log.warn({ certFile: opts.certFile }, expired);
   const setExpiry = (c: LoadedCert) => opts.metrics.certExpiry.set(c.notAfter.getTime() / 1000);
   setExpiry(initial);
-  // The timeouts below are checked every 5 s (Node's default: 30 s).
-  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key, connectionsCheckingInterval: 5_000 }, opts.app);
+  // The timeouts below are checked every 5 s (Node's default: 30 s). A TLS handshake has 10 s
+  // (Node's default: 120 s), so that a client that connects and says nothing (a port probe, a
+  // stalled peer) holds a socket no longer than that.
+  const server = createServer({ ...TLS_OPTIONS, cert: initial.cert, key: initial.key, connectionsCheckingInterval: 5_000, handshakeTimeout: 10_000 }, opts.app);
+  // Every socket from its TCP accept on: the HTTP server only knows those past the TLS handshake,
+  // and server.close() waits for the others too.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const terminate = () => {
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+  };
   // The apiserver reuses connections and drops idle ones after 90 s: outlive that, so the client
   // always closes first and never sends on a socket we are closing.
   server.keepAliveTimeout = 95_000;
@@ -249,10 +270,11 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     server,
     port,
     certificate: { notAfter: initial.notAfter.toISOString(), subjectAltName: initial.subjectAltName },
+    terminate,
     shutdown: (graceMs = 20_000) =>
       new Promise<void>((resolve) => {
         stopWatch();
-        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        const force = setTimeout(terminate, graceMs);
         force.unref();
         server.close(() => {
           clearTimeout(force);

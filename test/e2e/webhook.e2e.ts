@@ -167,6 +167,66 @@ describe('kube-canary webhook against the real API server', function () {
     assert.match(resume.stderr, /unpausing it by hand would skip the analysis/);
   });
 
+  it('3d. on the label entry a typo in the opt-in label ("True", "yes") is refused, not read as "not opted in"', async function () {
+    const ns = await namespace('test-typo');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+    const typo = await kubectl(['-n', ns, 'label', '--overwrite', 'deployment/review', `${ENABLED_LABEL}=True`], { allowFailure: true });
+    assert.notEqual(typo.code, 0);
+    assert.match(typo.stderr, /label kube-canary.io\/enabled="True" is neither "true" nor "false"; set it to "false" to opt the Deployment out/, `stderr: ${typo.stderr}`);
+    assert.equal((await getDeployment(ns, 'review')).metadata?.labels?.[ENABLED_LABEL], 'true');
+    // A new Deployment with the typo is refused too: it never reaches the webhook with a selector on "true" alone.
+    const created = await kubectl(['create', '-f', '-'], { input: JSON.stringify(deploymentManifest({ name: 'other', namespace: ns, image: 'other:1.0.0', labels: { [ENABLED_LABEL]: 'yes' } })), allowFailure: true });
+    assert.notEqual(created.code, 0);
+    assert.match(created.stderr, /label kube-canary.io\/enabled="yes" is neither "true" nor "false"/, `stderr: ${created.stderr}`);
+  });
+
+  it('3e. in an opted-in Namespace, a Deployment created with generateName, or named api.v2, is created; api.v2 is told to name its Service', async function () {
+    const ns = await namespace('test-names', { [ENABLED_LABEL]: 'true' });
+    const generated = deploymentManifest({ name: 'unused', namespace: ns, image: 'worker:1.0.0', replicas: 1 });
+    delete generated.metadata!.name;
+    generated.metadata!.generateName = 'worker-';
+    const out = await kubectl(['create', '-o', 'json', '-f', '-'], { input: JSON.stringify(generated) });
+    const created = JSON.parse(out.stdout) as V1Deployment;
+    assert.match(created.metadata?.name ?? '', /^worker-[a-z0-9]{5}$/);
+    assert.equal(created.spec?.template.metadata?.labels?.version, 'stable');
+
+    const dotted = await kubectl(['create', '-f', '-'], { input: JSON.stringify(deploymentManifest({ name: 'api.v2', namespace: ns, image: 'api:2.0.0', replicas: 1 })) });
+    assert.match(dotted.stderr, /Warning: kube-canary: the name "api.v2" is not a Service name.*set kube-canary.io\/service to the Service in front of this Deployment/, `stderr: ${dotted.stderr}`);
+    await waitForDeploymentReady(ns, 'api.v2', 1);
+    const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api.v2=api:2.1.0'], { allowFailure: true });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /This update ships a new pod template, which kube-canary cannot release until that is fixed/, `stderr: ${refused.stderr}`);
+    await kubectl(['-n', ns, 'annotate', 'deployment/api.v2', 'kube-canary.io/service=api']);
+    const captured = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api.v2=api:2.1.0']);
+    assert.match(captured.stderr, /captured revision/, `stderr: ${captured.stderr}`);
+  });
+
+  it('3f. a caBundle that is not the CA of the serving certificate: the apiserver says so, and the webhook logs what to check', async function () {
+    const ns = await namespace('test-bad-ca');
+    await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });
+    const other = await startWebhook(); // only for a CA that did not sign the first webhook's certificate
+    const name = `${configName}-bad-ca`;
+    try {
+      const cfg = buildMutatingWebhookConfiguration({ name, baseUrl: webhook!.baseUrl, caPem: other.caPem });
+      cfg.webhooks = [{ ...cfg.webhooks![0]!, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }];
+      await registerWebhook(cfg);
+      // The apiserver takes a new configuration up within a moment: wait for it with dry runs (which call webhooks too).
+      await waitFor('the apiserver to call the new webhook entry', async () => {
+        const r = await kubectl(['-n', ns, 'set', 'image', '--dry-run=server', 'deployment/review', 'review=review:1.8.0'], { allowFailure: true });
+        return r.code !== 0 ? true : undefined;
+      });
+      const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0'], { allowFailure: true });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /failed calling webhook.*x509|certificate signed by unknown authority/, `stderr: ${refused.stderr}`);
+      await waitFor('the webhook log line about the refused handshake', async () => (/"msg":"TLS handshake failed"/.test(webhook!.process.output()) ? true : undefined));
+      const line = webhook!.process.output().split('\n').find((l) => l.includes('"msg":"TLS handshake failed"'))!;
+      assert.match(line, /"hint":"the client does not trust this certificate: the webhook configuration's caBundle must be the CA that signed --tls-cert/);
+    } finally {
+      await unregisterWebhook(name);
+      await other.stop();
+    }
+  });
+
   it('4. `kubectl apply --dry-run=server` of the same change returns the warning and stores nothing', async function () {
     const ns = await namespace('test-dryrun');
     await readyDeployment(ns, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });

@@ -24,6 +24,7 @@ describe('webhook connection errors: classification', () => {
     ['TLS 1.1 offered', err('80:error:0A000102:SSL routines:tls_early_post_process_client_hello:unsupported protocol', 'ERR_SSL_UNSUPPORTED_PROTOCOL'), 'tls', /TLS 1\.2/, undefined],
     ['a TCP probe that connects and leaves', err('Client network socket disconnected before secure TLS connection was established', 'ECONNRESET'), 'disconnect', undefined, undefined],
     ['a client that closes after the handshake', err('socket hang up', 'ECONNRESET'), 'disconnect', undefined, undefined],
+    ['a client that never finishes its handshake', err('TLS handshake timeout', 'ERR_TLS_HANDSHAKE_TIMEOUT'), 'timeout', /10 s/, undefined],
     ['a request not received whole in time', err('Request timeout', 'ERR_HTTP_REQUEST_TIMEOUT'), 'timeout', /30 s/, '408 Request Timeout'],
     ['headers too large', err('Header overflow', 'HPE_HEADER_OVERFLOW'), 'http', undefined, '431 Request Header Fields Too Large'],
     ['a malformed request line', err('Invalid method encountered', 'HPE_INVALID_METHOD'), 'http', undefined, '400 Bad Request'],

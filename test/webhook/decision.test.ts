@@ -875,6 +875,14 @@ describe('webhook decision', () => {
       assert.match(decide(r.request, 'label', config).response.status!.message, /not an apps\/v1 Deployment/);
     });
 
+    it('denies an UPDATE whose oldObject is a list', () => {
+      const r = loadReview('review-set-image');
+      (r.request as { oldObject: unknown }).oldObject = [1];
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /came without an apps\/v1 Deployment in request.oldObject/);
+    });
+
     it('denies a Deployment without a template', () => {
       const r = loadReview('review-set-image');
       delete (r.request.object.spec as { template?: unknown }).template;

@@ -33,7 +33,8 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kc-https-'));
     await runCli(['certs', '--out', join(dir, 'a'), '--hosts', '127.0.0.1,localhost,kube-canary-webhook.kube-canary.svc', '--valid-days', '30']);
-    proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'a/tls.crt'), '--tls-key', join(dir, 'a/tls.key')], { KUBE_CANARY_CERT_POLL_MS: '200' });
+    // No delay on SIGTERM (the last test stops it): nothing routes to it through a Service.
+    proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'a/tls.crt'), '--tls-key', join(dir, 'a/tls.key'), '--shutdown-delay', '0s'], { KUBE_CANARY_CERT_POLL_MS: '200' });
     const line = await proc.waitForLog('webhook serving');
     port = Number(new URL(line.address as string).port);
   });
@@ -163,7 +164,7 @@ describe('kube-canary webhook --shutdown-delay (real process)', function () {
       const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
       const signalled = Date.now();
       proc.child.kill('SIGTERM');
-      await proc.waitForLog('stopping: not ready, still accepting until the delay is over');
+      await proc.waitForLog('stopping: not ready, still accepting until the delay is over (a second signal stops at once)');
       // New connections, as the apiserver and the kubelet open them while the endpoint is being removed.
       assert.deepEqual(await call(port, ca, 'GET', '/readyz'), { status: 503, connection: 'close' });
       assert.deepEqual(await call(port, ca, 'POST', '/mutate', JSON.stringify(loadReview('review-set-image'))), { status: 200, connection: 'close' });

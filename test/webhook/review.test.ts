@@ -81,3 +81,31 @@ describe('AdmissionReview envelope: not JSON anywhere', () => {
     }
   });
 });
+
+describe('AdmissionReview envelope: what a message may say', () => {
+  it('never quotes the body back when it is not JSON (it may carry secrets; the message is logged and answered)', () => {
+    const text = JSON.stringify(loadReview('review-set-image')).replace('"image":', '"env":[{"name":"DB_PASSWORD","value":hunter2-SuperSecret}],"image":');
+    const secretish = ['hunter2', 'SuperSecret', 'DB_PASSWORD'];
+    for (const body of [text, 'token=eyJhbGciOiJIUzI1NiJ9.c2VjcmV0', `{"a":"${'x'.repeat(50)}`, '{"uid": "u" "x": 1}']) {
+      try {
+        parseReview(body);
+        assert.fail('parsed');
+      } catch (e) {
+        assert.ok(e instanceof EnvelopeError, String(e));
+        assert.match(e.message, /^body is not JSON \((a syntax error( at character \d+)?|it ends in the middle of a value)\); expected an AdmissionReview/);
+        for (const s of [...secretish, 'eyJhb', 'xxxxxxxxxx']) assert.ok(!e.message.includes(s), `${s} in: ${e.message}`);
+      }
+    }
+  });
+
+  it('reads a body that starts with a UTF-8 byte order mark', () => {
+    const text = `\ufeff${JSON.stringify(loadReview('review-set-image'))}`;
+    assert.equal(parseReview(Buffer.from(text, 'utf8')).operation, 'UPDATE');
+  });
+
+  it('refuses a dryRun that is not a boolean, without quoting it', () => {
+    const r = loadReview('review-set-image') as unknown as { request: Record<string, unknown> };
+    r.request.dryRun = 'true';
+    assert.throws(() => parseReview(JSON.stringify(r)), (e: unknown) => e instanceof EnvelopeError && e.message === 'AdmissionReview request.dryRun is a string; expected true or false');
+  });
+});

@@ -78,6 +78,21 @@ describe('webhook HTTP app', () => {
     assert.match(await metrics.registry.metrics(), /kube_canary_webhook_admissions_total\{decision="invalid",operation="unknown"\} 1/);
   });
 
+  it('logs a refused compressed body, naming the header', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const a = createApp({ config, metrics: createWebhookMetrics(), log: createLogger('test', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) }) });
+    await request(a).post('/mutate').set('content-encoding', 'br').send('x').expect(415);
+    assert.ok(lines.some((l) => l.msg === 'admission request refused: compressed body' && l['Content-Encoding'] === 'br' && l.level === 40), JSON.stringify(lines));
+  });
+
+  it('takes an empty or identity-only Content-Encoding (no compression) as such', async () => {
+    const { app: a } = app();
+    for (const value of ['', 'identity, identity', 'Identity']) {
+      const res = await request(a).post('/mutate').set('content-type', 'application/json').set('content-encoding', value).send(JSON.stringify(loadReview('review-set-image')));
+      assert.equal(res.status, 200, `Content-Encoding ${JSON.stringify(value)}: ${res.text}`);
+    }
+  });
+
   it('refuses a transfer coding other than chunked with 415, and takes a plain chunked body', async () => {
     const { app: a, metrics } = app();
     const server = createServer(a);

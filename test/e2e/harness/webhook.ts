@@ -34,8 +34,9 @@ export interface WebhookConfigurationOptions {
 
 /**
  * The MutatingWebhookConfiguration for kube-canary (the Helm chart mirrors this):
- *  - `label.deployments.kube-canary.io`: Deployments labelled kube-canary.io/enabled=true,
- *    in any namespace but the system ones and those opted in as a whole;
+ *  - `label.deployments.kube-canary.io`: Deployments labelled kube-canary.io/enabled with any
+ *    value but "false" (the webhook acts on "true" and refuses a typo), in any namespace but the
+ *    system ones and those opted in as a whole;
  *  - `namespace.deployments.kube-canary.io`: Deployments in Namespaces labelled
  *    kube-canary.io/enabled=true, unless the Deployment says kube-canary.io/enabled=false or
  *    carries kube-canary.io/role (the progressor's own canary Deployments).
@@ -69,7 +70,14 @@ export function buildMutatingWebhookConfiguration(o: WebhookConfigurationOptions
       {
         name: 'label.deployments.kube-canary.io',
         ...common('/mutate'),
-        objectSelector: { matchLabels: { [ENABLED_LABEL]: 'true' } },
+        // Any value but "false", not just "true": a typo ("True") reaches the webhook, which refuses
+        // it, instead of opting the Deployment out (or never in) without a word.
+        objectSelector: {
+          matchExpressions: [
+            { key: ENABLED_LABEL, operator: 'Exists' },
+            { key: ENABLED_LABEL, operator: 'NotIn', values: ['false'] },
+          ],
+        },
         namespaceSelector: { matchExpressions: [notSystem, { key: ENABLED_LABEL, operator: 'NotIn', values: ['true'] }] },
       },
       {
@@ -135,6 +143,9 @@ export async function startWebhook(opts: { extraArgs?: string[] } = {}): Promise
     join(certDir, 'tls.crt'),
     '--tls-key',
     join(certDir, 'tls.key'),
+    // No Service routes to it here: a stop need not wait for one to drop it.
+    '--shutdown-delay',
+    '0s',
     ...(opts.extraArgs ?? []),
   ]);
   const baseUrl = `https://127.0.0.1:${port}`;

@@ -1,0 +1,120 @@
+/** Stopping: the HTTPS server's shutdown in-process, and the signals of the real `kube-canary webhook` process. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateCerts } from '../../src/certs/generate.js';
+import { createLogger } from '../../src/kube/logger.js';
+import { createWebhookMetrics } from '../../src/webhook/metrics.js';
+import { createApp, serve } from '../../src/webhook/server.js';
+import { startCli } from '../support/cli.js';
+import { config, loadReview } from './fixtures.js';
+
+describe('webhook shutdown', function () {
+  this.timeout(30_000);
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kc-shutdown-'));
+    const c = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+    writeFileSync(join(dir, 'tls.crt'), c.cert);
+    writeFileSync(join(dir, 'tls.key'), c.key);
+    writeFileSync(join(dir, 'ca.crt'), c.caCert);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function start() {
+    const metrics = createWebhookMetrics();
+    const log = createLogger('webhook', 'silent');
+    return serve({ app: createApp({ config, metrics, log }), port: 0, bind: '127.0.0.1', certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), metrics, log, certPollMs: 60_000 });
+  }
+
+  it('a connection that never starts its TLS handshake (a port probe) is closed at the end of the grace, not after minutes', async () => {
+    const running = await start();
+    const probe = connect(running.port, '127.0.0.1');
+    await new Promise((r) => probe.once('connect', r));
+    const closed = new Promise((r) => probe.once('close', r));
+    const t0 = Date.now();
+    await running.shutdown(300);
+    await closed;
+    assert.ok(Date.now() - t0 < 2000, `stopped after ${Date.now() - t0} ms`);
+  });
+
+  it('closes an idle kept-alive connection at once', async () => {
+    const running = await start();
+    const agent = new Agent({ keepAlive: true });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: running.port, path: '/mutate', method: 'POST', ca: readFileSync(join(dir, 'ca.crt')), agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(loadReview('review-set-image')));
+    });
+    assert.equal(status, 200);
+    const t0 = Date.now();
+    await running.shutdown(20_000);
+    agent.destroy();
+    assert.ok(Date.now() - t0 < 1000, `stopped after ${Date.now() - t0} ms`);
+  });
+
+  describe('signals to the real process', () => {
+    async function startProcess(args: string[] = []) {
+      const proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), ...args]);
+      await proc.waitForLog('webhook serving');
+      const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));
+      return { proc, exited };
+    }
+    const msgs = (lines: string[]) => lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+
+    it('SIGTERM waits the default 5 s delay; a second signal stops at once', async () => {
+      const { proc, exited } = await startProcess();
+      try {
+        proc.child.kill('SIGTERM');
+        const line = await proc.waitForLog('stopping: not ready, still accepting until the delay is over (a second signal stops at once)');
+        assert.equal(line.delayMs, 5000);
+        const t0 = Date.now();
+        proc.child.kill('SIGTERM');
+        assert.equal(await exited, 0);
+        assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
+        assert.deepEqual(msgs(proc.lines).slice(-3), ['second signal: closing every connection now', 'stopping: finishing requests in flight', 'stopped']);
+      } finally {
+        await proc.stop('SIGKILL');
+      }
+    });
+
+    it('SIGINT (someone at a terminal) skips the delay', async () => {
+      const { proc, exited } = await startProcess(['--shutdown-delay', '30s']);
+      try {
+        const t0 = Date.now();
+        proc.child.kill('SIGINT');
+        assert.equal(await exited, 0);
+        assert.ok(Date.now() - t0 < 3000, `exited ${Date.now() - t0} ms after SIGINT`);
+        assert.ok(!msgs(proc.lines).some((m) => m.startsWith('stopping: not ready')));
+      } finally {
+        await proc.stop('SIGKILL');
+      }
+    });
+
+    it('a second signal also ends a stop held up by a connection that sends nothing', async () => {
+      const { proc, exited } = await startProcess(['--shutdown-delay', '0s']);
+      const port = Number(new URL(JSON.parse(proc.lines.find((l) => l.includes('webhook serving'))!).address).port);
+      const silent = connect(port, '127.0.0.1');
+      silent.on('error', () => {});
+      await new Promise((r) => silent.once('connect', r));
+      try {
+        proc.child.kill('SIGTERM');
+        await proc.waitForLog('stopping: finishing requests in flight');
+        await new Promise((r) => setTimeout(r, 300));
+        const t0 = Date.now();
+        proc.child.kill('SIGTERM');
+        assert.equal(await exited, 0);
+        assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
+      } finally {
+        silent.destroy();
+        await proc.stop('SIGKILL');
+      }
+    });
+  });
+});
