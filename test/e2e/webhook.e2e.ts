@@ -190,14 +190,14 @@ describe('kube-canary webhook against the real API server', function () {
     assert.match(created.metadata?.name ?? '', /^worker-[a-z0-9]{5}$/);
     assert.equal(created.spec?.template.metadata?.labels?.version, 'stable');
 
-    const dotted = await kubectl(['create', '-f', '-'], { input: JSON.stringify(deploymentManifest({ name: 'api.v2', namespace: ns, image: 'api:2.0.0', replicas: 1 })) });
+    const dotted = await kubectl(['create', '-f', '-'], { input: JSON.stringify(deploymentManifest({ name: 'api.v2', namespace: ns, image: 'api:2.0.0', replicas: 1, container: 'api' })) });
     assert.match(dotted.stderr, /Warning: kube-canary: the name "api.v2" is not a Service name.*set kube-canary.io\/service to the Service in front of this Deployment/, `stderr: ${dotted.stderr}`);
     await waitForDeploymentReady(ns, 'api.v2', 1);
-    const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api.v2=api:2.1.0'], { allowFailure: true });
+    const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api=api:2.1.0'], { allowFailure: true });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /This update ships a new pod template, which kube-canary cannot release until that is fixed/, `stderr: ${refused.stderr}`);
     await kubectl(['-n', ns, 'annotate', 'deployment/api.v2', 'kube-canary.io/service=api']);
-    const captured = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api.v2=api:2.1.0']);
+    const captured = await kubectl(['-n', ns, 'set', 'image', 'deployment/api.v2', 'api=api:2.1.0']);
     assert.match(captured.stderr, /captured revision/, `stderr: ${captured.stderr}`);
   });
 
