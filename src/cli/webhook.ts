@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { parseReleaseConfig } from '../config/release-config.js';
 import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract.js';
@@ -62,24 +63,26 @@ export function registerWebhook(program: Command): void {
     });
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
     let delay: NodeJS.Timeout | undefined;
-    let finishing = false;
-    const finish = (signal: string, graceMs?: number) => {
+    let stopping: Promise<void> | undefined;
+    // 0 after a graceful stop; 128 + the signal's number (as a shell reports a process killed by
+    // it) when a second signal cut requests short, so a supervisor can tell the two apart.
+    let exitCode = 0;
+    const finish = (signal: string) => {
       clearTimeout(delay);
-      if (finishing) return;
-      finishing = true;
-      log.info({ signal }, 'stopping: finishing requests in flight');
-      void running.shutdown(graceMs).then(async () => {
+      if (!stopping && exitCode === 0) log.info({ signal }, 'stopping: finishing requests in flight');
+      stopping ??= running.shutdown().then(async () => {
         log.info('stopped');
         await endLogger(log); // every line out, in order, before the exit
-        process.exit(0);
+        process.exit(exitCode);
       });
     };
-    const stop = (signal: string) => {
+    const stop = (signal: NodeJS.Signals) => {
       if (!ready) {
         // Someone is waiting on a terminal, or a supervisor has run out of patience.
         log.warn({ signal }, 'second signal: closing every connection now');
-        finish(signal, 0);
-        running.terminate();
+        exitCode = 128 + osConstants.signals[signal];
+        finish(signal);
+        running.terminate(); // the shutdown above then ends at once
         return;
       }
       ready = false;

@@ -67,13 +67,21 @@ export function isReleaseRequest(v: string): v is ReleaseRequest {
  * the name (a label value has at most 63 characters), and the Service defaults to it. An empty
  * name (generateName: the apiserver names the object after admission) is checked on later updates.
  */
-export function deploymentNameProblem(name: string, serviceAnnotation: string | undefined): string | undefined {
+export function deploymentNameProblem(name: string, serviceAnnotation: string | undefined): NameProblem | undefined {
   if (name === '') return undefined;
-  if (name.length > 63) return `the Deployment's name is ${name.length} characters long; kube-canary labels its canary with it (${LABEL_STABLE_NAME}), and a label value has at most 63 characters`;
+  if (name.length > 63) {
+    return { message: `the Deployment's name is ${name.length} characters long; kube-canary labels its canary with it (${LABEL_STABLE_NAME}), and a label value has at most 63 characters`, fix: 'rename' };
+  }
   if (serviceAnnotation === undefined && !DNS_LABEL.test(name)) {
-    return `the name ${show(name)} is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set ${ANN_SERVICE} to the Service in front of this Deployment`;
+    return { message: `the name ${show(name)} is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set ${ANN_SERVICE} to the Service in front of this Deployment`, fix: 'service' };
   }
   return undefined;
+}
+
+/** `fix`: what ends it: a kube-canary.io/service annotation, or only a new object under another name. */
+export interface NameProblem {
+  message: string;
+  fix: 'service' | 'rename';
 }
 
 /** At most this many problems are listed: a list of thousands of bad entries would make a denial (and its log line) of megabytes. */
@@ -109,7 +117,20 @@ export function sameConfigAnnotations(a: Record<string, string> | undefined, b: 
   return x.length === y.length && x.every(([k, v]) => b![k] === v);
 }
 
+/** The whole configuration of a release of this Deployment: its annotations, and whether its name can have a release. */
 export function parseReleaseConfig(deploymentName: string, annotations: Record<string, string> | undefined, defaults: ClusterDefaults = NO_DEFAULTS): ReleaseConfigResult {
+  const result = parseConfigAnnotations(deploymentName, annotations, defaults);
+  const nameProblem = deploymentNameProblem(deploymentName, annotations?.[ANN_SERVICE]);
+  if (!nameProblem) return result;
+  return { ok: false, errors: [nameProblem.message, ...(result.ok ? [] : result.errors)] };
+}
+
+/**
+ * The `kube-canary.io/*` annotations alone (the Service defaults to `deploymentName`, whose own
+ * problems deploymentNameProblem reports): the webhook judges the two apart, since a name is not
+ * something a user can fix in an update.
+ */
+export function parseConfigAnnotations(deploymentName: string, annotations: Record<string, string> | undefined, defaults: ClusterDefaults = NO_DEFAULTS): ReleaseConfigResult {
   const ours = configAnnotations(annotations);
   const oversized = ours.filter(([, v]) => v.length > ANNOTATION_LIMIT);
   if (oversized.length > 0) {
@@ -168,8 +189,6 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
   if (req !== undefined && !isReleaseRequest(req)) errors.push(`${ANN_REQUEST}: ${show(req)} is not a request; allowed: ${REQUESTS.join(', ')}`);
 
   const service = ann[ANN_SERVICE] ?? deploymentName;
-  const nameProblem = deploymentNameProblem(deploymentName, ann[ANN_SERVICE]);
-  if (nameProblem) errors.push(nameProblem);
   if (ann[ANN_SERVICE] !== undefined && !DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);
 
   if (errors.length > 0 || !analysis.ok) return { ok: false, errors: capped(errors) };

@@ -44,25 +44,32 @@ export function classifyConnectionError(err: NodeJS.ErrnoException): ClassifiedE
     return { kind: 'tls' };
   }
   if (code === 'HPE_HEADER_OVERFLOW') return { kind: 'http', status: '431 Request Header Fields Too Large' };
+  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return { kind: 'http', status: '413 Payload Too Large' };
   return { kind: 'http', status: '400 Bad Request' };
 }
 
-/** Counts and logs connection-level failures, and answers malformed requests as Node would (status line, then close). */
+/**
+ * Counts and logs connection-level failures, and answers malformed requests as Node would (status
+ * line, then close). The once-a-minute limit is per kind and cause, so that a noisy cause (a
+ * scanner speaking plain HTTP) cannot keep a rarer one (the caBundle) out of the log.
+ */
 export function watchConnectionErrors(server: Server, metrics: WebhookMetrics, log: Logger, intervalMs = 60_000): void {
-  const lastLogged = new Map<ConnectionErrorKind, number>();
-  const suppressed = new Map<ConnectionErrorKind, number>();
-  const report = (c: ClassifiedError, err: Error, remote: string | undefined) => {
+  const lastLogged = new Map<string, number>();
+  const suppressed = new Map<string, number>();
+  const report = (c: ClassifiedError, err: NodeJS.ErrnoException, remote: string | undefined) => {
     metrics.connectionErrors.inc({ kind: c.kind });
     if (c.kind === 'disconnect') return;
+    // Codes are a fixed set (Node's and OpenSSL's), so the maps stay small.
+    const cause = `${c.kind}:${err.code ?? c.hint ?? ''}`;
     const now = Date.now();
-    const last = lastLogged.get(c.kind);
+    const last = lastLogged.get(cause);
     if (last !== undefined && now - last < intervalMs) {
-      suppressed.set(c.kind, (suppressed.get(c.kind) ?? 0) + 1);
+      suppressed.set(cause, (suppressed.get(cause) ?? 0) + 1);
       return;
     }
-    lastLogged.set(c.kind, now);
-    const since = suppressed.get(c.kind) ?? 0;
-    suppressed.delete(c.kind);
+    lastLogged.set(cause, now);
+    const since = suppressed.get(cause) ?? 0;
+    suppressed.delete(cause);
     log.warn(
       { kind: c.kind, err: (err as { reason?: string }).reason ?? err.message, remote, ...(c.hint ? { hint: c.hint } : {}), ...(since ? { notLoggedSinceLast: since } : {}) },
       c.kind === 'tls' ? 'TLS handshake failed' : c.kind === 'timeout' ? 'connection timed out before a whole request arrived' : 'malformed HTTP request',
@@ -71,10 +78,12 @@ export function watchConnectionErrors(server: Server, metrics: WebhookMetrics, l
   // https.Server re-emits a failed handshake (tlsClientError) as clientError: this one listener sees both.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const c = classifyConnectionError(err);
-    report(c, err, (socket as TLSSocket).remoteAddress);
-    // As Node's default: a status line only if no answer has started on this connection.
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (c.status && socket.writable && !inFlight?.headersSent) socket.write(`HTTP/1.1 ${c.status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // Node's own bookkeeping (its default handler reads the same): the answer on this connection, if any.
+    const answering = (socket as Duplex & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    // A request being answered (refused with a 415, say) is counted as an admission already;
+    // what the parser then trips over in its body is not another failure.
+    if (!answering) report(c, err, (socket as TLSSocket).remoteAddress);
+    if (c.status && socket.writable && !answering?._headerSent) socket.write(`HTTP/1.1 ${c.status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
 }

@@ -18,7 +18,7 @@ import {
   TRACK_STABLE,
   canaryName,
 } from '../config/contract.js';
-import { type ClusterDefaults, deploymentNameProblem, isReleaseRequest, parseReleaseConfig, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
+import { type ClusterDefaults, deploymentNameProblem, isReleaseRequest, parseConfigAnnotations, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
 import { parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
 import { mapPatch } from '../kube/json-patch.js';
@@ -112,15 +112,19 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
         `Deployment ${ref} has a canary release of revision ${release} in progress; opting it out now would leave it paused with nobody to finish the release. Let the release finish (kubectl describe deployment ${name} -n ${namespace}) or end it with "kubectl canary promote|abort ${name} -n ${namespace}" (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort), then opt out`,
       );
     }
-    return allow(scope.reason);
+    // A typo stored before (on the label entry nothing is managed but "true"): said, not acted on.
+    const warning = enabledProblem && !neverManaged(obj, namespace, config.ownNamespace) ? [`kube-canary: ${ref} is not opted in: ${enabledProblem}`] : [];
+    return allow(scope.reason, warning);
   }
   if (byProgressor) return allow('written by the progressor');
 
-  const parsed = parseReleaseConfig(name, obj.metadata?.annotations, config.defaults);
-  // A name that cannot have a release is not the user's configuration: it does not keep the
-  // Deployment from being created or updated, only its new templates from being released.
+  const parsed = parseConfigAnnotations(name, obj.metadata?.annotations, config.defaults);
+  // A name that cannot have a release does not keep the Deployment from being created or updated
+  // (the name cannot change), only its new templates from being released; unless this update
+  // brought the problem, by taking kube-canary.io/service away: that is configuration, refused.
   const nameProblem = deploymentNameProblem(name, obj.metadata?.annotations?.[ANN_SERVICE]);
-  const configErrors = parsed.ok ? [] : parsed.errors.filter((e) => e !== nameProblem);
+  const nameProblemIsNew = nameProblem !== undefined && req.operation === 'UPDATE' && !deploymentNameProblem(name, old?.metadata?.annotations?.[ANN_SERVICE]);
+  const configErrors = [...(nameProblemIsNew ? [nameProblem.message] : []), ...(parsed.ok ? [] : parsed.errors)];
   const selectorProblem = trackSelectorProblem(obj, config.trackLabel);
   // A problem this update did not bring (stored while the webhook was away, or valid under another
   // kube-canary version or cluster default; the selector cannot change at all) must not block
@@ -145,7 +149,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     if (!storedOn) return deny(400, req.operation === 'CREATE' ? problem : `${problem}; ${wayOut('selector', false, name, namespace)}`);
     problems.push({ message: problem, parts: [selectorProblem] });
   }
-  if (nameProblem) problems.push({ message: `Deployment ${ref}: ${nameProblem}`, parts: [nameProblem] });
+  if (nameProblem && !nameProblemIsNew) problems.push({ message: `Deployment ${ref}: ${nameProblem.message}`, parts: [nameProblem.message] });
   // A stored bad value (a new one is denied above): in an opted-in Namespace anything but "false"
   // leaves a Deployment in, so it is still managed, but "False" or "no" meant as an opt-out would
   // get canaries nobody asked for.
@@ -199,7 +203,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   }
   if (problems.length > 0) {
     const message = problems.map((p) => p.message).join('; ').replace(/\.$/, '');
-    if (newHash !== oldHash) return deny(400, `${message}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(selectorProblem ? 'selector' : name.length > 63 ? 'name' : undefined, inProgress, name, namespace)}`);
+    if (newHash !== oldHash) return deny(400, `${message}. This update ships a new pod template, which kube-canary cannot release until that is fixed: ${wayOut(selectorProblem ? 'selector' : nameProblem?.fix === 'rename' ? 'name' : undefined, inProgress, name, namespace)}`);
     // No new revision: it goes through with what kube-canary keeps on every update (the release
     // annotations, and the track label unless the selector is the problem: it needs its own value).
     if (!selectorProblem) {
@@ -308,7 +312,7 @@ function letThrough(ref: string, problems: Array<{ parts: string[] }>): string[]
 }
 
 function restartWarning(ref: string, trackLabel: string): string {
-  return `kube-canary: ${ref} is opted in: its pod template gets ${trackLabel}=${TRACK_STABLE}, so its pods are replaced once (the same version, restarted); the next template change is a canary`;
+  return `kube-canary: ${ref} is opted in and its running pods do not carry ${trackLabel}=${TRACK_STABLE}: the pod template gets it, so its pods are replaced once (the same version, restarted); the next template change is a canary`;
 }
 
 function malformed(ref: string, problem: string): string {

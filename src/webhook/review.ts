@@ -107,13 +107,15 @@ function kindOf(v: unknown): string {
 }
 
 /**
- * V8's reason without the text it quotes from the body ("Unexpected token 'h', "...value":hunter2"...
- * is not valid JSON"): a body may carry secrets, and this message is logged and answered.
+ * V8's reason without the excerpt of the body it quotes ("Unexpected token 'h', "...value":hunter2"...
+ * is not valid JSON"): a body may carry secrets, and this message is logged and answered. Its
+ * other reasons quote nothing ("Expected ':' after property name in JSON at position 5").
  */
 function syntaxProblem(message: string): string {
-  if (message.includes('Unexpected end of JSON input')) return 'it ends in the middle of a value';
-  const at = /at position (\d+)/.exec(message);
-  return at ? `a syntax error at character ${at[1]}` : 'a syntax error';
+  const cut = message.search(/, (\.\.\.)?"/);
+  const reason = cut >= 0 ? message.slice(0, cut) : message;
+  // Any other quote would be an excerpt in a shape this does not know: say less rather than leak.
+  return reason.includes('"') ? 'a syntax error' : reason;
 }
 
 /** A member's value for a message: JSON, cut to 60 characters (it is the sender's text, of any length). */

@@ -37,6 +37,15 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
     );
   });
 
+  it('refuses a name a release cannot use, for the progressor: not a Service name without kube-canary.io/service, or longer than 63', () => {
+    const dotted = parseReleaseConfig('api.v2', {});
+    assert.deepEqual(dotted.ok ? [] : dotted.errors, [`the name "api.v2" is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set kube-canary.io/service to the Service in front of this Deployment`]);
+    const named = parseReleaseConfig('api.v2', { 'kube-canary.io/service': 'api' });
+    assert.ok(named.ok && named.value.service === 'api');
+    const long = parseReleaseConfig('a'.repeat(64), { 'kube-canary.io/service': 'api', 'kube-canary.io/skip-analysis': 'yes' });
+    assert.deepEqual(long.ok ? [] : long.errors.map((e) => e.slice(0, 40)), ["the Deployment's name is 64 characters l", 'kube-canary.io/skip-analysis: "yes" is n']);
+  });
+
   it('refuses an oversized kube-canary annotation before parsing it, naming it and the limit', () => {
     const huge = `# ${'x'.repeat(ANNOTATION_LIMIT)}\ninterval: 1m\n`;
     const r = parseReleaseConfig('review', { 'kube-canary.io/analysis': huge });

@@ -218,9 +218,11 @@ describe('kube-canary webhook against the real API server', function () {
       const refused = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0'], { allowFailure: true });
       assert.notEqual(refused.code, 0);
       assert.match(refused.stderr, /failed calling webhook.*x509|certificate signed by unknown authority/, `stderr: ${refused.stderr}`);
-      await waitFor('the webhook log line about the refused handshake', async () => (/"msg":"TLS handshake failed"/.test(webhook!.process.output()) ? true : undefined));
-      const line = webhook!.process.output().split('\n').find((l) => l.includes('"msg":"TLS handshake failed"'))!;
+      const line = await waitFor('the webhook log line about the refused handshake, with what to check', async () =>
+        webhook!.process.output().split('\n').find((l) => l.includes('"msg":"TLS handshake failed"') && l.includes('caBundle')),
+      );
       assert.match(line, /"hint":"the client does not trust this certificate: the webhook configuration's caBundle must be the CA that signed --tls-cert/);
+      assert.match(line, /"level":40/);
     } finally {
       await unregisterWebhook(name);
       await other.stop();

@@ -148,7 +148,7 @@ describe('webhook decision', () => {
       delete r.request.object.spec!.template.metadata!.labels!.version;
       const d = decide(r.request, 'label', config);
       assert.equal(patchedObject(r, d).spec!.template.metadata!.labels!.version, 'stable');
-      assert.match(d.response.warnings!.join('\n'), /is opted in: its pod template gets version=stable, so its pods are replaced once/);
+      assert.match(d.response.warnings!.join('\n'), /is opted in and its running pods do not carry version=stable: the pod template gets it, so its pods are replaced once/);
     });
 
     it('removes release annotations copied into a new Deployment', () => {
@@ -702,12 +702,13 @@ describe('webhook decision', () => {
       const created = loadReview('review-create');
       created.request.object.metadata!.labels!['kube-canary.io/enabled'] = 'yes';
       assert.equal(decide(created.request, 'label', config).outcome, 'denied');
-      // Stored before (the label entry never acts on it): let through untouched.
+      // Stored before (the label entry never acts on it): let through untouched, and said.
       const stored = loadReview('review-set-image');
       for (const o of [stored.request.object, stored.request.oldObject!]) o.metadata!.labels!['kube-canary.io/enabled'] = 'True';
       const s = decide(stored.request, 'label', config);
       assert.equal(s.outcome, 'allowed');
       assert.equal(s.response.patch, undefined);
+      assert.deepEqual(s.response.warnings, ['kube-canary: test/review is not opted in: label kube-canary.io/enabled="True" is neither "true" nor "false"; set it to "false" to opt the Deployment out, or to "true" (or leave it out, in an opted-in Namespace) to opt it in']);
       // Never managed anyway: a canary Deployment, a system namespace.
       const canary = structuredClone(typo);
       canary.request.object.metadata!.labels!['kube-canary.io/role'] = 'canary';
@@ -743,6 +744,20 @@ describe('webhook decision', () => {
       assert.match(update.response.status!.message, /^Deployment test\/api.v2: the name "api.v2" is not a Service name.*This update ships a new pod template, which kube-canary cannot release until that is fixed: fix it in the same update, or opt the Deployment out/);
       r.request.object.metadata!.annotations!['kube-canary.io/service'] = 'api';
       assert.equal(decide(r.request, 'label', config).outcome, 'patched');
+    });
+
+    it('refuses taking kube-canary.io/service off a Deployment whose name is not a Service name (configuration, not its name)', () => {
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        o.metadata!.name = 'api.v2';
+        o.metadata!.annotations!['kube-canary.io/service'] = 'api';
+      }
+      r.request.name = 'api.v2';
+      r.request.object = structuredClone(r.request.oldObject!);
+      delete r.request.object.metadata!.annotations!['kube-canary.io/service'];
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /^kube-canary configuration of Deployment test\/api.v2 is invalid: the name "api.v2" is not a Service name/);
     });
 
     it('refuses the new templates of a Deployment named longer than a label value (63), saying it must be recreated', () => {

@@ -68,7 +68,7 @@ describe('webhook shutdown', function () {
     }
     const msgs = (lines: string[]) => lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
 
-    it('SIGTERM waits the default 5 s delay; a second signal stops at once', async () => {
+    it('SIGTERM waits the default 5 s delay; a second signal stops at once, with the exit code of a killed process (143)', async () => {
       const { proc, exited } = await startProcess();
       try {
         proc.child.kill('SIGTERM');
@@ -76,9 +76,9 @@ describe('webhook shutdown', function () {
         assert.equal(line.delayMs, 5000);
         const t0 = Date.now();
         proc.child.kill('SIGTERM');
-        assert.equal(await exited, 0);
+        assert.equal(await exited, 143);
         assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
-        assert.deepEqual(msgs(proc.lines).slice(-3), ['second signal: closing every connection now', 'stopping: finishing requests in flight', 'stopped']);
+        assert.deepEqual(msgs(proc.lines).slice(-2), ['second signal: closing every connection now', 'stopped']);
       } finally {
         await proc.stop('SIGKILL');
       }
@@ -108,9 +108,10 @@ describe('webhook shutdown', function () {
         await proc.waitForLog('stopping: finishing requests in flight');
         await new Promise((r) => setTimeout(r, 300));
         const t0 = Date.now();
-        proc.child.kill('SIGTERM');
-        assert.equal(await exited, 0);
+        proc.child.kill('SIGINT');
+        assert.equal(await exited, 130);
         assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
+        assert.deepEqual(msgs(proc.lines).slice(-3), ['stopping: finishing requests in flight', 'second signal: closing every connection now', 'stopped']);
       } finally {
         silent.destroy();
         await proc.stop('SIGKILL');
