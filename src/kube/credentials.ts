@@ -118,13 +118,17 @@ export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEn
   const files = listed.length > 1 ? listed.filter((f) => existsSync(f)) : listed;
   if (listed.length > 1 && files.length === 0) throw new CredentialsError(`none of the files in KUBECONFIG exists (${listed.join(path.delimiter)}); pass --kubeconfig FILE or fix KUBECONFIG`);
   if (files.length > 1) {
-    // kubectl's merge: the first file to set current-context wins.
+    // kubectl's merge: the first file to set current-context wins, and so does the first entry of
+    // each name (the library's own mergeConfig throws "Duplicate cluster" instead).
     return libraryCredentials((kc, Config) => {
       kc.loadFromFile(files[0]!);
       for (const f of files.slice(1)) {
         const next = new Config();
-        next.loadFromFile(f);
-        kc.mergeConfig(next, Boolean(kc.getCurrentContext()));
+        next.loadFromFile(f); // relative paths made absolute against f
+        for (const c of next.getClusters()) if (!kc.getCluster(c.name)) kc.addCluster(c);
+        for (const u of next.getUsers()) if (!kc.getUser(u.name)) kc.addUser(u);
+        for (const x of next.getContexts()) if (!kc.getContextObject(x.name)) kc.addContext(x);
+        if (!kc.getCurrentContext() && next.getCurrentContext()) kc.setCurrentContext(next.getCurrentContext());
       }
     }, `KUBECONFIG lists ${files.length} files to merge`);
   }

@@ -127,6 +127,15 @@ describe('kube/credentials', () => {
     assert.deepEqual(resolveKubeconfig(kubeconfig({ server: 'https://api', 'proxy-url': 'http://proxy:3128' }, { username: 'a', password: 'b' }), dir, 'f'), { kind: 'library', reason: 'cluster proxy-url, user username, user password' });
   });
 
+  it('merges KUBECONFIG files with the same names as kubectl does: the first entry of each name wins, not an error', async () => {
+    const file = (server: string, token: string) => ({ apiVersion: 'v1', kind: 'Config', 'current-context': 'ctx', clusters: [{ name: 'c', cluster: { server } }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }] });
+    const first = write('dup-a', file('https://first:6443', 'first-token'));
+    const second = write('dup-b', file('https://second:6443', 'second-token'));
+    const merged = await loadCredentials(undefined, { KUBECONFIG: `${first}:${second}` });
+    assert.equal(merged.server, 'https://first:6443');
+    assert.deepEqual((await applied(merged)).headers, { Authorization: 'Bearer first-token' });
+  });
+
   it('refuses a broken kubeconfig with what is wrong and how to fix it', async () => {
     const cases: Array<[unknown, RegExp]> = [
       ['just text', /not a kubeconfig/],
