@@ -260,7 +260,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (!parsed.ok) throw new Error('unreachable: an invalid configuration is denied above'); // narrows for the compiler
   // Replaced: a release whose analysis was running (not one being promoted, nor a revert just cancelled).
   const replaced = inProgress && !promoting && oldAnn[ANN_REVISION] !== stableRevision ? oldAnn[ANN_REVISION] : undefined;
-  warnings.push(...captureWarnings(ref, name, namespace, newHash, stableRevision, parsed.value, replaced));
+  warnings.push(...captureWarnings(name, namespace, newHash, stableRevision, parsed.value, replaced));
   return result(`new revision ${newHash} captured (stable ${stableRevision})`);
 }
 
@@ -377,14 +377,16 @@ function failedRevisionMessage(ref: string, name: string, namespace: string, rev
   return `revision ${rev} of Deployment ${ref} failed its canary analysis${detail}. It is not shipped again by accident: to retry it, run "kubectl canary retry ${name} -n ${namespace}" (or: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=retry) and apply it again`;
 }
 
-function captureWarnings(ref: string, name: string, namespace: string, rev: string, stable: string, cfg: ReleaseConfig, replaced?: string): string[] {
+function captureWarnings(name: string, namespace: string, rev: string, stable: string, cfg: ReleaseConfig, replaced?: string): string[] {
   const canary = canaryName(name);
   return [
-    `kube-canary: captured revision ${rev} of ${ref} as a canary release${replaced ? `, replacing ${replaced} (analysis restarts)` : ''}; the running pods stay on ${stable} until promotion`,
+    // The name alone (kubectl printed the namespace's request): with both at their longest (63) the line stays under the apiserver's 256.
+    `kube-canary: captured revision ${rev} of ${name} as a canary release${replaced ? `, replacing ${replaced} (analysis restarts)` : ''}; the running pods stay on ${stable} until promotion`,
     cfg.skipAnalysis
       ? `kube-canary: ${canary} gets the new template; ${ANN_SKIP_ANALYSIS} is set, so it is promoted as soon as ${canary} is ready`
       : `kube-canary: ${canary} gets the new template; ${describeAnalysis(cfg.analysis)}`,
-    `kube-canary: follow it with "kubectl canary watch ${name} -n ${namespace}" or "kubectl describe deployment ${name} -n ${namespace}"`,
+    // describe first: it works everywhere; the plugin only where it is installed.
+    `kube-canary: follow it with "kubectl describe deployment ${name} -n ${namespace}" or the plugin's "kubectl canary watch"`,
   ];
 }
 

@@ -42,9 +42,9 @@ describe('webhook decision', () => {
 
     it('warns with the canary name, the planned steps and how to watch', () => {
       const text = d.response.warnings!.join('\n');
-      assert.match(text, new RegExp(`captured revision ${hashOf(r, 'object')} of test/review`));
+      assert.match(text, new RegExp(`captured revision ${hashOf(r, 'object')} of review as a canary release`));
       assert.match(text, /review-canary gets the new template; steps 25%, 50% every 1m; roll back after 5 failed checks/);
-      assert.match(text, /kubectl canary watch review -n test/);
+      assert.match(text, /follow it with "kubectl describe deployment review -n test" or the plugin's "kubectl canary watch"/);
       for (const w of d.response.warnings!) assert.ok(w.length <= 256, `warning longer than the apiserver shows: ${w}`);
     });
 
@@ -309,6 +309,22 @@ describe('webhook decision', () => {
       delete r.request.object.spec!.paused;
       r.request.userInfo = { username: 'system:serviceaccount:kube-canary:kube-canary-progressor' };
       assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
+    });
+
+    it('keeps every warning of a capture within the 256 characters the apiserver passes on, with name and namespace at their longest', () => {
+      const r = midRelease();
+      for (const o of [r.request.object, r.request.oldObject!]) {
+        o.metadata!.name = 'n'.repeat(63);
+        o.metadata!.namespace = 's'.repeat(63);
+        o.metadata!.annotations!['kube-canary.io/service'] = 'reviews';
+      }
+      r.request.name = 'n'.repeat(63);
+      r.request.namespace = 's'.repeat(63);
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      assert.match(d.response.warnings!.join('\n'), /replacing \w+ \(analysis restarts\)/);
+      for (const w of d.response.warnings!) assert.ok(w.length <= 256, `${w.length}: ${w}`);
     });
 
     it('restarts on the newest template and keeps the stable revision', () => {
