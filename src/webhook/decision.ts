@@ -130,8 +130,8 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   // kube-canary version or cluster default; the selector cannot change at all) must not block
   // updates that ship no new revision: scaling, labels, the garbage collector's finalizers.
   const storedOn = req.operation === 'UPDATE' && scopeOf(old!, namespace, source, config.ownNamespace).inScope;
-  // Each problem as the denial says it, and in parts short enough for admission warnings (the
-  // apiserver cuts a warning at 256 characters).
+  // Each problem as the denial says it, and in parts short enough for admission warnings (once
+  // all of a response's warnings pass 4 KB, the apiserver cuts each to 256 characters).
   const problems: Array<{ message: string; parts: string[] }> = [];
   if (configErrors.length > 0) {
     const problem = `kube-canary configuration of Deployment ${ref} is invalid: ${configErrors.join('; ')}`;
@@ -380,7 +380,7 @@ function failedRevisionMessage(ref: string, name: string, namespace: string, rev
 function captureWarnings(name: string, namespace: string, rev: string, stable: string, cfg: ReleaseConfig, replaced?: string): string[] {
   const canary = canaryName(name);
   return [
-    // The name alone (kubectl printed the namespace's request): with both at their longest (63) the line stays under the apiserver's 256.
+    // The name alone (the namespace is the request's): with both at their longest (63) the line stays within 256 characters (see problems above).
     `kube-canary: captured revision ${rev} of ${name} as a canary release${replaced ? `, replacing ${replaced} (analysis restarts)` : ''}; the running pods stay on ${stable} until promotion`,
     cfg.skipAnalysis
       ? `kube-canary: ${canary} gets the new template; ${ANN_SKIP_ANALYSIS} is set, so it is promoted as soon as ${canary} is ready`

@@ -311,7 +311,7 @@ describe('webhook decision', () => {
       assert.equal(decide(r.request, 'label', config).outcome, 'allowed');
     });
 
-    it('keeps every warning of a capture within the 256 characters the apiserver passes on, with name and namespace at their longest', () => {
+    it('keeps every warning of a capture within 256 characters (what the apiserver cuts each to when there are many), with name and namespace at their longest', () => {
       const r = midRelease();
       for (const o of [r.request.object, r.request.oldObject!]) {
         o.metadata!.name = 'n'.repeat(63);
