@@ -38,14 +38,18 @@ export interface CredentialSpec {
   tokenFile?: string;
   insecureSkipTlsVerify?: boolean;
   tlsServerName?: string;
+  /** Impersonate-* headers from the user's as, as-uid, as-groups, as-user-extra. */
+  impersonate?: Record<string, string | string[]>;
 }
 
-export type Resolved = { kind: 'spec'; spec: CredentialSpec } | { kind: 'library'; reason: string };
+/** `impersonate`: the client library sends only Impersonate-User (`as`); the rest is added to its requests. */
+export type Resolved = { kind: 'spec'; spec: CredentialSpec } | { kind: 'library'; reason: string; impersonate?: Record<string, string | string[]> };
 
 export class CredentialsError extends Error {}
 
 const LEAN_CLUSTER_FIELDS = new Set(['server', 'certificate-authority', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name', 'disable-compression', 'extensions']);
-const LEAN_USER_FIELDS = new Set(['client-certificate', 'client-certificate-data', 'client-key', 'client-key-data', 'token', 'tokenFile', 'extensions']);
+const IMPERSONATION_FIELDS = ['as', 'as-uid', 'as-groups', 'as-user-extra'];
+const LEAN_USER_FIELDS = new Set(['client-certificate', 'client-certificate-data', 'client-key', 'client-key-data', 'token', 'tokenFile', 'extensions', ...IMPERSONATION_FIELDS]);
 
 /**
  * The current context of a parsed kubeconfig: a spec this module can serve, or the reason it
@@ -66,8 +70,9 @@ export function resolveKubeconfig(doc: unknown, dir: string, file: string): Reso
   const user = context.user === undefined ? {} : named(doc.users, context.user, 'user');
   if (!user) return fail(`context "${current}" names user ${JSON.stringify(context.user)}, which is not among its users`);
 
+  const impersonate = impersonationHeaders(user, (what) => fail(`user ${JSON.stringify(context.user)}: ${what}`));
   const odd = [...Object.keys(cluster).filter((k) => !LEAN_CLUSTER_FIELDS.has(k)).map((k) => `cluster ${k}`), ...Object.keys(user).filter((k) => !LEAN_USER_FIELDS.has(k)).map((k) => `user ${k}`)];
-  if (odd.length > 0) return { kind: 'library', reason: odd.join(', ') };
+  if (odd.length > 0) return { kind: 'library', reason: odd.join(', '), ...(impersonate ? { impersonate } : {}) };
 
   if (typeof cluster.server !== 'string' || cluster.server === '') return fail(`cluster ${JSON.stringify(context.cluster)} has no server`);
   if (!URL.canParse(cluster.server) || !['https:', 'http:'].includes(new URL(cluster.server).protocol)) {
@@ -96,7 +101,34 @@ export function resolveKubeconfig(doc: unknown, dir: string, file: string): Reso
   if (typeof user.tokenFile === 'string' && user.tokenFile !== '') spec.tokenFile = path.resolve(dir, user.tokenFile);
   if (cluster['insecure-skip-tls-verify'] === true) spec.insecureSkipTlsVerify = true;
   if (typeof cluster['tls-server-name'] === 'string' && cluster['tls-server-name'] !== '') spec.tlsServerName = cluster['tls-server-name'];
+  if (impersonate) spec.impersonate = impersonate;
   return { kind: 'spec', spec };
+}
+
+/**
+ * The Impersonate-* headers kubectl sends for a user's as, as-uid, as-groups and as-user-extra,
+ * or undefined for none. Without them the progressor would act as the user itself: with
+ * different rights, and unseen by the webhook's --progressor-user check.
+ */
+export function impersonationHeaders(user: Record<string, unknown>, fail: (what: string) => never): Record<string, string | string[]> | undefined {
+  const headers: Record<string, string | string[]> = {};
+  const text = (v: unknown, field: string): string => (typeof v === 'string' ? v : fail(`${field} must be a string`));
+  const texts = (v: unknown, field: string): string[] => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : fail(`${field} must be a list of strings`));
+  if (user.as !== undefined && user.as !== '') headers['Impersonate-User'] = text(user.as, 'as');
+  if (user['as-uid'] !== undefined && user['as-uid'] !== '') headers['Impersonate-Uid'] = text(user['as-uid'], 'as-uid');
+  if (user['as-groups'] !== undefined && user['as-groups'] !== null) {
+    const groups = texts(user['as-groups'], 'as-groups');
+    if (groups.length > 0) headers['Impersonate-Group'] = groups;
+  }
+  const extra = user['as-user-extra'];
+  if (extra !== undefined && extra !== null) {
+    if (!isObject(extra)) fail('as-user-extra must be a mapping of keys to lists of strings');
+    for (const [k, v] of Object.entries(extra)) headers[`Impersonate-Extra-${headerKeyEscape(k)}`] = texts(v, `as-user-extra.${k}`);
+  }
+  if (Object.keys(headers).length === 0) return undefined;
+  // The apiserver refuses groups, uid or extra without a user to impersonate.
+  if (headers['Impersonate-User'] === undefined) fail('as-groups, as-uid or as-user-extra need as (the user to impersonate)');
+  return headers;
 }
 
 /** The pod's service account, as client-go's rest.InClusterConfig finds it. */
@@ -120,7 +152,8 @@ export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEn
   if (files.length > 1) {
     // kubectl's merge: the first file to set current-context wins, and so does the first entry of
     // each name (the library's own mergeConfig throws "Duplicate cluster" instead).
-    return libraryCredentials((kc, Config) => {
+    let userName: string | undefined;
+    const creds = await libraryCredentials((kc, Config) => {
       kc.loadFromFile(files[0]!);
       for (const f of files.slice(1)) {
         const next = new Config();
@@ -130,7 +163,13 @@ export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEn
         for (const x of next.getContexts()) if (!kc.getContextObject(x.name)) kc.addContext(x);
         if (!kc.getCurrentContext() && next.getCurrentContext()) kc.setCurrentContext(next.getCurrentContext());
       }
+      userName = kc.getCurrentUser()?.name;
     }, `KUBECONFIG lists ${files.length} files to merge`);
+    // The library keeps only `as` of the user; the rest comes from that user's first entry.
+    const user = files.map((f) => named((YAML.parse(readFileSync(f, 'utf8')) as Record<string, unknown> | null)?.users, userName, 'user')).find(Boolean);
+    return withHeaders(creds, user && impersonationHeaders(user, (what) => {
+      throw new CredentialsError(`KUBECONFIG user ${JSON.stringify(userName)}: ${what}`);
+    }));
   }
   return fromKubeconfigFile(files[0] ?? path.join(os.homedir(), '.kube', 'config'));
 }
@@ -152,7 +191,7 @@ async function fromKubeconfigFile(file: string): Promise<ApiCredentials> {
     throw new CredentialsError(`kubeconfig ${file} is not YAML${at}${e instanceof YAML.YAMLError ? ` (${e.code})` : ''}`);
   }
   const r = resolveKubeconfig(doc, path.dirname(file), file);
-  if (r.kind === 'library') return libraryCredentials((kc) => kc.loadFromFile(file), `kubeconfig ${file} uses ${r.reason}`);
+  if (r.kind === 'library') return withHeaders(await libraryCredentials((kc) => kc.loadFromFile(file), `kubeconfig ${file} uses ${r.reason}`), r.impersonate);
   return specCredentials(r.spec, `kubeconfig ${file}`);
 }
 
@@ -191,14 +230,15 @@ export function specCredentials(spec: CredentialSpec, source: string, now: () =>
     return token;
   };
   bearer();
-  const what = [cert ? 'client certificate' : '', spec.tokenFile ? 'token file' : spec.token ? 'token' : ''].filter(Boolean).join(' and ') || 'no client credentials';
+  const as = spec.impersonate?.['Impersonate-User'];
+  const what = `${[cert ? 'client certificate' : '', spec.tokenFile ? 'token file' : spec.token ? 'token' : ''].filter(Boolean).join(' and ') || 'no client credentials'}${as ? `, impersonating ${as}` : ''}`;
   return {
     server: spec.server,
     source: `${source} (${what})`,
     applyToHTTPSOptions: async (opts) => {
       Object.assign(opts, tls);
       const t = bearer();
-      if (t) opts.headers = { ...(opts.headers as Record<string, string>), Authorization: `Bearer ${t}` };
+      if (t || spec.impersonate) opts.headers = { ...(opts.headers as Record<string, string>), ...spec.impersonate, ...(t ? { Authorization: `Bearer ${t}` } : {}) };
     },
   };
 }
@@ -208,6 +248,28 @@ export function credentialsFromKubeConfig(kc: KubeConfig, source = 'client libra
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new CredentialsError(`${source}: the kubeconfig has no current cluster`);
   return { server: cluster.server, source, applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
+}
+
+/** client-go's headerKeyEscape: bytes that are neither unreserved (RFC 3986) nor header token characters become %XX. */
+function headerKeyEscape(key: string): string {
+  let out = '';
+  for (const b of Buffer.from(key, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-_.~!#$&'*+^`|]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Credentials that also send `headers` on every request. */
+function withHeaders(c: ApiCredentials, headers: Record<string, string | string[]> | undefined): ApiCredentials {
+  if (!headers) return c;
+  return {
+    ...c,
+    applyToHTTPSOptions: async (opts) => {
+      await c.applyToHTTPSOptions(opts);
+      opts.headers = { ...(opts.headers as Record<string, string>), ...headers };
+    },
+  };
 }
 
 async function libraryCredentials(load: (kc: KubeConfig, Config: typeof KubeConfig) => void, why: string): Promise<ApiCredentials> {

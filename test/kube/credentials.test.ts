@@ -127,6 +127,28 @@ describe('kube/credentials', () => {
     assert.deepEqual(resolveKubeconfig(kubeconfig({ server: 'https://api', 'proxy-url': 'http://proxy:3128' }, { username: 'a', password: 'b' }), dir, 'f'), { kind: 'library', reason: 'cluster proxy-url, user username, user password' });
   });
 
+  it('impersonates as kubectl does (as, as-uid, as-groups, as-user-extra), also when the client library authenticates', async () => {
+    const as = { as: 'system:serviceaccount:kube-canary:kube-canary-progressor', 'as-uid': 'u-1', 'as-groups': ['system:serviceaccounts', 'team a'], 'as-user-extra': { 'scopes.example.com/x (%)': ['1', '2'] } };
+    const want = {
+      'Impersonate-User': 'system:serviceaccount:kube-canary:kube-canary-progressor',
+      'Impersonate-Uid': 'u-1',
+      'Impersonate-Group': ['system:serviceaccounts', 'team a'],
+      'Impersonate-Extra-scopes.example.com%2Fx%20%28%25%29': ['1', '2'], // escaped as client-go does
+    };
+    const lean = await loadCredentials(write('as-token', kubeconfig({ server: 'https://api' }, { token: 't', ...as })), {});
+    assert.match(lean.source, /\(token, impersonating system:serviceaccount:kube-canary:kube-canary-progressor\)$/);
+    assert.deepEqual((await applied(lean)).headers, { ...want, Authorization: 'Bearer t' });
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec' } });
+    const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `process.stdout.write(${JSON.stringify(credential)})`], interactiveMode: 'Never' };
+    const viaLibrary = await loadCredentials(write('as-exec', kubeconfig({ server: 'https://api' }, { exec, ...as })), {});
+    assert.match(viaLibrary.source, /client library/);
+    const headers = (await applied(viaLibrary)).headers as Record<string, unknown>;
+    for (const [k, v] of Object.entries(want)) assert.deepEqual(headers[k], v, k);
+    assert.equal(headers.Authorization, 'Bearer from-exec');
+    await assert.rejects(loadCredentials(write('as-bad', kubeconfig({ server: 'https://api' }, { token: 't', 'as-groups': ['g'] })), {}), /user "u": as-groups, as-uid or as-user-extra need as \(the user to impersonate\)/);
+    await assert.rejects(loadCredentials(write('as-bad2', kubeconfig({ server: 'https://api' }, { token: 't', as: 'x', 'as-groups': 'g' })), {}), /user "u": as-groups must be a list of strings/);
+  });
+
   it('merges KUBECONFIG files with the same names as kubectl does: the first entry of each name wins, not an error', async () => {
     const file = (server: string, token: string) => ({ apiVersion: 'v1', kind: 'Config', 'current-context': 'ctx', clusters: [{ name: 'c', cluster: { server } }], users: [{ name: 'u', user: { token } }], contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }] });
     const first = write('dup-a', file('https://first:6443', 'first-token'));
@@ -134,6 +156,10 @@ describe('kube/credentials', () => {
     const merged = await loadCredentials(undefined, { KUBECONFIG: `${first}:${second}` });
     assert.equal(merged.server, 'https://first:6443');
     assert.deepEqual((await applied(merged)).headers, { Authorization: 'Bearer first-token' });
+    // Impersonation of the merged user, groups included (the library alone would send only Impersonate-User).
+    const users = write('dup-users', { apiVersion: 'v1', kind: 'Config', users: [{ name: 'v', user: { token: 'tv', as: 'someone', 'as-groups': ['g1'] } }], contexts: [{ name: 'ctx-v', context: { cluster: 'c', user: 'v' } }], 'current-context': 'ctx-v' });
+    const impersonating = await loadCredentials(undefined, { KUBECONFIG: `${users}:${first}` });
+    assert.deepEqual((await applied(impersonating)).headers, { Authorization: 'Bearer tv', 'Impersonate-User': 'someone', 'Impersonate-Group': ['g1'] });
   });
 
   it('refuses a broken kubeconfig with what is wrong and how to fix it', async () => {
