@@ -16,6 +16,7 @@ export interface CertFiles {
 export interface LoadedCert {
   cert: Buffer;
   key: Buffer;
+  notBefore: Date;
   notAfter: Date;
   /** For the logs: which names and addresses it is for. */
   subjectAltName: string;
@@ -36,12 +37,15 @@ export function loadCert(files: CertFiles): LoadedCert {
   } catch (e) {
     throw new Error(`${files.keyFile} does not match ${files.certFile} or is not a PEM private key: ${(e as Error).message}`);
   }
-  return { cert, key, notAfter: new Date(x509.validTo), subjectAltName: x509.subjectAltName ?? '' };
+  return { cert, key, notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo), subjectAltName: x509.subjectAltName ?? '' };
 }
 
 /** Why clients will refuse this certificate now, or undefined. */
 export function expiryProblem(c: LoadedCert, now = Date.now()): string | undefined {
-  return c.notAfter.getTime() <= now ? `the serving certificate expired at ${c.notAfter.toISOString()}; clients (the apiserver) refuse it` : undefined;
+  if (c.notAfter.getTime() <= now) return `the serving certificate expired at ${c.notAfter.toISOString()}; clients (the apiserver) refuse it`;
+  // Issued by a clock ahead of this one: taken once it is valid (the files are looked at again on every poll until then).
+  if (c.notBefore.getTime() > now) return `the serving certificate is not valid before ${c.notBefore.toISOString()}; clients (the apiserver) refuse it until then`;
+  return undefined;
 }
 
 function readPem(file: string, what: string, flag: string): Buffer {
@@ -78,7 +82,7 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
     }
     try {
       const loaded = loadCert(files);
-      // An expired replacement would fail every call; the current pair may still have time left.
+      // An expired (or not yet valid) replacement would fail every call; the current pair may still have time left.
       const expired = expiryProblem(loaded);
       if (expired) throw new Error(`${files.certFile}: ${expired}`);
       last = now;

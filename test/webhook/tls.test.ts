@@ -62,6 +62,31 @@ describe('webhook serving certificate: reload', () => {
     }
   });
 
+  it('takes a replacement issued by a clock ahead of this one only once it is valid', async () => {
+    const lines: Array<{ msg: string; err?: string }> = [];
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const files = { certFile: join(dir, 'ahead.crt'), keyFile: join(dir, 'ahead.key') };
+    const now = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+    writeFileSync(files.certFile, now.cert);
+    writeFileSync(files.keyFile, now.key);
+    const loaded: Array<{ notBefore: Date }> = [];
+    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    try {
+      // Certificates carry whole seconds: this one becomes valid within 1-2 s.
+      const ahead = pairValid(new Date(Math.ceil(Date.now() / 1000) * 1000 + 1000), new Date(Date.now() + 86_400_000));
+      swapIn(files.keyFile, ahead.key);
+      swapIn(files.certFile, ahead.cert);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(loaded.length, 0, 'not taken before it is valid');
+      assert.match(lines.find((l) => l.msg.includes('not a usable pair'))?.err ?? '', /is not valid before .*; clients \(the apiserver\) refuse it until then/);
+      for (let i = 0; i < 40 && loaded.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(loaded.length, 1, 'taken once valid, without another change of the files');
+      assert.ok(loaded[0]!.notBefore.getTime() <= Date.now());
+    } finally {
+      stop();
+    }
+  });
+
   it('serves an expired pair at start (a renewal may be on its way) but says so at once', async () => {
     const lines: Array<{ msg: string; level: number }> = [];
     const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
@@ -119,12 +144,17 @@ function swapIn(file: string, content: string | Buffer): void {
 
 /** A self-signed pair valid in 2019 only. */
 function expiredPair(): { cert: string; key: string } {
+  return pairValid(new Date('2019-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
+}
+
+/** A self-signed pair valid from `notBefore` to `notAfter`. */
+function pairValid(notBefore: Date, notAfter: Date): { cert: string; key: string } {
   const keys = forge.pki.rsa.generateKeyPair({ bits: 1024 });
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = '01';
-  cert.validity.notBefore = new Date('2019-01-01T00:00:00Z');
-  cert.validity.notAfter = new Date('2020-01-01T00:00:00Z');
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
   cert.setSubject([{ name: 'commonName', value: '127.0.0.1' }]);
   cert.setIssuer([{ name: 'commonName', value: '127.0.0.1' }]);
   cert.sign(keys.privateKey, forge.md.sha256.create());
