@@ -3,7 +3,7 @@
  * and the progressor. Every error names the flag, so a bad chart value is found at once.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { parseAnalysis, readAnalysisText } from '../config/analysis.js';
 import { type AvailableTrafficProviderName, isAvailableProvider, providerError } from '../config/release-config.js';
 
@@ -27,6 +27,11 @@ export function readAnalysisDefault(value: string, flag = '--default-analysis'):
   const check = parseAnalysis(undefined, raw.value);
   if (!check.ok) throw new Error(`${flag}: ${check.errors.join('; ')}`);
   return raw.value;
+}
+
+/** How the user set an option, for a message: the flag, or the environment variable it came from. */
+export function optionSource(cmd: Command, key: string, flag: string, envVar: string): string {
+  return cmd.getOptionValueSource(key) === 'env' ? envVar : flag;
 }
 
 /** "no such file or directory" out of "ENOENT: no such file or directory, open '/x'". */

@@ -20,7 +20,7 @@ import { LeaderElector } from '../progressor/leader.js';
 import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
-import { providerOption, readAnalysisDefault } from './defaults.js';
+import { optionSource, providerOption, readAnalysisDefault } from './defaults.js';
 import { durationOption, envOption, intOption, labelKeyOption, listOption, seconds } from './options.js';
 
 interface ProgressorFlags {
@@ -67,18 +67,19 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
   envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence', seconds(10, 3600, '150s')));
-  cmd.action(async (f: ProgressorFlags) => run(f));
+  cmd.action(async (f: ProgressorFlags) => run(f, optionSource(cmd, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS')));
 }
 
-async function run(f: ProgressorFlags): Promise<void> {
+/** `analysisFlag`: how --default-analysis was given (the flag or its environment variable), for messages. */
+async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
   const log = createLogger('progressor');
   const defaults: ClusterDefaults = {
-    ...(f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis) } : {}),
+    ...(f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis, analysisFlag) } : {}),
     ...(f.defaultProgressDeadline ? { progressDeadlineMs: f.defaultProgressDeadline } : {}),
     ...(f.defaultProvider ? { provider: f.defaultProvider } : {}),
   };
   const check = parseReleaseConfig('default', {}, defaults);
-  if (!check.ok) throw new Error(`--default-analysis is invalid: ${check.errors.join('; ')}`);
+  if (!check.ok) throw new Error(`${analysisFlag} is invalid: ${check.errors.join('; ')}`);
 
   const lease = { leaseDurationMs: f.leaseDuration ?? 15_000, renewDeadlineMs: f.renewDeadline ?? 10_000, retryPeriodMs: f.retryPeriod ?? 2_000 };
   if (lease.renewDeadlineMs >= lease.leaseDurationMs) throw new Error(`--renew-deadline (${lease.renewDeadlineMs} ms) must be shorter than --lease-duration (${lease.leaseDurationMs} ms), or a replica could act after another took the lease over`);

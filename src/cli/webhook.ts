@@ -5,7 +5,7 @@ import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract
 import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
-import { readAnalysisDefault } from './defaults.js';
+import { optionSource, readAnalysisDefault } from './defaults.js';
 import { durationOption, envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption, seconds } from './options.js';
 
 /** Long enough for the endpoint removal to reach the apiserver's path to this pod (ms). */
@@ -49,9 +49,10 @@ export function registerWebhook(program: Command): void {
   cmd.action(async (f: WebhookFlags) => {
     if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key are required (make them with: kube-canary certs --out DIR)');
     const log = createLogger('webhook');
-    const defaults = f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis) } : {};
+    const analysisFlag = optionSource(cmd, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS');
+    const defaults = f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis, analysisFlag) } : {};
     const check = parseReleaseConfig('default', {}, defaults);
-    if (!check.ok) throw new Error(`--default-analysis is invalid: ${check.errors.join('; ')}`);
+    if (!check.ok) throw new Error(`${analysisFlag} is invalid: ${check.errors.join('; ')}`);
     const metrics = createWebhookMetrics({ processMetrics: true });
     let ready = true;
     const app = createApp({

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { providerOption, readAnalysisDefault } from '../../src/cli/defaults.js';
+import { Command } from 'commander';
+import { optionSource, providerOption, readAnalysisDefault } from '../../src/cli/defaults.js';
+import { envOption } from '../../src/cli/options.js';
 import { parseAnalysis } from '../../src/config/analysis.js';
 
 describe('cli: --default-analysis and --default-provider', () => {
@@ -45,5 +47,26 @@ describe('cli: --default-analysis and --default-provider', () => {
     assert.equal(parse('istio'), 'istio');
     assert.throws(() => parse('gateway-api'), { message: '--default-provider "gateway-api" is planned but not available in this version; available: istio' });
     assert.throws(() => parse('linkerd'), { message: '--default-provider "linkerd" is not a traffic provider; allowed: istio (gateway-api, replicas are planned, not available in this version)' });
+  });
+});
+
+describe('cli: naming how an option was given', () => {
+  it('names the environment variable when the value came from it, the flag otherwise', () => {
+    const make = () => {
+      const cmd = new Command('x').exitOverride();
+      envOption(cmd, '--default-analysis <yaml>', 'd', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
+      return cmd;
+    };
+    const saved = process.env.KUBE_CANARY_DEFAULT_ANALYSIS;
+    try {
+      process.env.KUBE_CANARY_DEFAULT_ANALYSIS = 'interval: 1m';
+      const fromEnv = make().parse([], { from: 'user' });
+      assert.equal(optionSource(fromEnv, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS'), 'KUBE_CANARY_DEFAULT_ANALYSIS');
+      const fromFlag = make().parse(['--default-analysis', 'interval: 2m'], { from: 'user' });
+      assert.equal(optionSource(fromFlag, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS'), '--default-analysis');
+    } finally {
+      if (saved === undefined) delete process.env.KUBE_CANARY_DEFAULT_ANALYSIS;
+      else process.env.KUBE_CANARY_DEFAULT_ANALYSIS = saved;
+    }
   });
 });

@@ -40,6 +40,11 @@ describe('kube-canary webhook: flags and files refused at start (real process)',
     assert.match(await refusal(['--tls-cert', cert, '--tls-key', join(dir, 'a-directory')]), /cannot read the private key .*a-directory \(--tls-key\): it is a directory/);
   });
 
+  it('names the environment variable, not the flag, when a bad default analysis came from KUBE_CANARY_DEFAULT_ANALYSIS', async () => {
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', key], { KUBE_CANARY_DEFAULT_ANALYSIS: 'maxWeight: 25\nstepWeight: 50' }), /KUBE_CANARY_DEFAULT_ANALYSIS: analysis.stepWeight 50 is larger than analysis.maxWeight 25/);
+    assert.match(await refusal(['--tls-cert', cert, '--tls-key', key, '--default-analysis', 'maxWeight: 25\nstepWeight: 50']), /--default-analysis: analysis.stepWeight 50/);
+  });
+
   it('refuses a certificate poll interval that is not a number of milliseconds from 50', async () => {
     assert.match(await refusal(['--tls-cert', cert, '--tls-key', key], { KUBE_CANARY_CERT_POLL_MS: 'abc' }), /--cert-poll-ms "abc" must be a whole number from 50 to 600000/);
     assert.match(await refusal(['--tls-cert', cert, '--tls-key', key, '--cert-poll-ms', '1']), /--cert-poll-ms "1" must be/);
