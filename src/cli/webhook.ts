@@ -8,9 +8,6 @@ import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { optionSource, readAnalysisDefault } from './defaults.js';
 import { durationOption, envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption, seconds } from './options.js';
 
-/** Long enough for the endpoint removal to reach the apiserver's path to this pod (ms). */
-const DEFAULT_SHUTDOWN_DELAY = 5_000;
-
 interface WebhookFlags {
   port: number;
   bind: string;
@@ -36,7 +33,7 @@ export function registerWebhook(program: Command): void {
   envOption(
     cmd,
     '--shutdown-delay <duration>',
-    'on SIGTERM, keep accepting (readyz 503, every answer closing its connection) for this long before stopping, while the Service drops this pod; SIGINT and a second signal skip it (default: 5s)',
+    'on SIGTERM, keep accepting (readyz 503, every answer closing its connection) for this long before stopping, while the Service drops this pod (in a cluster, a few seconds: 5s); SIGINT and a second signal skip it (default: 0s)',
     'KUBE_CANARY_SHUTDOWN_DELAY',
     durationOption('--shutdown-delay', seconds(0, 60, '5s')),
   );
@@ -89,7 +86,7 @@ export function registerWebhook(program: Command): void {
       ready = false;
       // SIGTERM is how Kubernetes stops a pod, still reachable through its Service for a moment;
       // SIGINT is someone at a terminal.
-      const delayMs = signal === 'SIGTERM' ? (f.shutdownDelay ?? DEFAULT_SHUTDOWN_DELAY) : 0;
+      const delayMs = signal === 'SIGTERM' ? (f.shutdownDelay ?? 0) : 0;
       if (delayMs === 0) return finish(signal);
       log.info({ signal, delayMs }, 'stopping: not ready, still accepting until the delay is over (a second signal stops at once)');
       delay = setTimeout(() => finish(signal), delayMs);

@@ -33,8 +33,7 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kc-https-'));
     await runCli(['certs', '--out', join(dir, 'a'), '--hosts', '127.0.0.1,localhost,kube-canary-webhook.kube-canary.svc', '--valid-days', '30']);
-    // No delay on SIGTERM (the last test stops it): nothing routes to it through a Service.
-    proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'a/tls.crt'), '--tls-key', join(dir, 'a/tls.key'), '--shutdown-delay', '0s'], { KUBE_CANARY_CERT_POLL_MS: '200' });
+    proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(dir, 'a/tls.crt'), '--tls-key', join(dir, 'a/tls.key')], { KUBE_CANARY_CERT_POLL_MS: '200' });
     const line = await proc.waitForLog('webhook serving');
     port = Number(new URL(line.address as string).port);
   });
@@ -106,7 +105,7 @@ describe('kube-canary webhook over HTTPS (real process)', function () {
     assert.ok(proc.lines.some((l) => l.includes('serving certificate reloaded')));
   });
 
-  it('on SIGTERM finishes what is in flight, closing its connection, and exits 0 right after', async () => {
+  it('on SIGTERM (no --shutdown-delay: the default) stops accepting, finishes what is in flight, closing its connection, and exits 0 right after', async () => {
     const body = JSON.stringify(loadReview('review-set-image'));
     const ca = readFileSync(join(dir, 'b/ca.crt'));
     const exited = new Promise<number | null>((resolve) => proc.child.once('exit', (code) => resolve(code)));

@@ -48,7 +48,7 @@ describe('logging on shutdown', function () {
 
   it('the webhook process writes every admission line and then "stopping", "stopped", in that order, on SIGTERM', async () => {
     await runCli(['certs', '--out', join(dir, 'certs'), '--hosts', '127.0.0.1']);
-    const proc = startCli(['webhook', '--port', '0', '--tls-cert', join(dir, 'certs/tls.crt'), '--tls-key', join(dir, 'certs/tls.key'), '--shutdown-delay', '0s']);
+    const proc = startCli(['webhook', '--port', '0', '--tls-cert', join(dir, 'certs/tls.crt'), '--tls-key', join(dir, 'certs/tls.key')]);
     const serving = await proc.waitForLog('webhook serving');
     const port = Number(/:(\d+)$/.exec(String(serving.address))![1]);
     const ca = readFileSync(join(dir, 'certs/ca.crt'));

@@ -143,9 +143,6 @@ export async function startWebhook(opts: { extraArgs?: string[] } = {}): Promise
     join(certDir, 'tls.crt'),
     '--tls-key',
     join(certDir, 'tls.key'),
-    // No Service routes to it here: a stop need not wait for one to drop it.
-    '--shutdown-delay',
-    '0s',
     ...(opts.extraArgs ?? []),
   ]);
   const baseUrl = `https://127.0.0.1:${port}`;
