@@ -93,7 +93,7 @@ async function clusterUp(): Promise<void> {
     say('already running (.cluster/env); reusing it');
     return;
   }
-  say('starting etcd, kube-apiserver, controller-manager, scheduler and kwok (building them first if not cached; a cold build takes 10-25 min)');
+  say('starting etcd, kube-apiserver, controller-manager, scheduler and kwok (building them first if not cached; a cold build takes 10-30 min)');
   startedCluster = true;
   await runShown(join(repoRoot, 'hack/cluster/up.sh'), []);
 }

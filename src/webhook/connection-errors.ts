@@ -78,12 +78,12 @@ export function watchConnectionErrors(server: Server, metrics: WebhookMetrics, l
   // https.Server re-emits a failed handshake (tlsClientError) as clientError: this one listener sees both.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const c = classifyConnectionError(err);
-    // Node's own bookkeeping (its default handler reads the same): the answer on this connection, if any.
-    const answering = (socket as Duplex & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
-    // A request being answered (refused with a 415, say) is counted as an admission already;
-    // what the parser then trips over in its body is not another failure.
-    if (!answering) report(c, err, (socket as TLSSocket).remoteAddress);
-    if (c.status && socket.writable && !answering?._headerSent) socket.write(`HTTP/1.1 ${c.status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // Node's own bookkeeping (its default handler reads the same): whether an answer has started on this connection.
+    const answered = (socket as Duplex & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage?._headerSent === true;
+    // An answered request (refused with a 415, say) is counted as an admission already; what the
+    // parser then trips over in its body is not another failure. One whose body stalled is.
+    if (!answered) report(c, err, (socket as TLSSocket).remoteAddress);
+    if (c.status && socket.writable && !answered) socket.write(`HTTP/1.1 ${c.status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.destroy();
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describeAnalysis, parseAnalysis } from '../../src/config/analysis.js';
-import { parseDuration } from '../../src/config/duration.js';
+import { formatDuration, parseDuration } from '../../src/config/duration.js';
 
 function errorsOf(text: string): string[] {
   const r = parseAnalysis(text);
@@ -129,6 +129,9 @@ describe('durations', () => {
   for (const text of ['', '1', '1d', 'm', '-1s', '1 m']) {
     it(`refuses ${JSON.stringify(text)}`, () => assert.ok('error' in parseDuration(text)));
   }
+  it('writes durations for messages in the largest whole unit, zero as 0s', () => {
+    assert.deepEqual([0, 500, 5000, 60_000, 90_000, 3_600_000].map(formatDuration), ['0s', '500ms', '5s', '1m', '90s', '1h']);
+  });
 });
 
 describe('analysis: cluster defaults and the built-in ones, field by field', () => {

@@ -109,6 +109,18 @@ describe('webhook connection errors: the real HTTPS server', function () {
     assert.match(ok.text, /^HTTP\/1\.1 200 /);
   });
 
+  it('answers 408 to a request whose body stalled, and counts and logs it (Node reports the timeout as a clientError on that socket)', async () => {
+    // The real timeout is 35 s; the server reacts to Node's event, raised here on the real socket as Node raises it.
+    const got = new Promise<import('node:net').Socket>((resolve) => running.server.once('request', (req) => resolve(req.socket)));
+    const stalled = exchange('POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"apiVersion":');
+    const socket = await got;
+    running.server.emit('clientError', Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+    assert.match((await stalled).text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    await until(async () => /kind="timeout"\} 1/.test(await metrics.registry.metrics()));
+    assert.match(await metrics.registry.metrics(), /kube_canary_webhook_connection_errors_total\{kind="timeout"\} 1/);
+    assert.ok(lines.some((l) => l.msg === 'connection timed out before a whole request arrived' && String(l.hint).includes('30 s')));
+  });
+
   it('does not log a client that connects and leaves (a TCP probe), but counts it', async () => {
     const before = lines.length;
     await new Promise<void>((resolve) => {
