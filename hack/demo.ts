@@ -119,10 +119,16 @@ interface Release {
   failedChecks: number;
 }
 
+/**
+ * One gate's value as the demo queries it now, for display: the progressor's own checks run once
+ * an interval and are what "failed checks" counts. No data yet (a canary just getting traffic) is
+ * shown as such; to the progressor, no data at check time is a failed check.
+ */
 function mark(r: CheckResult): string {
-  const v = r.value === undefined || Number.isNaN(r.value) ? 'no data' : r.value.toFixed(2);
   const range = [r.min !== undefined ? `min ${r.min}` : '', r.max !== undefined ? `max ${r.max}` : ''].filter(Boolean).join(', ');
-  return `${r.name} ${r.passed ? green(v) : red(v)} (${range}) ${r.passed ? green('ok') : red('FAIL')}`;
+  if (r.value === undefined || Number.isNaN(r.value)) return `${r.name} ${yellow('no data yet')} (${range})`;
+  const v = r.value.toFixed(2);
+  return `${r.name} ${r.passed ? green(v) : red(v)} (${range}) ${r.passed ? green('ok') : red('out of range')}`;
 }
 
 /**
