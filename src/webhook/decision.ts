@@ -15,6 +15,7 @@ import {
   ANN_STABLE_REVISION,
   ANN_STATUS,
   LABEL_ENABLED,
+  TRACK_CANARY,
   TRACK_STABLE,
   canaryName,
 } from '../config/contract.js';
@@ -339,10 +340,21 @@ function ensureTrack(template: V1PodTemplateSpec, key: string, warnings: string[
 function trackSelectorProblem(d: V1Deployment, key: string): string | undefined {
   const sel = d.spec?.selector;
   const value = sel?.matchLabels?.[key];
-  if ((value !== undefined && value !== TRACK_STABLE) || (Array.isArray(sel?.matchExpressions) && sel.matchExpressions.some((e) => e?.key === key))) {
+  if ((value !== undefined && value !== TRACK_STABLE) || (Array.isArray(sel?.matchExpressions) && sel.matchExpressions.some((e) => e?.key === key && !selectsStableOnly(e)))) {
     return `spec.selector uses the track label key "${key}"${value !== undefined ? ` (${key}=${value})` : ''}, which kube-canary sets to ${TRACK_STABLE}/canary on the pods; remove it from the selector, or configure the webhook and progressor with another --track-label`;
   }
   return undefined;
+}
+
+/**
+ * Whether a selector expression on the track label key selects what `version: stable` in
+ * matchLabels does (accepted the same way): stable pods, never canary ones.
+ */
+function selectsStableOnly(e: { operator?: unknown; values?: unknown }): boolean {
+  const values = Array.isArray(e.values) ? e.values : [];
+  if (e.operator === 'In') return values.length > 0 && values.every((v) => v === TRACK_STABLE);
+  if (e.operator === 'NotIn') return values.includes(TRACK_CANARY);
+  return false;
 }
 
 /**

@@ -192,6 +192,24 @@ describe('webhook decision', () => {
       }
     });
 
+    it('takes a selector expression that selects stable pods only, as it takes version: stable in matchLabels', () => {
+      const accepted = [
+        { key: 'version', operator: 'In', values: ['stable'] },
+        { key: 'version', operator: 'NotIn', values: ['canary'] },
+      ];
+      const denied = [
+        { key: 'version', operator: 'Exists' },
+        { key: 'version', operator: 'In', values: ['stable', 'canary'] },
+        { key: 'version', operator: 'NotIn', values: ['v1'] },
+        { key: 'version', operator: 'In', values: [] },
+      ];
+      for (const [exprs, outcome] of [...accepted.map((e) => [e, 'patched'] as const), ...denied.map((e) => [e, 'denied'] as const)]) {
+        const r = loadReview('review-create');
+        r.request.object.spec!.selector.matchExpressions = [exprs];
+        assert.equal(decide(r.request, 'label', config).outcome, outcome, JSON.stringify(exprs));
+      }
+    });
+
     it('denies a selector that uses the track label key with another value', () => {
       const r = loadReview('review-create');
       r.request.object.spec!.selector.matchLabels!.version = 'v1';
