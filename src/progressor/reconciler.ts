@@ -257,6 +257,8 @@ export class Reconciler {
       { op: 'add', path: '/spec/template', value: want.spec!.template },
       { op: 'add', path: '/spec/replicas', value: replicas },
       { op: 'add', path: '/spec/paused', value: false },
+      // An orphan taken over (isOurCanary) is owned again, so that it goes with the stable Deployment.
+      ...(cur.metadata?.ownerReferences?.length ? [] : [{ op: 'add' as const, path: '/metadata/ownerReferences', value: want.metadata!.ownerReferences }]),
     ]);
     return false;
   }
@@ -322,7 +324,14 @@ export class StaleError extends Error {
   }
 }
 
+/**
+ * Whether `c` is the canary of this stable Deployment: our labels, and owned by it, or by nobody.
+ * A canary loses its owner when the stable Deployment is deleted with --cascade=orphan; the
+ * Deployment created again under the same name takes it over (and cleans it up), instead of
+ * every later release of it failing on a name taken by a stranger.
+ */
 export function isOurCanary(c: V1Deployment, stable: V1Deployment): boolean {
   const l = c.metadata?.labels ?? {};
-  return l[LABEL_ROLE] === ROLE_CANARY && l[LABEL_STABLE_NAME] === stable.metadata?.name && (c.metadata?.ownerReferences ?? []).some((o) => o.uid === stable.metadata?.uid);
+  const owners = c.metadata?.ownerReferences ?? [];
+  return l[LABEL_ROLE] === ROLE_CANARY && l[LABEL_STABLE_NAME] === stable.metadata?.name && (owners.length === 0 || owners.some((o) => o.uid === stable.metadata?.uid));
 }

@@ -91,7 +91,7 @@ function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
     case 'RollingBack':
       return rollingBack(s, c);
     case 'Paused':
-      return paused(s);
+      return paused(s, c);
     case 'Progressing':
     default:
       return progressing({ ...s, phase: 'Progressing' }, c);
@@ -139,6 +139,8 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
 function progressing(s: ReleaseStatus, c: Ctx): StepResult {
   const a = c.cfg.analysis;
   const actions = canaryActions(s, c);
+  const skipped = skipWhenReady(s, c, actions);
+  if (skipped) return skipped;
   const left = dueIn(s, c);
   if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
 
@@ -171,6 +173,8 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
 }
 
 function waiting(s: ReleaseStatus, c: Ctx): StepResult {
+  const skipped = skipWhenReady(s, c, canaryActions(s, c));
+  if (skipped) return skipped;
   const left = dueIn(s, c);
   if (left > 0) return decided({ status: s, actions: canaryActions(s, c), requeueAfterMs: left });
   const on = s.waitingOn;
@@ -193,6 +197,13 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
 function promoting(s: ReleaseStatus, c: Ctx): StepResult {
   const st = c.obs.stable;
   const actions: Action[] = [];
+  // The canary's share would go to pods that no longer exist; the stable Deployment is rolling
+  // onto the same revision, so it takes all the traffic now instead of at the end.
+  if (!c.obs.canary && s.weight > 0) {
+    const msg = `${c.canaryId} was deleted during the promotion of revision ${s.revision}; all traffic goes to ${c.id}, which is rolling out that revision`;
+    actions.push(event(true, 'CanaryDeleted', msg));
+    s = { ...s, weight: 0 };
+  }
   // The unpause was written together with the Promoting status; repeat it if something re-paused.
   if (st.paused) actions.push({ type: 'unpauseStable' });
   if (!st.paused && stableRolledOut(st, s.revision)) {
@@ -235,10 +246,11 @@ function rollingBack(s: ReleaseStatus, c: Ctx): StepResult {
   });
 }
 
-function paused(s: ReleaseStatus): StepResult {
+function paused(s: ReleaseStatus, c: Ctx): StepResult {
   // Held until a request: no gates, no deadline, no timer (the request's watch event wakes us).
-  // Routes are still kept at the status weight by finish(); the canary is left as it is.
-  return decided({ status: s, actions: [] });
+  // Routes are still kept at the status weight by finish(), so the canary they send traffic to is
+  // kept too: one deleted meanwhile is recreated (with its Warning), as in any other phase.
+  return decided({ status: s, actions: canaryActions(s, c) });
 }
 
 // ---- requests (kube-canary.io/request) -------------------------------------------------------
@@ -398,6 +410,12 @@ function invalidConfig(obs: Observation, now: number, id: string, errors: string
 function nextStep(s: ReleaseStatus, steps: number[]): number {
   const current = s.stepIndex >= 0 ? s.weight : 0;
   return steps.findIndex((w) => w > current);
+}
+
+/** kube-canary.io/skip-analysis set mid-release: promote as soon as the canary is ready, as when it is set from the start. */
+function skipWhenReady(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResult | undefined {
+  if (!c.cfg.skipAnalysis || !canaryReady(c.obs.canary, s.revision)) return undefined;
+  return decided(promote(withoutWaiting(s), c, actions, true));
 }
 
 function advance(s: ReleaseStatus, c: Ctx, actions: Action[]): Decision {

@@ -12,7 +12,8 @@ import { templateHash } from '../../src/config/template-hash.js';
 import { createLogger } from '../../src/kube/logger.js';
 import type { CheckResult, GateRunner, MetricProvider } from '../../src/metrics/provider.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
-import { Reconciler, StaleError } from '../../src/progressor/reconciler.js';
+import { buildCanary } from '../../src/progressor/canary.js';
+import { Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
 import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
 
 class Crash extends Error {}
@@ -334,6 +335,23 @@ describe('progressor reconciler (in-memory world)', () => {
     await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
     assert.ok(w.canary, 'recreated');
     assert.equal(recreated().length, 1, w.events.join('\n'));
+  });
+
+  it('takes over a canary left without an owner (the stable Deployment deleted with --cascade=orphan, then created again): owned again, the release goes on', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const orphan = buildCanary(structuredClone(w.stable), 'version', 1);
+    delete orphan.metadata!.ownerReferences;
+    w.canary = { ...orphan, metadata: { ...orphan.metadata, uid: 'uid-old-canary', generation: 1 } };
+    w.capture('review:1.8.0');
+    w.settle();
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.canary?.metadata?.ownerReferences?.map((o) => o.uid), ['uid-stable'], 'owned by the stable Deployment again');
+    assert.equal(w.canary?.spec?.template.spec?.containers[0]?.image, 'review:1.8.0');
+    assert.ok(!w.events.some((e) => /not a kube-canary canary/.test(e)), w.events.join('\n'));
+    // One owned by another object stays a stranger's.
+    const foreign = isOurCanary({ ...orphan, metadata: { ...orphan.metadata, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'other', uid: 'uid-other' }] } }, w.stable);
+    assert.equal(foreign, false);
   });
 
   it('a stale view loses: after an annotation or spec change the generation test fails and nothing of the transition is committed', async () => {

@@ -281,6 +281,22 @@ const rows: Row[] = [
     events: ['Advance review.test canary weight 50'],
   },
   {
+    name: 'canary deleted while Paused: recreated (the routes still send it traffic), with the Warning; still Paused',
+    o: obs({ status: status({ phase: 'Paused', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { routes: { stable: 50, canary: 50 } }),
+    at: T0 + 1 * SEC,
+    phase: 'Paused',
+    weight: 50,
+    actions: ['ensureCanary'],
+    check: (r) => assert.match((r.actions[0] as { recreated?: string }).recreated ?? '', /^review-canary\.test was deleted during the release of revision new1; recreated it/),
+  },
+  {
+    name: 'Paused with its canary in place: nothing to do',
+    o: obs({ status: status({ phase: 'Paused', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 1 * SEC,
+    phase: 'Paused',
+    actions: [],
+  },
+  {
     name: 'canary deleted by hand mid-release, between steps: recreated at once, with the Warning',
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { routes: { stable: 75, canary: 25 } }),
     at: T0 + 1 * SEC,
@@ -411,7 +427,37 @@ const rows: Row[] = [
     actions: ['unpauseStable', 'emitEvent', 'writeStatus'],
     events: ['Promoting revision new1 into review.test (analysis skipped)'],
   },
+  {
+    name: 'skip-analysis set mid-release (Progressing at 25, ready canary, step not due): promote now, the analysis skipped',
+    o: obs({ config: config({ interval: '10s', maxWeight: 50, stepWeight: 25, metrics: [] }, { 'kube-canary.io/skip-analysis': 'true' }), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 1 * SEC,
+    phase: 'Promoting',
+    weight: 25,
+    events: ['Promoting revision new1 into review.test (analysis skipped)'],
+    check: (r) => assert.ok(r.actions.some((a) => a.type === 'unpauseStable')),
+  },
+  {
+    name: 'skip-analysis set while a confirm gate holds (Waiting at 25): promote now, the gate no longer asked',
+    o: obs({ config: config({ interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [], webhooks: [{ name: 'go', type: 'confirm-traffic-increase', url: 'http://hooks.test/' }] }, { 'kube-canary.io/skip-analysis': 'true' }), status: status({ phase: 'Waiting', waitingOn: 'confirm-traffic-increase', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 } }),
+    at: T0 + 1 * SEC,
+    phase: 'Promoting',
+    events: ['Promoting revision new1 into review.test (analysis skipped)'],
+  },
   // ---- promoting / finalising --------------------------------------------------------------
+  {
+    name: 'Promoting, the canary deleted: all traffic to the stable Deployment at once (it rolls out the same revision), with a Warning; not recreated',
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    weight: 0,
+    absent: ['ensureCanary'],
+    check: (r) => {
+      assert.ok(r.actions.some((a) => a.type === 'setWeight' && (a as { canary: number }).canary === 0), JSON.stringify(r.actions));
+      const ev = eventActions(r.actions).find((e) => e.reason === 'CanaryDeleted')!;
+      assert.equal(ev.warning, true);
+      assert.match(ev.message, /^review-canary\.test was deleted during the promotion of revision new1; all traffic goes to review\.test, which is rolling out that revision$/);
+    },
+  },
   {
     name: 'Promoting, stable still rolling: wait with the rollout count',
     o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
