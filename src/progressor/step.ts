@@ -534,7 +534,7 @@ function routesRepaired(obs: Observation, prev: ReleaseStatus | undefined, desir
   const is = (w: number) => r.canary === w && r.stable === 100 - w;
   if (is(prev.weight) || is(desired)) return [];
   if (r.canary < 0) return [event(true, 'RoutesRestored', `The traffic routes of ${id} disagreed with each other (several objects route it); all set to ${desired}% on the canary`)];
-  return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${r.canary}% to the canary and ${r.stable}% to stable instead of ${prev.weight}%; set to ${desired}% (changed outside kube-canary, or a step interrupted by a restart)`)];
+  return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${r.canary}% to the canary and ${r.stable}% to stable instead of ${prev.weight}%; set to ${desired}% (changed outside kube-canary, or a step of ours cut short by a restart or by a write to the Deployment at the same moment)`)];
 }
 
 function decided(d: Decision): StepResult {

@@ -255,7 +255,7 @@ const rows: Row[] = [
     o: obs({ status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 100, canary: 0 } }),
     at: T0 + 1 * SEC,
     actions: ['setWeight', 'emitEvent'],
-    events: ['The traffic routes of review.test sent 0% to the canary and 100% to stable instead of 25%; set to 25% (changed outside kube-canary, or a step interrupted by a restart)'],
+    events: ['The traffic routes of review.test sent 0% to the canary and 100% to stable instead of 25%; set to 25% (changed outside kube-canary, or a step of ours cut short by a restart or by a write to the Deployment at the same moment)'],
     check: (r) => assert.deepEqual(r.actions[0], { type: 'setWeight', canary: 25 }),
   },
   {

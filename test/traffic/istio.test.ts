@@ -225,6 +225,20 @@ describe('istio provider', () => {
     await assert.rejects(new IstioProvider(fake).reconcile(target), /a DestinationRule named review already exists in test but does not route review; rename it or set kube-canary.io\/service/);
   });
 
+  it('rewrites the objects it generated for this Deployment when they route another Service (kube-canary.io/service changed since)', async () => {
+    const fake = new FakeCustomObjects();
+    await new IstioProvider(fake).reconcile({ ...target, service: 'nosuch' });
+    assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'nosuch');
+    await new IstioProvider(fake).reconcile(target);
+    assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'review');
+    assert.deepEqual((fake.objects.get('virtualservices/test/review')!.spec as { hosts: string[] }).hosts, ['review']);
+    assert.equal(fake.creates.length, 2, 'rewritten in place, not created again');
+    // Generated for another Deployment of the same name (another owner): not ours to rewrite.
+    const other = new FakeCustomObjects();
+    await new IstioProvider(other).reconcile({ ...target, service: 'nosuch', owner: { ...target.owner, uid: 'uid-other' } });
+    await assert.rejects(new IstioProvider(other).reconcile(target), /already exists in test but does not route review/);
+  });
+
   it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
     const fake = new FakeCustomObjects();
     fake.objects.set('virtualservices/test/mine', { metadata: { name: 'mine' }, spec: { hosts: ['review'], http: [{ route: [{ destination: { host: 'review' } }] }] } });
