@@ -2,7 +2,7 @@
  * Client construction and the typed helpers the progressor uses. Objects stay raw JSON (see
  * http.ts); the @kubernetes/client-node types only describe them.
  */
-import type { V1Deployment, V1Namespace, V1ReplicaSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1Namespace, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import type { KubeHttp } from './http.js';
 
@@ -53,5 +53,9 @@ export class Kube {
 
   getNamespace(name: string): Promise<V1Namespace> {
     return this.http.request('GET', `${namespacesPath()}/${name}`);
+  }
+
+  getService(ns: string, name: string): Promise<V1Service> {
+    return this.http.request('GET', `/api/v1/namespaces/${ns}/services/${name}`);
   }
 }

@@ -29,7 +29,7 @@ import { step } from './step.js';
 import type { Decision, Observation } from './types.js';
 
 export interface ReconcilerDeps {
-  kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets'>;
+  kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets' | 'getService'>;
   providers: { get(name: string): TrafficProvider };
   gates: GateDeps;
   events: EventRecorder;
@@ -158,6 +158,7 @@ export class Reconciler {
       guard();
       switch (a.type) {
         case 'ensureRoutes':
+          await this.needService(x.target);
           await this.needProvider(x.provider).reconcile(x.target);
           break;
         case 'setWeight':
@@ -206,6 +207,20 @@ export class Reconciler {
       }
     }
     return written;
+  }
+
+  /**
+   * Routes for a host with no Service behind it shift nothing (the canary still gets a share of
+   * the traffic through the Service's own selector, outside the release's control): a typo in
+   * kube-canary.io/service is said, and the release held, instead of "promoted" without a canary.
+   */
+  private async needService(t: RouteTarget): Promise<void> {
+    try {
+      await this.d.kube.getService(t.namespace, t.service);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      throw new Error(`Service ${t.service} not found in ${t.namespace}: kube-canary routes its host; create it, or set kube-canary.io/service on ${t.name} to the Service in front of it`);
+    }
   }
 
   private needProvider(p: TrafficProvider | undefined): TrafficProvider {

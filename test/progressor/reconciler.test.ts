@@ -32,6 +32,8 @@ class World {
   statusWrites: string[] = [];
   /** The canary informer has not seen the canary (yet): the cache says none while the API has one. */
   canaryCacheLags = false;
+  /** Services in the namespace (the release routes the first by default). */
+  services = ['review'];
 
   constructor(analysis: object, image = 'review:1.7.0') {
     this.stable = {
@@ -139,6 +141,10 @@ class World {
       throw apiError(404, 'not found');
     },
     listReplicaSets: async () => ({ items: structuredClone(this.replicaSets) }),
+    getService: async (_ns: string, name: string) => {
+      if (!this.services.includes(name)) throw apiError(404, 'not found');
+      return { metadata: { name } };
+    },
   };
 
   provider: TrafficProvider = {
@@ -335,6 +341,21 @@ describe('progressor reconciler (in-memory world)', () => {
     await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
     assert.ok(w.canary, 'recreated');
     assert.equal(recreated().length, 1, w.events.join('\n'));
+  });
+
+  it('holds a release whose Service does not exist (a typo in kube-canary.io/service), saying so once, and goes on once it does', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.services = [];
+    w.capture('review:1.8.0');
+    w.settle();
+    for (let i = 0; i < 3; i++) await assert.rejects(reconcilerFor(w, clock).reconcile(structuredClone(w.stable)), /Service review not found in test/);
+    assert.equal(w.routes, undefined, 'no routes generated for a host without a Service');
+    const blocked = w.events.filter((e) => e.startsWith('Release blocked, retrying: Service review not found in test: kube-canary routes its host; create it, or set kube-canary.io/service on review to the Service in front of it'));
+    assert.ok(blocked.length >= 1, w.events.join('\n'));
+    w.services = ['review'];
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
   });
 
   it('takes over a canary left without an owner (the stable Deployment deleted with --cascade=orphan, then created again): owned again, the release goes on', async () => {
