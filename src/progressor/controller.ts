@@ -183,6 +183,7 @@ export class Controller {
       this.timers.delete(key);
       this.ownWrites.delete(key);
       this.o.metrics.forget(d.metadata!.namespace!, d.metadata!.name!);
+      this.reconciler.forget(d.metadata!.namespace!, d.metadata!.name!);
       // Gone from the watch with a release in progress: deleted, or no longer opted in.
       if (d.metadata?.annotations?.[ANN_REVISION] !== undefined && this.inScope(d.metadata.namespace!)) {
         this.leftScope.add(key);

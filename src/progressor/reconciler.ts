@@ -66,11 +66,23 @@ export interface ReconcileResult {
 
 const MAX_PASSES = 8;
 
+/**
+ * A problem that lasts is said again this often: the apiserver drops Events after an hour (its
+ * default --event-ttl), and a release held for longer would otherwise leave the Deployment paused
+ * with no reason left in `kubectl describe`.
+ */
+export const BLOCKED_REPEAT_MS = 30 * 60_000;
+
 export class Reconciler {
   constructor(private readonly d: ReconcilerDeps) {}
 
-  /** Last error reported per release, so a retrying failure produces one Event, not one per retry. */
-  private readonly lastError = new Map<string, string>();
+  /** Last error reported per release, so a retrying failure produces one Event (per BLOCKED_REPEAT_MS), not one per retry. */
+  private readonly lastError = new Map<string, { msg: string; at: number }>();
+
+  /** The Deployment is gone: nothing more to say about it. */
+  forget(namespace: string, name: string): void {
+    this.lastError.delete(`${namespace}/${name}`);
+  }
 
   /** `optedOut`: the Deployment left kube-canary's scope with a release in progress (see step()). */
   async reconcile(stable: V1Deployment, signal?: AbortSignal, optedOut = false): Promise<ReconcileResult> {
@@ -84,8 +96,10 @@ export class Reconciler {
       // Tell the person running `kubectl describe deployment` what blocks the release (a
       // VirtualService we refuse to touch, RBAC, a name clash), once per distinct problem.
       const msg = `Release blocked, retrying: ${errorMessage(err)}`;
-      if (this.lastError.get(key) !== msg) {
-        this.lastError.set(key, msg);
+      const last = this.lastError.get(key);
+      const now = this.d.now();
+      if (last?.msg !== msg || now - last.at >= BLOCKED_REPEAT_MS) {
+        this.lastError.set(key, { msg, at: now });
         this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
       }
       throw err;

@@ -13,7 +13,7 @@ import { createLogger } from '../../src/kube/logger.js';
 import type { CheckResult, GateRunner, MetricProvider } from '../../src/metrics/provider.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
 import { buildCanary } from '../../src/progressor/canary.js';
-import { Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
+import { BLOCKED_REPEAT_MS, Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
 import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
 
 class Crash extends Error {}
@@ -349,12 +349,20 @@ describe('progressor reconciler (in-memory world)', () => {
     w.services = [];
     w.capture('review:1.8.0');
     w.settle();
-    for (let i = 0; i < 3; i++) await assert.rejects(reconcilerFor(w, clock).reconcile(structuredClone(w.stable)), /Service review not found in test/);
+    const r = reconcilerFor(w, clock);
+    for (let i = 0; i < 3; i++) await assert.rejects(r.reconcile(structuredClone(w.stable)), /Service review not found in test/);
     assert.equal(w.routes, undefined, 'no routes generated for a host without a Service');
-    const blocked = w.events.filter((e) => e.startsWith('Release blocked, retrying: Service review not found in test: kube-canary routes its host; create it, or set kube-canary.io/service on review to the Service in front of it'));
-    assert.ok(blocked.length >= 1, w.events.join('\n'));
+    const blocked = () => w.events.filter((e) => e.startsWith('Release blocked, retrying: Service review not found in test: kube-canary routes its host; create it, or set kube-canary.io/service on review to the Service in front of it'));
+    assert.equal(blocked().length, 1, `said once, not on every retry:\n${w.events.join('\n')}`);
+    // Still held after the apiserver would have dropped that Event (an hour by default): said again.
+    clock.now += BLOCKED_REPEAT_MS - 1000;
+    await assert.rejects(r.reconcile(structuredClone(w.stable)));
+    assert.equal(blocked().length, 1);
+    clock.now += 1000;
+    await assert.rejects(r.reconcile(structuredClone(w.stable)));
+    assert.equal(blocked().length, 2, 'said again after BLOCKED_REPEAT_MS');
     w.services = ['review'];
-    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    await r.reconcile(structuredClone(w.stable));
     assert.deepEqual(w.routes, { stable: 100, canary: 0 });
   });
 
