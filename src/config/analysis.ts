@@ -2,9 +2,10 @@
  * `kube-canary.io/analysis`: YAML or JSON with Flagger's field names, so a Flagger user can paste
  * their `analysis` block. Every rejection names the field, the value and what is allowed.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration.js';
+import { queryTemplateProblem } from './query-template.js';
 
 export const BUILTIN_METRICS = ['request-success-rate', 'request-duration'] as const;
 export type BuiltinMetric = (typeof BUILTIN_METRICS)[number];
@@ -91,12 +92,22 @@ const str = z.string({ error: (i) => (i.input === undefined ? 'is missing' : `${
 
 /** A duration from `minMs` to `maxMs`; the message names both bounds and an example. */
 export function checkDuration(v: unknown, b: { minMs: number; maxMs: number; example: string }): { ms: number } | { error: string } {
+  const range = `use a duration from ${formatDuration(b.minMs)} to ${formatDuration(b.maxMs)}, e.g. "${b.example}"`;
+  if (typeof v === 'number') {
+    // Suggest the number with a unit only where that would be accepted ("0s" would not).
+    const fits = (unit: string) => Number.isFinite(v) && v > 0 && 'ms' in parseDuration(`${v}${unit}`) && within(parseDuration(`${v}${unit}`), b);
+    const units = ['s', 'm'].filter(fits).map((u) => `"${v}${u}"`);
+    return { error: `${show(v)} is a bare number; ${units.length ? `write a duration with a unit, such as ${units.join(' or ')}` : range}` };
+  }
   const d = parseDuration(v);
   if ('error' in d) return d;
-  const range = `use a duration from ${formatDuration(b.minMs)} to ${formatDuration(b.maxMs)}, e.g. "${b.example}"`;
   if (d.ms < b.minMs) return { error: `${show(v)} is shorter than ${formatDuration(b.minMs)}; ${range}` };
   if (!(d.ms <= b.maxMs)) return { error: `${show(v)} is longer than ${formatDuration(b.maxMs)}; ${range}` };
   return d;
+}
+
+function within(d: { ms: number } | { error: string }, b: { minMs: number; maxMs: number }): boolean {
+  return 'ms' in d && d.ms >= b.minMs && d.ms <= b.maxMs;
 }
 
 const duration = (b: { minMs: number; maxMs: number; example: string }) =>
@@ -110,17 +121,44 @@ const duration = (b: { minMs: number; maxMs: number; example: string }) =>
   });
 
 /**
- * Fields of Flagger's analysis that people paste along with the rest; kube-canary does not have
- * them, and says so rather than just "unknown field".
+ * Fields of Flagger's Canary that people paste along with the rest; kube-canary does not have
+ * them, and says what to do instead rather than just "unknown field".
  */
-const FLAGGER_ONLY = new Set(['alerts', 'iterations', 'canaryReadyThreshold', 'primaryReadyThreshold', 'mirror', 'mirrorWeight', 'match', 'sessionAffinity', 'sessionAffinityCookie', 'retries']);
+const FLAGGER_FIELDS: Record<string, string> = {
+  iterations: 'A/B testing, not supported: kube-canary shifts traffic by weight (stepWeight or stepWeights, maxWeight)',
+  match: 'A/B routing by header or cookie, not supported: kube-canary shifts traffic by weight',
+  mirror: 'traffic mirroring, not supported',
+  mirrorWeight: 'traffic mirroring, not supported',
+  sessionAffinity: 'session affinity, not supported',
+  sessionAffinityCookie: 'session affinity, not supported',
+  alerts: 'alert providers, not supported: for notifications use a webhook of type event',
+  canaryReadyThreshold: 'not supported: kube-canary waits until every canary replica is ready, bounded by the annotation kube-canary.io/progress-deadline',
+  primaryReadyThreshold: 'not supported: kube-canary waits until every replica is ready, bounded by the annotation kube-canary.io/progress-deadline',
+  stepWeightPromotion: 'not supported: kube-canary promotes by rolling the Deployment out to the new template',
+  retries: 'not supported: a failed webhook call is a failed check and is called again at the next interval',
+  skipAnalysis: 'here an annotation: kube-canary.io/skip-analysis: "true"',
+  progressDeadlineSeconds: 'here an annotation: kube-canary.io/progress-deadline, e.g. "10m"',
+  templateVariables: 'not supported: write the values into the query',
+};
+/** A wrapper pasted along with the block (the canary article's `canaryAnalysis:`). */
+const WRAPPERS = new Set(['analysis', 'canaryAnalysis', 'spec']);
+/** Unknown fields named in one message; the rest are counted (a pasted object may have thousands). */
+const MAX_NAMED_FIELDS = 5;
+
+function unknownFieldNote(key: string): string | undefined {
+  if (Object.hasOwn(FLAGGER_FIELDS, key)) return `"${key}" is Flagger's: ${FLAGGER_FIELDS[key]}`;
+  if (WRAPPERS.has(key)) return `paste only the fields under "${key}:" (interval, threshold, ...), not "${key}:" itself`;
+  if (key.includes('//') || key.includes('/*')) return 'JSON has no comments; in YAML a comment starts with #';
+  return undefined;
+}
 
 function strict<T extends z.ZodRawShape>(shape: T) {
   const allowed = Object.keys(shape).join(', ');
   const unknown = (keys: string[]) => {
-    const flagger = keys.filter((k) => FLAGGER_ONLY.has(k));
-    const note = flagger.length ? ` (${flagger.map((k) => `"${k}"`).join(', ')} ${flagger.length > 1 ? 'are' : 'is'} Flagger's, not supported by kube-canary: remove ${flagger.length > 1 ? 'them' : 'it'})` : '';
-    return `has unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed}${note}`;
+    const named = keys.slice(0, MAX_NAMED_FIELDS).map(show).join(', ');
+    const more = keys.length > MAX_NAMED_FIELDS ? ` and ${keys.length - MAX_NAMED_FIELDS} more` : '';
+    const notes = [...new Set(keys.map(unknownFieldNote).filter((n) => n !== undefined))];
+    return `has unknown field${keys.length > 1 ? 's' : ''} ${named}${more}; allowed: ${allowed}${notes.length ? ` (${notes.join('; ')})` : ''}`;
   };
   return z.strictObject(shape, {
     error: (i) => (i.code === 'unrecognized_keys' ? unknown(i.keys) : `must be a mapping (got ${show(i.input)}); allowed fields: ${allowed}`),
@@ -131,7 +169,11 @@ const metricSchema = strict({
   name: str,
   query: z
     .string({ error: (i) => `${show(i.input)} is not a string` })
-    .min(1, { error: 'is empty; give a PromQL query, or leave query out for the built-in request-success-rate and request-duration' })
+    .refine((q) => q.trim() !== '', { error: 'is empty; give a PromQL query, or leave query out for the built-in request-success-rate and request-duration', abort: true })
+    .superRefine((q, ctx) => {
+      const problem = queryTemplateProblem(q);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional(),
   thresholdRange: strict({ min: num.optional(), max: num.optional() }).optional(),
   threshold: num.optional(),
@@ -147,11 +189,12 @@ const webhookSchema = strict({
     .refine((t) => t === undefined || (WEBHOOK_TYPES as readonly string[]).includes(t), {
       error: (x) => `${show(x.input)} is not a webhook type; allowed: ${WEBHOOK_TYPES.join(', ')}`,
     }),
-  url: str.refine(isHttpUrl, { error: (x) => `${show(x.input)} is not an http(s) URL, e.g. http://loadtester.test/` }),
+  url: str.refine(isHttpUrl, { error: (x) => `${show(withoutCredentials(String(x.input)))} is not an http(s) URL, e.g. http://loadtester.test/` }),
   timeout: duration(WEBHOOK_TIMEOUT_BOUNDS).optional(),
   metadata: z
-    .record(z.string(), z.string({ error: (x) => `${show(x.input)} is not a string; metadata values must be strings (quote numbers)` }), {
-      error: (x) => `must be a mapping of strings, got ${show(x.input)}`,
+    // Metadata may carry tokens for the webhook: its values are never quoted back.
+    .record(z.string(), z.string({ error: (x) => `is ${kindOf(x.input)}; metadata values must be strings (put quotes around it)` }), {
+      error: (x) => `must be a mapping of strings, got ${kindOf(x.input)}`,
     })
     .optional(),
   muteAlert: z.unknown().optional(),
@@ -180,6 +223,23 @@ const MAX_ALIAS_COUNT = 50;
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
 /**
+ * Most separators (`:` `,` `[` `{` and line breaks) an analysis text may have. The yaml library's
+ * cost grows with the number of nodes, faster than linearly for the keys of one mapping (~0.4 s
+ * for a 64 KB mapping of 9,000 keys, on every admission that carries it); counting first bounds
+ * it. An analysis with eight custom queries and a webhook has about 150.
+ */
+export const MAX_SEPARATORS = 1000;
+
+function separators(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 58 /* : */ || c === 44 /* , */ || c === 91 /* [ */ || c === 123 /* { */ || c === 10 /* \n */) n++;
+  }
+  return n;
+}
+
+/**
  * Reads analysis text (YAML or JSON) into a plain value, without validating it. Errors carry the
  * line and column, and the key for a duplicate one; nesting deeper than MAX_DEPTH is refused.
  */
@@ -189,29 +249,39 @@ export function readAnalysisText(text: string): ParseResult<unknown> {
     ok: false,
     errors: [`analysis is nested too deep: more than ${MAX_DEPTH} levels of lists or mappings, or an alias that contains itself (an analysis needs at most 4: webhooks[].metadata.key)`],
   };
+  const count = separators(text);
+  if (count > MAX_SEPARATORS) {
+    return { ok: false, errors: [`analysis is too large to read: ${count} separators (colons, commas, brackets, line breaks), at most ${MAX_SEPARATORS}; a real analysis has a few dozen`] };
+  }
+  const at = (pos: [number, number] | undefined, why: string) => {
+    if (!pos) return why;
+    const before = text.slice(0, pos[0]);
+    return `line ${before.split('\n').length}, column ${pos[0] - before.lastIndexOf('\n')}: ${why}`;
+  };
   let raw: unknown;
   try {
-    raw = parseYaml(text, { maxAliasCount: MAX_ALIAS_COUNT, prettyErrors: false });
+    // logLevel 'error': a YAML warning is refused below, not printed to stderr by the library. Merge keys (<<: *defaults) as YAML 1.1 has them.
+    const doc = parseDocument(text, { prettyErrors: false, merge: true, logLevel: 'error' });
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem) {
+      if (problem.code === 'MULTIPLE_DOCS') return bad('it holds more than one YAML document ("---" or "..." on a line of its own); keep one');
+      if (problem.code === 'DUPLICATE_KEY') {
+        const key = /^\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^:#\n]*?))\s*:/.exec(text.slice(problem.pos[0]));
+        const name = key ? (key[1] ?? key[2] ?? key[3]) : undefined;
+        return bad(at(problem.pos, name !== undefined ? `key ${show(name)} appears twice; a key may appear only once` : 'a key appears twice; a key may appear only once'));
+      }
+      if (problem.code === 'TAG_RESOLVE_FAILED') return bad(at(problem.pos, `${problem.message.split('\n')[0]!.replace(/^Unresolved tag/, 'unknown tag')}; an analysis uses no YAML tags, remove it`));
+      if (/call stack/i.test(problem.message)) return tooDeep;
+      return bad(at(problem.pos, problem.message.split('\n')[0]!));
+    }
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
-    const err = e as Error & { code?: string; pos?: [number, number] };
-    // The yaml library turns a stack overflow on deep nesting into a YAMLParseError.
+    const err = e as Error;
     if (e instanceof RangeError || /call stack/i.test(err.message)) return tooDeep;
     if (/excessive alias count/i.test(err.message)) {
       return bad(`its aliases (*name) expand to too many values: at most ${MAX_ALIAS_COUNT} in all, a guard against alias bombs; write the repeated values out instead`);
     }
-    let why = err.message.split('\n')[0]!;
-    if (err.code === 'DUPLICATE_KEY' && err.pos) {
-      const key = /^\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^']|'')*)'|([^:#\n]*?))\s*:/.exec(text.slice(err.pos[0]));
-      const name = key ? (key[1] ?? key[2] ?? key[3]) : undefined;
-      why = name !== undefined ? `key "${name}" appears twice; a key may appear only once` : 'a key appears twice; a key may appear only once';
-    }
-    if (err.pos) {
-      const before = text.slice(0, err.pos[0]);
-      const line = before.split('\n').length;
-      const col = err.pos[0] - before.lastIndexOf('\n');
-      why = `line ${line}, column ${col}: ${why}`;
-    }
-    return bad(why);
+    return bad(err.message.split('\n')[0]!);
   }
   if (depthExceeds(raw, MAX_DEPTH)) return tooDeep;
   return { ok: true, value: raw ?? {} };
@@ -414,12 +484,13 @@ function readMetrics(list: unknown[], errors: string[]): MetricCheck[] {
     const r = metricSchema.safeParse(m);
     if (!r.success) return void errors.push(...messages(r.error, at));
     const builtin = (BUILTIN_METRICS as readonly string[]).includes(r.data.name);
-    if (!builtin && !r.data.query) {
-      errors.push(`${at} "${r.data.name}" is not a built-in metric (${BUILTIN_METRICS.join(', ')}) and has no query; add a PromQL query or use a built-in name`);
+    const name = show(r.data.name);
+    if (r.data.templateRef !== undefined) {
+      errors.push(`${at}.templateRef is Flagger's MetricTemplate reference, which kube-canary does not use; put the template's PromQL in ${at}.query instead`);
       return;
     }
-    if (r.data.templateRef !== undefined) {
-      errors.push(`${at}.templateRef is Flagger's MetricTemplate reference, which kube-canary does not use; put the PromQL in ${at}.query instead`);
+    if (!builtin && !r.data.query) {
+      errors.push(`${at} ${name} is not a built-in metric (${BUILTIN_METRICS.join(', ')}) and has no query; add a PromQL query or use a built-in name`);
       return;
     }
     let { min, max } = r.data.thresholdRange ?? {};
@@ -435,7 +506,7 @@ function readMetrics(list: unknown[], errors: string[]): MetricCheck[] {
       else [max, maxField] = [r.data.threshold, `${at}.threshold`];
     }
     if (min === undefined && max === undefined) {
-      errors.push(`${at} "${r.data.name}" has no threshold; set thresholdRange.min and/or thresholdRange.max`);
+      errors.push(`${at} ${name} has no threshold; set thresholdRange.min and/or thresholdRange.max`);
       return;
     }
     if (min !== undefined && max !== undefined && min > max) {
@@ -456,7 +527,7 @@ function readMetrics(list: unknown[], errors: string[]): MetricCheck[] {
   });
   const names = metrics.map((m) => m.name);
   const dupMetric = names.find((n, i) => names.indexOf(n) !== i);
-  if (dupMetric) errors.push(`analysis.metrics has "${dupMetric}" twice; metric names must be unique`);
+  if (dupMetric) errors.push(`analysis.metrics has ${show(dupMetric)} twice; metric names must be unique`);
   return metrics;
 }
 
@@ -474,9 +545,9 @@ function readWebhooks(list: unknown[], errors: string[]): WebhookGate[] {
     });
   });
   // Results, metrics and events name a webhook by its type and name: two of both could not be told apart.
-  const keys = webhooks.map((w) => `${w.type} ${JSON.stringify(w.name)}`);
+  const keys = webhooks.map((w) => `${w.type} webhook ${show(w.name)}`);
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
-  if (dup) errors.push(`analysis.webhooks has the ${dup.replace(' ', ' webhook ')} twice; give each webhook of a type its own name`);
+  if (dup) errors.push(`analysis.webhooks has the ${dup} twice; give each webhook of a type its own name`);
   return webhooks;
 }
 
@@ -486,6 +557,16 @@ function messages(err: z.ZodError, at: string): string[] {
     const field = i.path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : `${acc}.${String(p)}`), at);
     return `${field} ${i.message}`;
   });
+}
+
+/** A URL for a message: user and password (basic auth for the webhook) replaced by "***". */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
+}
+
+/** What a value is, for a message that must not quote it. */
+function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
 }
 
 function isHttpUrl(s: string): boolean {

@@ -88,7 +88,8 @@ export interface NameProblem {
 const MAX_LISTED_ERRORS = 10;
 function capped(errors: string[]): string[] {
   if (errors.length <= MAX_LISTED_ERRORS) return errors;
-  return [...errors.slice(0, MAX_LISTED_ERRORS), `and ${errors.length - MAX_LISTED_ERRORS} more problems (fix these first)`];
+  const more = errors.length - MAX_LISTED_ERRORS;
+  return [...errors.slice(0, MAX_LISTED_ERRORS), `and ${more} more problem${more === 1 ? '' : 's'} (fix these first)`];
 }
 
 export type ReleaseConfigResult = { ok: true; value: ReleaseConfig } | { ok: false; errors: string[] };

@@ -8,6 +8,7 @@
  */
 import type { MetricCheck } from '../config/analysis.js';
 import { formatDuration } from '../config/duration.js';
+import { type QueryVars, renderQuery } from '../config/query-template.js';
 import type { CheckResult, MetricProvider, MetricTarget } from './provider.js';
 
 export interface PrometheusOptions {
@@ -32,17 +33,6 @@ interface Batch {
   interval: string;
   waiters: Map<string, Array<(o: Outcome) => void>>;
   timer?: NodeJS.Timeout;
-}
-
-/** Template variables Flagger offers in custom queries, plus kube-canary's {{ canary }} / {{ stable }}. */
-export interface QueryVars {
-  namespace: string;
-  /** Flagger's `target`: the workload under analysis, i.e. the canary Deployment. */
-  target: string;
-  canary: string;
-  stable: string;
-  /** A PromQL duration, e.g. "30s", "1m". */
-  interval: string;
 }
 
 /** Prometheus' duration syntax: "1m", "30s", "1500ms" (formatDuration already emits that). */
@@ -119,29 +109,6 @@ export function extractByWorkload(body: unknown, workloads: string[]): Map<strin
     out.set(w, failure ? { error: failure } : v === undefined ? { error: NO_DATA } : { value: v });
   }
   return out;
-}
-
-const TEMPLATE_VAR = /\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g;
-
-/**
- * Substitutes Flagger's template variables ({{ namespace }}, {{ target }}, {{ interval }}) and
- * {{ canary }} / {{ stable }}. An unknown variable is an error naming it (the query is not sent).
- */
-export function renderQuery(template: string, v: QueryVars): { query: string } | { error: string } {
-  const known: Record<string, string> = { namespace: v.namespace, target: v.target, canary: v.canary, stable: v.stable, interval: v.interval };
-  const unknown = new Set<string>();
-  const query = template.replace(TEMPLATE_VAR, (whole, name: string) => {
-    const value = known[name];
-    if (value === undefined) {
-      unknown.add(name);
-      return whole;
-    }
-    return value;
-  });
-  if (unknown.size > 0) {
-    return { error: `query uses unknown template variable${unknown.size > 1 ? 's' : ''} ${[...unknown].map((n) => `{{ ${n} }}`).join(', ')}; allowed: {{ namespace }}, {{ target }}, {{ canary }}, {{ stable }}, {{ interval }}` };
-  }
-  return { query };
 }
 
 /** The PromQL a metric check runs, or why it cannot be built. */

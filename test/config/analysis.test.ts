@@ -110,7 +110,7 @@ webhooks:
     ['metrics: [{name: x, query: "up", thresholdRange: {mni: 5}}]', 'analysis.metrics[0].thresholdRange has unknown field "mni"; allowed: min, max'],
     ['webhooks: [{name: gate, type: confirm, url: "http://x/"}]', 'analysis.webhooks[0].type "confirm" is not a webhook type; allowed: confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event'],
     ['webhooks: [{name: gate, url: "x"}]', 'analysis.webhooks[0].url "x" is not an http(s) URL'],
-    ['webhooks: [{name: gate, url: "http://x/", metadata: {n: 1}}]', 'analysis.webhooks[0].metadata.n 1 is not a string; metadata values must be strings (quote numbers)'],
+    ['webhooks: [{name: gate, url: "http://x/", metadata: {n: 1}}]', 'analysis.webhooks[0].metadata.n is a number; metadata values must be strings (put quotes around it)'],
     ['[1, 2]', 'analysis must be a mapping (got [1,2])'],
     ['a: &a [*a]', 'analysis'],
   ];
@@ -209,7 +209,7 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     ['threshold: 99999999999999999999', 'analysis.threshold 100000000000000000000 is too large; use a whole number of failed checks, at least 1'],
     ['metrics: [{name: x, query: "", thresholdRange: {min: 1}}]', 'analysis.metrics[0].query is empty; give a PromQL query, or leave query out for the built-in'],
     ['webhooks: [{name: a, url: "http://x/"}, {name: a, url: "http://y/"}]', 'analysis.webhooks has the rollout webhook "a" twice; give each webhook of a type its own name'],
-    ['iterations: 10', 'analysis has unknown field "iterations"; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks ("iterations" is Flagger\'s, not supported by kube-canary: remove it)'],
+    ['iterations: 10', 'analysis has unknown field "iterations"; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks ("iterations" is Flagger\'s: A/B testing, not supported: kube-canary shifts traffic by weight (stepWeight or stepWeights, maxWeight))'],
     ['webhooks: [{name: a, url: "http://x/", retries: 3}]', 'analysis.webhooks[0] has unknown field "retries"; allowed: name, type, url, timeout, metadata, muteAlert ("retries" is Flagger\'s'],
     ['r: &r {min: 99}\nmetrics:\n' + Array.from({ length: 60 }, (_, i) => `- {name: m${i}, query: up, thresholdRange: *r}`).join('\n'), 'its aliases (*name) expand to too many values: at most 50 in all'],
     ['interval: 0s', 'analysis.interval "0s" is shorter than 1s'],
@@ -237,5 +237,92 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     assert.deepEqual([r.value.intervalMs, r.value.metrics[0]!.intervalMs, r.value.webhooks[0]!.timeoutMs], [1000, 86_400_000, 3_600_000]);
     const h = parseAnalysis('interval: 24h');
     assert.ok(h.ok);
+  });
+});
+
+describe('analysis: what a Flagger user pastes, and text that would cost or leak', () => {
+  const only = (text: string) => {
+    const errors = errorsOf(text);
+    assert.equal(errors.length, 1, errors.join(' | '));
+    return errors[0]!;
+  };
+
+  it('refuses a custom query the progressor could not render, at admission rather than as failed checks', () => {
+    assert.equal(
+      only('metrics: [{name: errors, query: \'sum(rate(http_errors{ns="{{ ns }}"}[{{ interval }}]))\', thresholdRange: {max: 1}}]'),
+      'analysis.metrics[0].query uses unknown template variable {{ ns }}; allowed: {{ namespace }}, {{ target }}, {{ canary }}, {{ stable }}, {{ interval }}',
+    );
+    assert.match(only('metrics: [{name: e, query: \'x{d="{{ variables.direction }}"}\', thresholdRange: {max: 1}}]'), /Flagger's templateVariables are not supported/);
+    assert.match(only('metrics: [{name: e, query: "   ", thresholdRange: {max: 1}}]'), /^analysis\.metrics\[0\]\.query is empty/);
+    // A cluster default is read by the same code: a bad query there stops the start instead of every release.
+    const r = parseAnalysis(undefined, { metrics: [{ name: 'e', query: 'x{n="{{ ns }}"}', thresholdRange: { max: 1 } }] });
+    assert.ok(!r.ok && /metrics\[0\]\.query uses unknown template variable \{\{ ns \}\}/.test(r.errors[0]!));
+  });
+
+  it('bounds the cost of parsing: a text of thousands of keys is refused before the YAML parser sees it', () => {
+    const many = `{${Array.from({ length: 9000 }, (_, i) => `k${i}:0`).join(',')}}`;
+    const started = performance.now();
+    assert.match(only(many), /^analysis is too large to read: \d+ separators \(colons, commas, brackets, line breaks\), at most 1000/);
+    assert.ok(performance.now() - started < 50, 'refused without parsing');
+    // A large real one (eight custom queries and a webhook) is far below the bound.
+    const real = `interval: 1m\nthreshold: 5\nmaxWeight: 50\nstepWeight: 10\nmetrics:\n${Array.from({ length: 8 }, (_, i) => `- name: m${i}\n  thresholdRange:\n    max: 5\n  interval: 1m\n  query: |\n    100 - sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload="{{ target }}",response_code!~"5.*"}[{{ interval }}])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{ namespace }}",destination_workload="{{ target }}"}[{{ interval }}])) * 100\n`).join('')}webhooks:\n- name: load\n  url: http://flagger-loadtester.test/\n  metadata:\n    cmd: "hey -z 1m -q 10 -c 2 http://podinfo-canary.test:9898/"\n`;
+    const ok = parseAnalysis(real);
+    assert.ok(ok.ok, ok.ok ? '' : ok.errors.join(' | '));
+    assert.equal(ok.value.metrics.length, 8);
+  });
+
+  it('names at most five unknown fields and counts the rest; names are quoted with control characters escaped and cut short', () => {
+    const fields = Array.from({ length: 40 }, (_, i) => `k${i}: 0`).join('\n');
+    assert.equal(only(fields), 'analysis has unknown fields "k0", "k1", "k2", "k3", "k4" and 35 more; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks');
+    const long = only(`metrics: [{name: "${'x'.repeat(20_000)}"}]`);
+    assert.ok(long.length < 300, `${long.length} characters`);
+    assert.equal(only('metrics: [{name: "a\\tb\\nc"}]'), 'analysis.metrics[0] "a\\tb\\nc" is not a built-in metric (request-success-rate, request-duration) and has no query; add a PromQL query or use a built-in name');
+    assert.ok(only(`metrics: [{name: "${'y'.repeat(5000)}", query: up, thresholdRange: {max: 1}}, {name: "${'y'.repeat(5000)}", query: up, thresholdRange: {max: 1}}]`).length < 200);
+  });
+
+  it('says what Flagger\'s features are and what to do instead', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['metrics: [{name: "404s percentage", templateRef: {name: not-found-percentage, namespace: istio-system}, thresholdRange: {max: 5}, interval: 1m}]', /^analysis\.metrics\[0\]\.templateRef is Flagger's MetricTemplate reference, which kube-canary does not use; put the template's PromQL in analysis\.metrics\[0\]\.query instead$/],
+      ['stepWeightPromotion: 100', /"stepWeightPromotion" is Flagger's: not supported: kube-canary promotes by rolling the Deployment out/],
+      ['metrics: [{name: e, query: up, thresholdRange: {max: 1}, templateVariables: {direction: inbound}}]', /"templateVariables" is Flagger's: not supported: write the values into the query/],
+      ['canaryAnalysis:\n  interval: 1m', /unknown field "canaryAnalysis".*paste only the fields under "canaryAnalysis:" \(interval, threshold, \.\.\.\), not "canaryAnalysis:" itself/],
+      ['skipAnalysis: true', /"skipAnalysis" is Flagger's: here an annotation: kube-canary\.io\/skip-analysis: "true"/],
+      ['progressDeadlineSeconds: 60', /kube-canary\.io\/progress-deadline, e\.g\. "10m"/],
+      ['match: [{headers: {x: {exact: "1"}}}]', /A\/B routing by header or cookie, not supported/],
+      ['{ // comment\n "interval": "1m" }', /JSON has no comments; in YAML a comment starts with #/],
+    ];
+    for (const [text, message] of cases) assert.match(only(text), message);
+  });
+
+  it('never quotes what may be a credential: a webhook URL\'s user and password, metadata values', () => {
+    const e = errorsOf('webhooks:\n- name: load\n  url: htps://admin:Sup3rS3cret@loadtester.test/\n  metadata:\n    token: 8812345678\n    other: {a: b}').join(' | ');
+    assert.ok(!e.includes('Sup3rS3cret') && !e.includes('admin') && !e.includes('8812345678'), e);
+    assert.match(e, /url "htps:\/\/\*\*\*@loadtester\.test\/" is not an http\(s\) URL/);
+    assert.match(e, /metadata\.token is a number; metadata values must be strings \(put quotes around it\)/);
+    assert.match(errorsOf('webhooks: [{name: a, url: "http://x/", metadata: [secret]}]').join(), /metadata must be a mapping of strings, got a list/);
+  });
+
+  it('YAML beyond an analysis: one document, no tags (and nothing printed to stderr), merge keys work', () => {
+    assert.equal(only('interval: 1m\n---\nthreshold: 5'), 'analysis is not valid YAML or JSON: it holds more than one YAML document ("---" or "..." on a line of its own); keep one');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      assert.equal(only('interval: !dur1 1m'), 'analysis is not valid YAML or JSON: line 1, column 11: unknown tag: !dur1; an analysis uses no YAML tags, remove it');
+      only('? [a, b]\n: 1');
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warnings, []);
+    const merged = parseAnalysis('metrics:\n- &d {name: request-duration, thresholdRange: {max: 500}, interval: 30s}\n- <<: *d\n  name: custom\n  query: up\n');
+    assert.ok(merged.ok, merged.ok ? '' : merged.errors.join(' | '));
+    assert.deepEqual(merged.value.metrics, [{ name: 'request-duration', max: 500, intervalMs: 30_000 }, { name: 'custom', query: 'up', max: 500, intervalMs: 30_000 }]);
+  });
+
+  it('suggests a unit for a bare number only where the result would be accepted', () => {
+    assert.equal(only('interval: 30'), 'analysis.interval 30 is a bare number; write a duration with a unit, such as "30s" or "30m"');
+    assert.equal(only('interval: 0'), 'analysis.interval 0 is a bare number; use a duration from 1s to 24h, e.g. "1m"');
+    assert.equal(only('interval: 1000000000'), 'analysis.interval 1000000000 is a bare number; use a duration from 1s to 24h, e.g. "1m"');
+    assert.equal(only('interval: 3600'), 'analysis.interval 3600 is a bare number; write a duration with a unit, such as "3600s"');
   });
 });

@@ -55,6 +55,14 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
     assert.equal(fine.ok, true, 'large but under the limit: parsed (and not memoised)');
   });
 
+  it('lists ten problems, then counts the rest in words that fit the count', () => {
+    const unknown = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`kube-canary.io/x${i}`, 'v']));
+    const eleven = parseReleaseConfig('review', unknown(11));
+    assert.equal(eleven.ok ? '' : eleven.errors.at(-1), 'and 1 more problem (fix these first)');
+    const twelve = parseReleaseConfig('review', unknown(12));
+    assert.equal(twelve.ok ? '' : twelve.errors.at(-1), 'and 2 more problems (fix these first)');
+  });
+
   it('points out a label written as an annotation', () => {
     const r = parseReleaseConfig('review', { 'kube-canary.io/enabled': 'true' });
     assert.deepEqual(r.ok ? [] : r.errors, ['kube-canary.io/enabled is a label, not an annotation; set it under metadata.labels']);
