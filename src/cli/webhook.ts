@@ -62,25 +62,30 @@ export function registerWebhook(program: Command): void {
     const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
     let delay: NodeJS.Timeout | undefined;
     let stopping: Promise<void> | undefined;
+    let stopped = false;
     // 0 after a graceful stop; 128 + the signal's number (as a shell reports a process killed by
-    // it) when a second signal cut requests short, so a supervisor can tell the two apart.
+    // it) when a second signal cut connections short, so a supervisor can tell the two apart.
     let exitCode = 0;
     const finish = (signal: string) => {
       clearTimeout(delay);
-      if (!stopping && exitCode === 0) log.info({ signal }, 'stopping: finishing requests in flight');
+      if (!stopping) log.info({ signal }, 'stopping: finishing requests in flight');
       stopping ??= running.shutdown().then(async () => {
+        stopped = true;
         log.info('stopped');
         await endLogger(log); // every line out, in order, before the exit
         process.exit(exitCode);
       });
     };
     const stop = (signal: NodeJS.Signals) => {
+      // Nothing left to cut short (the last lines are being written). `timeout` and some
+      // supervisors signal the process and its group, so two signals can arrive at once.
+      if (stopped) return;
       if (!ready) {
         // Someone is waiting on a terminal, or a supervisor has run out of patience.
-        log.warn({ signal }, 'second signal: closing every connection now');
-        exitCode = 128 + osConstants.signals[signal];
         finish(signal);
-        running.terminate(); // the shutdown above then ends at once
+        const cut = running.terminate(); // the shutdown above then ends at once
+        log.warn({ signal, connections: cut }, 'second signal: closed every connection');
+        if (cut > 0) exitCode = 128 + osConstants.signals[signal];
         return;
       }
       ready = false;

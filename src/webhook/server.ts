@@ -215,8 +215,11 @@ export interface RunningServer {
    * down. A connection that has not sent a request yet (it may be about to) gets the grace too.
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** Close every connection now, whatever it is doing (handshakes included): a second signal, or the end of the grace. */
-  terminate(): void;
+  /**
+   * Close every connection now, whatever it is doing (handshakes included): a second signal, or
+   * the end of the grace. Returns how many were open.
+   */
+  terminate(): number;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
@@ -238,8 +241,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     socket.once('close', () => sockets.delete(socket));
   });
   const terminate = () => {
+    const open = sockets.size;
     server.closeAllConnections();
     for (const socket of sockets) socket.destroy();
+    return open;
   };
   // The apiserver reuses connections and drops idle ones after 90 s: outlive that, so the client
   // always closes first and never sends on a socket we are closing.

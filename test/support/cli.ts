@@ -17,6 +17,8 @@ export interface CliProcess {
   lines: string[];
   /** Resolves with the first JSON log line whose msg matches. */
   waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Everything written to stderr so far. */
+  stderr(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -40,6 +42,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
   return {
     child,
     lines,
+    stderr: () => stderr,
     waitForLog(msg, timeoutMs = 15_000) {
       return new Promise((resolve, reject) => {
         const check = () => {

@@ -68,8 +68,13 @@ describe('webhook shutdown', function () {
     }
     const msgs = (lines: string[]) => lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
 
-    it('SIGTERM waits the --shutdown-delay; a second signal stops at once, with the exit code of a killed process (143)', async () => {
+    const portOf = (proc: { lines: string[] }) => Number(new URL(JSON.parse(proc.lines.find((l) => l.includes('webhook serving'))!).address).port);
+
+    it('SIGTERM waits the --shutdown-delay; a second signal stops at once, with the exit code of a killed process (143) when it cut a connection', async () => {
       const { proc, exited } = await startProcess(['--shutdown-delay', '30s']);
+      const open = connect(portOf(proc), '127.0.0.1');
+      open.on('error', () => {});
+      await new Promise((r) => open.once('connect', r));
       try {
         proc.child.kill('SIGTERM');
         const line = await proc.waitForLog('stopping: not ready, still accepting until the delay is over (a second signal stops at once)');
@@ -78,9 +83,26 @@ describe('webhook shutdown', function () {
         proc.child.kill('SIGTERM');
         assert.equal(await exited, 143);
         assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
-        assert.deepEqual(msgs(proc.lines).slice(-2), ['second signal: closing every connection now', 'stopped']);
+        assert.deepEqual(msgs(proc.lines).slice(-2), ['second signal: closed every connection', 'stopped']);
+        assert.equal(proc.lines.map((l) => JSON.parse(l) as { msg: string; connections?: number }).find((l) => l.msg.startsWith('second signal'))?.connections, 1);
       } finally {
+        open.destroy();
         await proc.stop('SIGKILL');
+      }
+    });
+
+    it('two signals at once with nothing to cut short (timeout(1) signals the process and its group): a clean stop, exit 0', async () => {
+      for (let i = 0; i < 3; i++) {
+        const { proc, exited } = await startProcess();
+        try {
+          proc.child.kill('SIGTERM');
+          proc.child.kill('SIGTERM');
+          assert.equal(await exited, 0, proc.stderr());
+          assert.equal(msgs(proc.lines).at(-1), 'stopped');
+          assert.doesNotMatch(proc.stderr(), /Error|destroyed/);
+        } finally {
+          await proc.stop('SIGKILL');
+        }
       }
     });
 
@@ -99,8 +121,7 @@ describe('webhook shutdown', function () {
 
     it('a second signal also ends a stop held up by a connection that sends nothing', async () => {
       const { proc, exited } = await startProcess();
-      const port = Number(new URL(JSON.parse(proc.lines.find((l) => l.includes('webhook serving'))!).address).port);
-      const silent = connect(port, '127.0.0.1');
+      const silent = connect(portOf(proc), '127.0.0.1');
       silent.on('error', () => {});
       await new Promise((r) => silent.once('connect', r));
       try {
@@ -111,7 +132,7 @@ describe('webhook shutdown', function () {
         proc.child.kill('SIGINT');
         assert.equal(await exited, 130);
         assert.ok(Date.now() - t0 < 2000, `exited ${Date.now() - t0} ms after the second signal`);
-        assert.deepEqual(msgs(proc.lines).slice(-3), ['stopping: finishing requests in flight', 'second signal: closing every connection now', 'stopped']);
+        assert.deepEqual(msgs(proc.lines).slice(-3), ['stopping: finishing requests in flight', 'second signal: closed every connection', 'stopped']);
       } finally {
         silent.destroy();
         await proc.stop('SIGKILL');
