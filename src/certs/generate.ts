@@ -76,7 +76,8 @@ function makeCa(bits: number, notBefore: Date, notAfter: Date): Ca {
   cert.serialNumber = serial();
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  const subject = [{ name: 'commonName', value: 'kube-canary-ca' }];
+  // Unique per CA, as Kubernetes names its self-signed ones: a client's "unknown authority" error then tells two apart.
+  const subject = [{ name: 'commonName', value: `kube-canary-ca@${Math.floor(Date.now() / 1000)}` }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([

@@ -45,7 +45,12 @@ export function uniqueHosts(hosts: string[]): string[] {
 
 /** Why the host cannot be a SAN, or undefined when it can. */
 export function hostProblem(host: string): string | undefined {
+  // What people paste instead of a host: a URL, host:port, a bracketed IPv6 address, a name with the root's dot.
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(host)) return 'is a URL; give the host alone (no scheme, port or path), e.g. kube-canary-webhook.kube-canary.svc';
+  if (/^\[.*\](:\d+)?$/.test(host)) return `has brackets; write an IPv6 address without them, e.g. ${host.replace(/^\[(.*)\](:\d+)?$/, '$1') || '::1'}`;
+  if (/^[^:]+:\d*$/.test(host)) return `has a port (${host.slice(host.indexOf(':'))}); give the host alone, e.g. ${host.slice(0, host.indexOf(':'))}`;
   if (host.includes(':')) return isIP(host) === 6 && !host.includes('%') ? undefined : 'is not a valid IPv6 address';
+  if (host.endsWith('.') && host.length > 1) return `ends with a dot; write the name without it, ${host.slice(0, -1)}`;
   if (isIP(host) === 4) return undefined;
   const name = host.startsWith('*.') ? host.slice(2) : host;
   if (host.length > 253) return `is ${host.length} characters long, more than the 253 of a DNS name`;

@@ -68,6 +68,7 @@ export function envOption<T>(
   fallback?: T,
 ): void {
   const opt = new Option(flags, description).env(envVar).argParser(parse);
-  if (fallback !== undefined) opt.default(fallback);
+  // A list's default shown as it is written (a,b), not as JSON.
+  if (fallback !== undefined) opt.default(fallback, Array.isArray(fallback) ? fallback.join(',') : undefined);
   cmd.addOption(opt);
 }

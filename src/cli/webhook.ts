@@ -44,7 +44,8 @@ export function registerWebhook(program: Command): void {
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--body-limit <bytes>', 'largest accepted request body', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
   cmd.action(async (f: WebhookFlags) => {
-    if (!f.tlsCert || !f.tlsKey) throw new Error('--tls-cert and --tls-key are required (make them with: kube-canary certs --out DIR)');
+    const missing = [!f.tlsCert && '--tls-cert (KUBE_CANARY_TLS_CERT)', !f.tlsKey && '--tls-key (KUBE_CANARY_TLS_KEY)'].filter(Boolean);
+    if (missing.length > 0) throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required: the serving certificate and its key, as PEM files (make them with: kube-canary certs --out DIR)`);
     const log = createLogger('webhook');
     const analysisFlag = optionSource(cmd, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS');
     const defaults = f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis, analysisFlag) } : {};
@@ -59,7 +60,11 @@ export function registerWebhook(program: Command): void {
       bodyLimit: f.bodyLimit,
       isReady: () => ready,
     });
-    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, metrics, log, certPollMs: f.certPollMs });
+    const certOption = optionSource(cmd, 'tlsCert', '--tls-cert', 'KUBE_CANARY_TLS_CERT');
+    const keyOption = optionSource(cmd, 'tlsKey', '--tls-key', 'KUBE_CANARY_TLS_KEY');
+    const running = await serve({ app, port: f.port, bind: f.bind, certFile: f.tlsCert, keyFile: f.tlsKey, certOption, keyOption, metrics, log, certPollMs: f.certPollMs }).catch((e: unknown) => {
+      throw new Error(listenProblem(e, f.port, f.bind, optionSource(cmd, 'port', '--port', 'KUBE_CANARY_PORT'), optionSource(cmd, 'bind', '--bind', 'KUBE_CANARY_BIND')) ?? (e as Error).message);
+    });
     let delay: NodeJS.Timeout | undefined;
     let stopping: Promise<void> | undefined;
     let stopped = false;
@@ -98,8 +103,25 @@ export function registerWebhook(program: Command): void {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // What operators send to make a server re-read its files (nginx, Prometheus); by default it would end the process mid-request.
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: looking at the certificate files now');
+      running.reloadCert();
+    });
     // Announced only once a signal would stop it gracefully: the line may be read (by a test, a
     // supervisor) before this function returns, since pino writes it on another thread.
     log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser, certificate: running.certificate }, 'webhook serving');
   });
+}
+
+/** A listen error in words that name the option to change, or undefined for any other error. */
+export function listenProblem(e: unknown, port: number, bind: string, portOption: string, bindOption: string): string | undefined {
+  const code = (e as NodeJS.ErrnoException).code;
+  const at = `${bind.includes(':') ? `[${bind}]` : bind}:${port}`;
+  if (code === 'EADDRINUSE') return `cannot listen on ${at}: the port is in use by another process; stop it or choose another ${portOption}`;
+  if (code === 'EACCES') return `cannot listen on ${at}: ports below 1024 need privileges; choose ${portOption} 1024 or above, e.g. 8443`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL') {
+    return `cannot listen on ${at}: ${bindOption} ${JSON.stringify(bind)} is not an address of this machine; give one of its IP addresses, e.g. 127.0.0.1 (0.0.0.0 or :: for every interface, as in a pod)`;
+  }
+  return undefined;
 }

@@ -220,6 +220,8 @@ export interface RunningServer {
    * the end of the grace. Returns how many were open.
    */
   terminate(): number;
+  /** Looks at the certificate files now (SIGHUP), not at the next poll. */
+  reloadCert(): void;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
@@ -261,7 +263,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     if (!res.headersSent) res.writeContinue();
   });
   watchConnectionErrors(server, opts.metrics, opts.log);
-  const stopWatch = watchCert(opts, opts.certPollMs ?? 2000, opts.log, (c) => {
+  const certWatch = watchCert(opts, opts.certPollMs ?? 2000, opts.log, (c) => {
     server.setSecureContext({ ...TLS_OPTIONS, cert: c.cert, key: c.key });
     setExpiry(c);
   });
@@ -276,9 +278,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     port,
     certificate: { notAfter: initial.notAfter.toISOString(), subjectAltName: initial.subjectAltName },
     terminate,
+    reloadCert: () => certWatch.checkNow(),
     shutdown: (graceMs = 20_000) =>
       new Promise<void>((resolve) => {
-        stopWatch();
+        certWatch.stop();
         const force = setTimeout(terminate, graceMs);
         force.unref();
         server.close(() => {

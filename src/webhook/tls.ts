@@ -3,7 +3,7 @@
  * without a restart: new connections get the new certificate, connections in flight keep theirs.
  * A half-written or mismatched pair is ignored until it is whole, so no request ever fails for it.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from '../kube/logger.js';
@@ -11,6 +11,9 @@ import type { Logger } from '../kube/logger.js';
 export interface CertFiles {
   certFile: string;
   keyFile: string;
+  /** How the user named each file, for messages: the flag (the default) or its environment variable. */
+  certOption?: string;
+  keyOption?: string;
 }
 
 export interface LoadedCert {
@@ -24,18 +27,31 @@ export interface LoadedCert {
 
 /** Reads and checks a certificate/key pair; throws with a message naming the file and the problem. */
 export function loadCert(files: CertFiles): LoadedCert {
-  const cert = readPem(files.certFile, 'serving certificate', '--tls-cert');
-  const key = readPem(files.keyFile, 'private key', '--tls-key');
+  const certOption = files.certOption ?? '--tls-cert';
+  const keyOption = files.keyOption ?? '--tls-key';
+  const cert = readPem(files.certFile, 'serving certificate', certOption);
+  const key = readPem(files.keyFile, 'private key', keyOption);
+  // X509Certificate also reads DER, which TLS does not take: a DER file would otherwise be reported as a key that does not match.
+  if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${files.certFile} (${certOption}) is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" line); convert a DER file with: openssl x509 -inform der -in FILE -out tls.crt`);
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch (e) {
-    throw new Error(`${files.certFile} is not a PEM certificate: ${(e as Error).message}`);
+    throw new Error(`${files.certFile} (${certOption}) is not a PEM certificate: ${(e as Error).message}`);
   }
+  // A self-signed serving certificate (openssl req -x509) is a CA too, but it names its hosts.
+  if (x509.ca && !x509.subjectAltName) throw new Error(`${files.certFile} (${certOption}) is a CA certificate with no host names (${x509.subject.replace(/\n/g, ', ')}), not a serving one: give tls.crt, and ca.crt to the webhook configuration's caBundle`);
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (e) {
+    throw new Error(`${files.keyFile} (${keyOption}) is not a PEM private key (an unencrypted one, "-----BEGIN PRIVATE KEY-----" or "-----BEGIN RSA PRIVATE KEY-----"): ${(e as Error).message}`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) throw new Error(`${files.keyFile} (${keyOption}) is not the key of ${files.certFile} (${certOption}): give the tls.key written together with that tls.crt`);
   try {
     createSecureContext({ cert, key });
   } catch (e) {
-    throw new Error(`${files.keyFile} does not match ${files.certFile} or is not a PEM private key: ${(e as Error).message}`);
+    throw new Error(`${files.certFile} (${certOption}) and ${files.keyFile} (${keyOption}) cannot serve TLS: ${(e as Error).message}`);
   }
   return { cert, key, notBefore: new Date(x509.validFrom), notAfter: new Date(x509.validTo), subjectAltName: x509.subjectAltName ?? '' };
 }
@@ -49,17 +65,26 @@ export function expiryProblem(c: LoadedCert, now = Date.now()): string | undefin
 }
 
 function readPem(file: string, what: string, flag: string): Buffer {
+  let content: Buffer;
   try {
-    return readFileSync(file);
+    content = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new Error(`cannot read the ${what} ${file} (${flag}): ${why}`);
   }
+  if (content.length === 0) throw new Error(`the ${what} ${file} (${flag}) is empty`);
+  return content;
+}
+
+export interface CertWatch {
+  stop(): void;
+  /** Looks at the files now instead of at the next poll (SIGHUP). */
+  checkNow(): void;
 }
 
 /** Polls the files' stat (works through the symlink swaps of mounted Secrets) and calls onChange with a verified pair. */
-export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onChange: (c: LoadedCert) => void): () => void {
+export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onChange: (c: LoadedCert) => void): CertWatch {
   const stamp = () => {
     try {
       const a = statSync(files.certFile);
@@ -71,7 +96,7 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
   };
   let last = stamp();
   let warned = '';
-  const timer = setInterval(() => {
+  const check = () => {
     const now = stamp();
     if (now === last) return;
     if (now === 'missing') {
@@ -94,9 +119,10 @@ export function watchCert(files: CertFiles, intervalMs: number, log: Logger, onC
       if (warned !== now) log.warn({ err: (e as Error).message }, 'certificate files changed but are not a usable pair; keeping the current one');
       warned = now;
     }
-  }, intervalMs);
+  };
+  const timer = setInterval(check, intervalMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return { stop: () => clearInterval(timer), checkNow: check };
 }
 
 /**

@@ -25,10 +25,11 @@ describe('kube-canary certs (real process)', function () {
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'kc-certs-cli-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('replaces an existing 0644 tls.key with a 0600 one, and the chain verifies', async () => {
+  it('with --force replaces an existing 0644 tls.key with a 0600 one, says the CA is new, and the chain verifies', async () => {
     writeFileSync(join(dir, 'tls.key'), 'old', { mode: 0o644 });
     chmodSync(join(dir, 'tls.key'), 0o644);
-    await runCli(['certs', '--out', dir, '--hosts', '127.0.0.1,localhost', '--valid-days', '4000'], 30_000);
+    const { stderr } = await runCli(['certs', '--out', dir, '--hosts', '127.0.0.1,localhost', '--valid-days', '4000', '--force'], 30_000);
+    assert.match(stderr, /replaced tls\.key in .*: put the new ca\.crt into the webhook configuration's caBundle/);
     assert.equal(statSync(join(dir, 'tls.key')).mode & 0o777, 0o600);
     assert.deepEqual(readdirSync(dir).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
     const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
@@ -42,11 +43,29 @@ describe('kube-canary certs (real process)', function () {
     writeFileSync(join(dir, 'ca.crt'), 'old ca');
     writeFileSync(join(dir, 'tls.crt'), 'old crt');
     mkdirSync(join(dir, 'tls.key'));
-    const err = await refusal(['--out', dir]);
+    const err = await refusal(['--out', dir, '--force']);
     assert.match(err, /tls\.key exists and is not a regular file: remove it or choose another --out/);
     assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), 'old ca');
     assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), 'old crt');
     assert.deepEqual(readdirSync(dir).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
+  });
+
+  it('will not replace a working CA by accident: a second run into the same --out is refused without --force, and nothing changes', async () => {
+    await runCli(['certs', '--out', dir], 30_000);
+    const before = readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
+    const err = await refusal(['--out', dir]);
+    assert.match(err, /already has ca\.crt, tls\.crt, tls\.key; new ones come with a new CA, and every webhook configuration whose caBundle holds the current ca\.crt fails each call until it is updated .* Pass --force to replace them, then update the caBundle; or choose another --out/);
+    assert.deepEqual(readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')), before);
+    // Each CA has its own name, so "signed by unknown authority" can be told from a signature mix-up.
+    await runCli(['certs', '--out', join(dir, 'other')], 30_000);
+    assert.match(new X509Certificate(readFileSync(join(dir, 'ca.crt'))).subject, /^CN=kube-canary-ca@\d+$/);
+  });
+
+  it('adds up repeated --hosts, and says when the --valid-days it compares with is the default', async () => {
+    const { stdout } = await runCli(['certs', '--out', dir, '--hosts', '127.0.0.1', '--hosts', 'kube-canary-webhook.kube-canary.svc'], 30_000);
+    assert.match(stdout, /SANs 127\.0\.0\.1, kube-canary-webhook\.kube-canary\.svc/);
+    assert.equal(new X509Certificate(readFileSync(join(dir, 'tls.crt'))).subjectAltName, 'IP Address:127.0.0.1, DNS:kube-canary-webhook.kube-canary.svc');
+    assert.match(await refusal(['--out', join(dir, 'x'), '--ca-valid-days', '30']), /--ca-valid-days 30 is shorter than the serving certificate's default validity \(--valid-days 365\)/);
   });
 
   it('refuses a leaf longer than the CA, and a CA under 1 day, writing nothing', async () => {

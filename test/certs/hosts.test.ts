@@ -13,7 +13,16 @@ describe('certs: which hosts may become SANs', () => {
   });
 
   it('refuses invalid IPv6, brackets and zones', () => {
-    for (const h of ['::g', '1::2::3', '[::1]', 'fe80::1%eth0', 'localhost:8443']) assert.match(hostProblem(h) ?? '', /not a valid IPv6 address/, h);
+    for (const h of ['::g', '1::2::3', 'fe80::1%eth0']) assert.match(hostProblem(h) ?? '', /not a valid IPv6 address/, h);
+  });
+
+  it('says what is wrong with a URL, a port, brackets or a trailing dot instead of calling it a bad IPv6 address', () => {
+    assert.equal(hostProblem('https://foo.svc'), 'is a URL; give the host alone (no scheme, port or path), e.g. kube-canary-webhook.kube-canary.svc');
+    assert.equal(hostProblem('localhost:8443'), 'has a port (:8443); give the host alone, e.g. localhost');
+    assert.equal(hostProblem('127.0.0.1:8443'), 'has a port (:8443); give the host alone, e.g. 127.0.0.1');
+    assert.equal(hostProblem('[::1]'), 'has brackets; write an IPv6 address without them, e.g. ::1');
+    assert.equal(hostProblem('[::1]:8443'), 'has brackets; write an IPv6 address without them, e.g. ::1');
+    assert.equal(hostProblem('foo.svc.'), 'ends with a dot; write the name without it, foo.svc');
   });
 
   it('refuses labels over 63 characters and names over 253', () => {
@@ -23,7 +32,7 @@ describe('certs: which hosts may become SANs', () => {
   });
 
   it('refuses bad characters, empty labels, hyphens at the ends and wildcards elsewhere', () => {
-    for (const [h, label] of [['a_b', 'a_b'], ['a..b', ''], ['localhost.', ''], ['-a.b', '-a'], ['a-.b', 'a-'], ['a.*.b', '*'], ['*', '*'], ['**.a', '**'], ['ex ample', 'ex ample']]) {
+    for (const [h, label] of [['a_b', 'a_b'], ['a..b', ''], ['-a.b', '-a'], ['a-.b', 'a-'], ['a.*.b', '*'], ['*', '*'], ['**.a', '**'], ['ex ample', 'ex ample']]) {
       assert.equal(hostProblem(h!), `has the invalid DNS label ${JSON.stringify(label)}`, h);
     }
   });

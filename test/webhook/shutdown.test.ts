@@ -106,6 +106,27 @@ describe('webhook shutdown', function () {
       }
     });
 
+    it('SIGHUP re-reads the certificate files at once (as nginx or Prometheus do) instead of ending the process', async () => {
+      const own = mkdtempSync(join(tmpdir(), 'kc-hup-'));
+      const first = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+      writeFileSync(join(own, 'tls.crt'), first.cert);
+      writeFileSync(join(own, 'tls.key'), first.key);
+      const proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', join(own, 'tls.crt'), '--tls-key', join(own, 'tls.key'), '--cert-poll-ms', '600000']);
+      try {
+        await proc.waitForLog('webhook serving');
+        const next = generateCerts({ hosts: ['127.0.0.1', 'localhost'], validDays: 2, keyBits: 1024 });
+        writeFileSync(join(own, 'tls.key'), next.key);
+        writeFileSync(join(own, 'tls.crt'), next.cert);
+        proc.child.kill('SIGHUP');
+        const reloaded = await proc.waitForLog('serving certificate reloaded', 3000);
+        assert.match(String(reloaded.subjectAltName), /DNS:localhost/);
+        assert.equal(proc.child.exitCode, null, 'still running');
+      } finally {
+        await proc.stop('SIGKILL');
+        rmSync(own, { recursive: true, force: true });
+      }
+    });
+
     it('SIGINT (someone at a terminal) skips the delay', async () => {
       const { proc, exited } = await startProcess(['--shutdown-delay', '30s']);
       try {

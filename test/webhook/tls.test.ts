@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ describe('webhook serving certificate: reload', () => {
     const files = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
     const good = readKey(files.keyFile);
     const loaded: unknown[] = [];
-    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    const { stop } = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
       // A key that does not match the certificate.
       swapIn(files.keyFile, readFileSync(join(dir, 'other.key')));
@@ -47,7 +48,7 @@ describe('webhook serving certificate: reload', () => {
     const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
     const files = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
     const loaded: unknown[] = [];
-    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    const { stop } = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
       const old = expiredPair();
       swapIn(files.keyFile, old.key);
@@ -70,7 +71,7 @@ describe('webhook serving certificate: reload', () => {
     writeFileSync(files.certFile, now.cert);
     writeFileSync(files.keyFile, now.key);
     const loaded: Array<{ notBefore: Date }> = [];
-    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    const { stop } = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
       // Certificates carry whole seconds: this one becomes valid within 1-2 s.
       const ahead = pairValid(new Date(Math.ceil(Date.now() / 1000) * 1000 + 1000), new Date(Date.now() + 86_400_000));
@@ -110,7 +111,7 @@ describe('webhook serving certificate: reload', () => {
     writeFileSync(files.certFile, fresh.cert);
     writeFileSync(files.keyFile, fresh.key);
     const loaded: unknown[] = [];
-    const stop = watchCert(files, 10, log, (c) => loaded.push(c));
+    const { stop } = watchCert(files, 10, log, (c) => loaded.push(c));
     try {
       rmSync(files.certFile);
       rmSync(files.keyFile);
@@ -129,6 +130,39 @@ describe('webhook serving certificate: reload', () => {
   it('names the file and its flag when one cannot be read', () => {
     assert.throws(() => loadCert({ certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'tls.key') }), /cannot read the serving certificate .*nope\.crt \(--tls-cert\): no such file/);
     assert.throws(() => loadCert({ certFile: join(dir, 'tls.crt'), keyFile: dir }), /cannot read the private key .* \(--tls-key\): it is a directory/);
+  });
+  it('says which file is wrong and how: DER instead of PEM, an empty key, the CA given as the serving certificate, a key of another pair, the variable it came from', () => {
+    const crt = join(dir, 'tls.crt');
+    const key = join(dir, 'tls.key');
+    const der = join(dir, 'tls.der');
+    writeFileSync(der, new X509Certificate(readFileSync(crt)).raw);
+    assert.throws(() => loadCert({ certFile: der, keyFile: key }), /tls\.der \(--tls-cert\) is not a PEM certificate \(no "-----BEGIN CERTIFICATE-----" line\); convert a DER file with: openssl x509 -inform der/);
+    const empty = join(dir, 'empty.key');
+    writeFileSync(empty, '');
+    assert.throws(() => loadCert({ certFile: crt, keyFile: empty, keyOption: 'KUBE_CANARY_TLS_KEY' }), /the private key .*empty\.key \(KUBE_CANARY_TLS_KEY\) is empty/);
+    const ca = join(dir, 'ca.crt');
+    writeFileSync(ca, generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 }).caCert);
+    assert.throws(() => loadCert({ certFile: ca, keyFile: key }), /ca\.crt \(--tls-cert\) is a CA certificate with no host names \(CN=kube-canary-ca@\d+\), not a serving one: give tls\.crt/);
+    assert.throws(() => loadCert({ certFile: crt, keyFile: join(dir, 'other.key'), certOption: 'KUBE_CANARY_TLS_CERT' }), /other\.key \(--tls-key\) is not the key of .*tls\.crt \(KUBE_CANARY_TLS_CERT\): give the tls\.key written together with that tls\.crt/);
+    const garbage = join(dir, 'garbage.key');
+    writeFileSync(garbage, 'not a key');
+    assert.throws(() => loadCert({ certFile: crt, keyFile: garbage }), /garbage\.key \(--tls-key\) is not a PEM private key/);
+  });
+
+  it('takes a self-signed serving certificate (openssl req -x509 makes it a CA too) when it names its hosts', () => {
+    const keys = forge.pki.rsa.generateKeyPair({ bits: 1024 });
+    const c = forge.pki.createCertificate();
+    c.publicKey = keys.publicKey;
+    c.serialNumber = '01';
+    c.validity.notBefore = new Date(Date.now() - 60_000);
+    c.validity.notAfter = new Date(Date.now() + 86_400_000);
+    c.setSubject([{ name: 'commonName', value: 'localhost' }]);
+    c.setIssuer([{ name: 'commonName', value: 'localhost' }]);
+    c.setExtensions([{ name: 'basicConstraints', cA: true }, { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }]);
+    c.sign(keys.privateKey, forge.md.sha256.create());
+    writeFileSync(join(dir, 'self.crt'), forge.pki.certificateToPem(c));
+    writeFileSync(join(dir, 'self.key'), forge.pki.privateKeyToPem(keys.privateKey));
+    assert.equal(loadCert({ certFile: join(dir, 'self.crt'), keyFile: join(dir, 'self.key') }).subjectAltName, 'DNS:localhost');
   });
 });
 
