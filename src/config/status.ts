@@ -42,6 +42,18 @@ export interface ReleaseStatus {
   cancelled?: boolean;
   /** ISO time the canary was first seen not ready after it had been ready (bounded by the progress deadline). */
   canaryUnreadySince?: string;
+  /**
+   * When and why the revision in kube-canary.io/failed-revision failed: kept through later
+   * releases for as long as that annotation names it, so a denial of it can still say so.
+   */
+  failure?: FailureRecord;
+}
+
+export interface FailureRecord {
+  revision: string;
+  /** ISO time. */
+  at: string;
+  message: string;
 }
 
 export const WAITING_ON = ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'] as const;
@@ -73,6 +85,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       ...(WAITING_ON.includes(s.waitingOn as WaitingOn) ? { waitingOn: s.waitingOn as WaitingOn } : {}),
       ...(s.cancelled === true ? { cancelled: true } : {}),
       ...(typeof s.canaryUnreadySince === 'string' ? { canaryUnreadySince: s.canaryUnreadySince } : {}),
+      ...(isFailure(s.failure) ? { failure: { revision: s.failure.revision, at: s.failure.at, message: s.failure.message } } : {}),
     };
   } catch {
     return undefined;
@@ -81,4 +94,9 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
 
 export function serializeStatus(s: ReleaseStatus): string {
   return JSON.stringify(s);
+}
+
+function isFailure(f: unknown): f is FailureRecord {
+  const r = f as Partial<FailureRecord> | null | undefined;
+  return typeof r === 'object' && r !== null && typeof r.revision === 'string' && typeof r.at === 'string' && typeof r.message === 'string';
 }

@@ -234,7 +234,7 @@ function rollingBack(s: ReleaseStatus, c: Ctx): StepResult {
   if (!c.obs.stableTemplateFound) return decided(stuckRollback(s, c, `no ReplicaSet of ${c.id} runs the stable revision ${stableRev}`));
   const reason = s.message;
   return decided({
-    status: { ...transition(s, 'Failed', c.now, reason), weight: 0 },
+    status: { ...transition(s, 'Failed', c.now, reason), weight: 0, failure: { revision: s.revision, at: iso(c.now), message: reason } },
     actions: [
       { type: 'deleteCanary' },
       { type: 'restoreStableTemplate', revision: stableRev },
@@ -542,7 +542,10 @@ function decided(d: Decision): StepResult {
 }
 
 function newStatus(st: StableView, now: number, message: string): ReleaseStatus {
+  // The record of the failure that kube-canary.io/failed-revision still names outlives this release (see FailureRecord).
+  const failure = st.status?.failure;
   return {
+    ...(failure && failure.revision === st.failedRevision ? { failure } : {}),
     phase: 'Initializing',
     revision: st.revision ?? st.templateHash,
     stableRevision: st.stableRevision ?? '',

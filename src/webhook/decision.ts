@@ -161,7 +161,8 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const result = (reason: string): Decision => patched(req.uid, obj, mutated, reason, warnings);
 
   if (req.operation === 'CREATE') {
-    const stale = IN_PROGRESS_ANNOTATIONS.filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
+    // failed-revision too: the failure was another object's (and its status, which says when and why, goes).
+    const stale = [...IN_PROGRESS_ANNOTATIONS, ANN_FAILED_REVISION].filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
     for (const a of stale) delete mutated.metadata!.annotations![a];
     if (stale.length) warnings.push(`kube-canary: removed ${stale.join(', ')} from the new Deployment ${ref}: they describe a release of another object`);
     // A copy of a Deployment that kube-canary had paused mid-release (a restore, a re-apply of
@@ -252,6 +253,19 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     warnings.push(`kube-canary: the promotion of ${oldHash} stops where it is (some pods may still run ${oldAnn[ANN_STABLE_REVISION]}); ${oldHash} is the stable revision now`);
   }
   ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+  // promote or abort written together with a new template: `kubectl rollout undo` copies the
+  // annotations of an old ReplicaSet, onto which the Deployment controller copied a request made
+  // back then; it would end this release unasked. Both are for a release under way; pause (ship
+  // and hold) may come with its template. One already pending stays: it was asked for.
+  const request = mutated.metadata?.annotations?.[ANN_REQUEST];
+  if ((request === 'promote' || request === 'abort') && request !== oldAnn[ANN_REQUEST]) {
+    delete mutated.metadata!.annotations![ANN_REQUEST];
+    warnings.push(`kube-canary: removed ${ANN_REQUEST}=${request} that came with the new template of ${name} (kubectl rollout undo copies an old one from a ReplicaSet); ask again once the release has started`);
+  }
+  // Paused by hand (kubectl rollout pause to batch edits): the release starts now, and its end unpauses.
+  if (old!.spec?.paused === true && !inProgress) {
+    warnings.push(`kube-canary: ${name} was paused by hand; its canary release starts now, and promotion or rollback unpauses it (changes made in one update are one release)`);
+  }
   mutated.spec!.paused = true;
   mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_REVISION]: newHash, [ANN_STABLE_REVISION]: stableRevision };
   if (newHash === stableRevision) {
@@ -382,10 +396,9 @@ function keepManaged(oldAnn: Record<string, string>, mutated: V1Deployment, ref:
 
 function failedRevisionMessage(ref: string, name: string, namespace: string, rev: string, oldAnn: Record<string, string>): string {
   const status = parseStatus(oldAnn[ANN_STATUS]);
-  const detail =
-    status && status.revision === rev && status.phase === 'Failed'
-      ? ` at ${status.lastTransitionAt || 'an earlier time'}: ${status.message || 'no reason recorded'}`
-      : '';
+  // The status is about the last release; a later one keeps the failure's record (status.failure).
+  const failure = status?.failure?.revision === rev ? status.failure : status && status.revision === rev && status.phase === 'Failed' ? { at: status.lastTransitionAt, message: status.message } : undefined;
+  const detail = failure ? ` at ${failure.at || 'an earlier time'}: ${failure.message || 'no reason recorded'}` : '';
   return `revision ${rev} of Deployment ${ref} failed its canary analysis${detail}. It is not shipped again by accident: to retry it, run "kubectl canary retry ${name} -n ${namespace}" (or: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=retry) and apply it again`;
 }
 

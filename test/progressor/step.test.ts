@@ -598,3 +598,20 @@ describe('canary replica rule', () => {
     it(`ceil(${stableReplicas} * ${maxWeight}%) at least 1 = ${want}`, () => assert.equal(canaryReplicas(stableReplicas, maxWeight), want));
   }
 });
+
+describe('the record of a failed revision', () => {
+  it('is written when a release fails, kept by the releases after it while failed-revision names it, and dropped after a retry', () => {
+    const failedAt = T0 + 60 * SEC;
+    const r = decided(step(obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: failed checks threshold reached 2' }) }, { canary: readyCanary(), stableTemplateFound: true }), failedAt));
+    const failure = { revision: 'new1', at: iso(failedAt), message: 'Rolling back review.test: failed checks threshold reached 2' };
+    assert.deepEqual(written(r)!.failure, failure);
+    const after = written(r)!;
+    // The next release (another revision), with new1 still recorded as failed:
+    const next = decided(step(obs({ revision: 'new2', templateHash: 'new2', status: after, failedRevision: 'new1' }), failedAt + 60 * SEC));
+    assert.equal(written(next)!.revision, 'new2');
+    assert.deepEqual(written(next)!.failure, failure);
+    // After a retry took failed-revision away, a new release does not carry it.
+    const retried = decided(step(obs({ revision: 'new2', templateHash: 'new2', status: after }), failedAt + 60 * SEC));
+    assert.equal(written(retried)!.failure, undefined);
+  });
+});

@@ -157,6 +157,15 @@ describe('webhook decision', () => {
       const d = decide(r.request, 'label', config);
       assert.equal(patchedObject(r, d).metadata!.annotations!['kube-canary.io/revision'], undefined);
       assert.match(d.response.warnings!.join(), /removed kube-canary.io\/revision/);
+      // A failed revision is another object's record too (its status, which says when and why, goes as well).
+      const copy = loadReview('review-create');
+      copy.request.object.metadata!.annotations!['kube-canary.io/failed-revision'] = '4851af4edc';
+      copy.request.object.metadata!.annotations!['kube-canary.io/status'] = '{"phase":"Failed","revision":"4851af4edc"}';
+      const c = decide(copy.request, 'label', config);
+      const stored = patchedObject(copy, c).metadata!.annotations!;
+      assert.equal(stored['kube-canary.io/failed-revision'], undefined);
+      assert.equal(stored['kube-canary.io/status'], undefined);
+      assert.ok(c.response.warnings!.includes('kube-canary: removed kube-canary.io/status, kube-canary.io/failed-revision from the new Deployment test/review: they describe a release of another object'), c.response.warnings!.join('\n'));
     });
 
     it('only adds the track label on the UPDATE that opts a Deployment in, even with a new image', () => {
@@ -537,6 +546,20 @@ describe('webhook decision', () => {
       assert.match(m, /kubectl canary retry review -n test/);
     });
 
+    it('still says when and why after later releases of other revisions (the status is about the last one; it keeps the failure\'s record)', () => {
+      const r = failed();
+      const later = {
+        phase: 'Succeeded', revision: 'abcdef0123', stableRevision: hashOf(r, 'oldObject'), weight: 0, stepIndex: 1, failedChecks: 0,
+        startedAt: '2026-11-26T10:00:00Z', lastTransitionAt: '2026-11-26T10:05:00Z', message: 'Promotion completed! Scaling down review-canary.test',
+        failure: { revision: hashOf(r, 'object'), at: '2026-11-26T09:06:00Z', message: 'request-success-rate 70.1 < 99 (5 of 5 failed checks)' },
+      };
+      r.request.oldObject!.metadata!.annotations!['kube-canary.io/status'] = JSON.stringify(later);
+      r.request.object.metadata!.annotations!['kube-canary.io/status'] = JSON.stringify(later);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'denied');
+      assert.match(d.response.status!.message, /failed its canary analysis at 2026-11-26T09:06:00Z: request-success-rate 70.1 < 99/);
+    });
+
     it('does not block a different revision', () => {
       const r = failed();
       setImage(r.request.object, `${IMG}:1.8.1`);
@@ -877,6 +900,33 @@ describe('webhook decision', () => {
       const stored = patchedObject(r, decide(r.request, 'label', config));
       assert.equal(stored.spec!.paused, true);
       assert.equal(stored.metadata!.annotations!['kube-canary.io/request'], 'pause');
+    });
+
+    for (const request of ['promote', 'abort']) {
+      it(`drops ${request} arriving with a new template (kubectl rollout undo copies an old request from a ReplicaSet) instead of ending the new release unasked`, () => {
+        const r = loadReview('review-set-image');
+        r.request.object.metadata!.annotations!['kube-canary.io/request'] = request;
+        const d = decide(r.request, 'label', config);
+        const stored = patchedObject(r, d);
+        assert.equal(stored.spec!.paused, true, 'captured');
+        assert.equal(stored.metadata!.annotations!['kube-canary.io/request'], undefined);
+        assert.ok(d.response.warnings!.includes(`kube-canary: removed kube-canary.io/request=${request} that came with the new template of review (kubectl rollout undo copies an old one from a ReplicaSet); ask again once the release has started`), d.response.warnings!.join('\n'));
+        // One the user made before (still pending, unchanged by this update) is theirs: kept.
+        const pending = loadReview('review-set-image');
+        pending.request.oldObject!.metadata!.annotations!['kube-canary.io/request'] = request;
+        pending.request.object.metadata!.annotations!['kube-canary.io/request'] = request;
+        assert.equal(patchedObject(pending, decide(pending.request, 'label', config)).metadata!.annotations!['kube-canary.io/request'], request);
+      });
+    }
+
+    it('warns that a Deployment paused by hand is unpaused at the end of the release its new template starts', () => {
+      const r = loadReview('review-set-image');
+      r.request.oldObject!.spec!.paused = true;
+      r.request.object.spec!.paused = true;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      assert.ok(d.response.warnings!.includes('kube-canary: review was paused by hand; its canary release starts now, and promotion or rollback unpauses it (changes made in one update are one release)'), d.response.warnings!.join('\n'));
+      assert.ok(!decide(loadReview('review-set-image').request, 'label', config).response.warnings!.some((w) => w.includes('paused by hand')));
     });
 
     for (const value of ['Promote', 'rollback', '', 'pause ']) {
