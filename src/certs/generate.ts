@@ -69,6 +69,15 @@ interface Ca {
   subject: forge.pki.CertificateField[];
 }
 
+/**
+ * A CN as a UTF8String. forge's default, PrintableString, has neither the CA's '@' nor a
+ * wildcard's '*', and Go (the apiserver) refuses such a certificate. (forge's typings call the
+ * tag a Class; it takes a Type.)
+ */
+function commonName(value: string): forge.pki.CertificateField {
+  return { name: 'commonName', value, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class };
+}
+
 function makeCa(bits: number, notBefore: Date, notAfter: Date): Ca {
   const keys = forge.pki.rsa.generateKeyPair({ bits });
   const cert = forge.pki.createCertificate();
@@ -77,7 +86,7 @@ function makeCa(bits: number, notBefore: Date, notAfter: Date): Ca {
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   // Unique per CA, as Kubernetes names its self-signed ones: a client's "unknown authority" error then tells two apart.
-  const subject = [{ name: 'commonName', value: `kube-canary-ca@${Math.floor(Date.now() / 1000)}` }];
+  const subject = [commonName(`kube-canary-ca@${Math.floor(Date.now() / 1000)}`)];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -97,7 +106,7 @@ function makeLeaf(ca: Ca, publicKey: forge.pki.rsa.PublicKey, hosts: string[], n
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
   // X.509 bounds a CN at 64 characters; clients match the SANs anyway.
-  cert.setSubject([{ name: 'commonName', value: hosts[0]!.length <= 64 ? hosts[0]! : 'kube-canary-webhook' }]);
+  cert.setSubject([commonName(hosts[0]!.length <= 64 ? hosts[0]! : 'kube-canary-webhook')]);
   cert.setIssuer(ca.subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },

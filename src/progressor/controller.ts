@@ -60,6 +60,8 @@ export class Controller {
    * is ended (step(): optedOut), instead of being left paused with nobody to finish them.
    */
   private readonly leftScope = new Set<string>();
+  /** The last state of a Deployment deleted mid-release, until its routes are set back to stable (Reconciler.releaseGone). */
+  private readonly deletedMidRelease = new Map<string, V1Deployment>();
   /** resourceVersion our own last patch produced, per release: that watch event is our echo. */
   private readonly ownWrites = new Map<string, string>();
   private readonly inflight = new Set<Promise<void>>();
@@ -187,6 +189,7 @@ export class Controller {
       // Gone from the watch with a release in progress: deleted, or no longer opted in.
       if (d.metadata?.annotations?.[ANN_REVISION] !== undefined && this.inScope(d.metadata.namespace!)) {
         this.leftScope.add(key);
+        this.deletedMidRelease.set(key, d);
         this.enqueue(key);
       }
       return;
@@ -254,11 +257,20 @@ export class Controller {
   /** The Deployment of a release that left our scope, read from the API; undefined when there is nothing left to end. */
   private async optedOutRelease(key: string): Promise<V1Deployment | undefined> {
     const [ns, name] = key.split('/') as [string, string];
-    let d: V1Deployment;
+    let d: V1Deployment | undefined;
     try {
       d = await this.o.kube.getDeployment(ns, name);
     } catch (err) {
       if (!isNotFound(err)) throw err;
+    }
+    // Deleted mid-release (and perhaps created again since, with no release yet): what garbage
+    // collection does not take with it, a VirtualService the user owns, is set back to stable.
+    const deleted = this.deletedMidRelease.get(key);
+    if (deleted && d?.metadata?.uid !== deleted.metadata?.uid) {
+      await this.reconciler.releaseGone(deleted);
+      this.deletedMidRelease.delete(key);
+    }
+    if (!d) {
       this.leftScope.delete(key);
       return undefined;
     }

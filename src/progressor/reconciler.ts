@@ -237,6 +237,29 @@ export class Reconciler {
     }
   }
 
+  /**
+   * The Deployment of a release was deleted. Garbage collection takes its canary and the routes
+   * kube-canary generated, but a VirtualService the user owns would go on sending the canary's
+   * share to pods that no longer exist: it is set back to all stable.
+   */
+  async releaseGone(last: V1Deployment): Promise<void> {
+    const d = this.d;
+    const st = stableView(last, d.trackLabel, d.defaults);
+    if (!st.config.ok) return;
+    const target = this.target(last, st.config.value.service);
+    const provider = d.providers.get(st.config.value.provider);
+    try {
+      const routes = await provider.getRoutes(target);
+      if (!routes || routes.canary === 0) return;
+      if (!d.mayAct()) throw new NotLeaderError();
+      await provider.setRoutes(target, 100, 0);
+      d.log.info({ namespace: st.namespace, deployment: st.name, was: routes }, 'deleted mid-release: its traffic routed back to stable');
+    } catch (err) {
+      // Generated routes may be going away with the Deployment at the same moment.
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
   private needProvider(p: TrafficProvider | undefined): TrafficProvider {
     if (!p) throw new Error('no traffic provider for this release (invalid configuration)');
     return p;

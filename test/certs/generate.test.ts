@@ -62,6 +62,15 @@ describe('certs: generating the CA and the serving certificate', function () {
     assert.ok(new X509Certificate(b.cert).checkHost(long));
   });
 
+  it('writes both CNs as UTF8String: the CA\'s "@" (and a wildcard\'s "*") are not PrintableString, which Go refuses', () => {
+    const b = generateCerts({ hosts: ['*.kube-canary.svc'], validDays: 1, keyBits: 1024 });
+    for (const pem of [b.caCert, b.cert]) {
+      const cn = forge.pki.certificateFromPem(pem).subject.getField('CN') as { valueTagClass: number; value: string };
+      assert.equal(cn.valueTagClass, forge.asn1.Type.UTF8, cn.value);
+    }
+    assert.match(new X509Certificate(b.caCert).subject, /^CN=kube-canary-ca@\d+$/);
+  });
+
   it('refuses a leaf that would outlive its CA, naming both flags and the fix', () => {
     assert.throws(
       () => checkCertOptions({ hosts: ['localhost'], validDays: 4000, caValidDays: 3650 }),

@@ -1,0 +1,35 @@
+/**
+ * A Deployment deleted mid-release. Garbage collection takes its canary (and the routes
+ * kube-canary generated), but the VirtualService here is the user's own (the canary article's):
+ * nobody but the progressor can set it back, or the canary's share of the traffic would go on
+ * flowing to pods that no longer exist, also after the Deployment is created again.
+ */
+import assert from 'node:assert/strict';
+import { getDeployment, kubectl, waitFor } from './harness/cluster.js';
+import { useProgressorEnv } from './harness/progressor.js';
+import { ReleaseRecorder, routeWeights, ship, statusOf } from './harness/release.js';
+
+describe('progressor: the Deployment deleted mid-release', function () {
+  this.timeout(180_000);
+  const scenario = useProgressorEnv('progressor-deleted', { intervalS: 3 });
+
+  it("sets the user's VirtualService back to all stable", async () => {
+    const proc = scenario.env.start('only');
+    const rec = new ReleaseRecorder(scenario.ns, 'review').start(150);
+    try {
+      await ship(scenario.ns, 'review', 'review:1.8.0');
+      await waitFor('canary weight 10', async () => (statusOf(await getDeployment(scenario.ns, 'review'))?.weight ?? 0) >= 10, { timeoutMs: 60_000, describe: () => `${rec.describe()}\n${proc.output().slice(-3000)}` });
+      assert.ok(((await routeWeights(scenario.ns, 'review'))?.canary ?? 0) > 0);
+
+      await kubectl(['-n', scenario.ns, 'delete', 'deployment', 'review', '--wait=false']);
+      const w = await waitFor('the routes back on stable', async () => {
+        const r = await routeWeights(scenario.ns, 'review');
+        return r?.canary === 0 ? r : undefined;
+      }, { timeoutMs: 30_000, describe: () => `${rec.describe()}\n${proc.output().slice(-3000)}` });
+      assert.deepEqual(w, { stable: 100, canary: 0, vs: 'review-virtualservice' }, 'the user-owned VirtualService, still there');
+      assert.match(proc.output(), /deleted mid-release: its traffic routed back to stable/);
+    } finally {
+      await rec.stop();
+    }
+  });
+});
