@@ -31,6 +31,8 @@ export interface ReleaseStatus {
   /** When the last gate run (pass or fail) happened, to schedule the next one an interval later. */
   lastCheckAt?: string;
   message: string;
+  /** ISO time `message` was last said in an Event, when it was said again for a hold that lasts (step.ts HOLD_REPEAT_MS). */
+  saidAt?: string;
   /** Phase-specific progress that must survive a restart (all state lives in the API). */
   /** The confirm-rollout gates passed for this revision. */
   rolloutConfirmed?: boolean;
@@ -80,6 +82,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       lastTransitionAt: typeof s.lastTransitionAt === 'string' ? s.lastTransitionAt : '',
       ...(typeof s.lastCheckAt === 'string' ? { lastCheckAt: s.lastCheckAt } : {}),
       message: typeof s.message === 'string' ? s.message : '',
+      ...(typeof s.saidAt === 'string' ? { saidAt: s.saidAt } : {}),
       ...(s.rolloutConfirmed === true ? { rolloutConfirmed: true } : {}),
       ...(s.preRolloutDone === true ? { preRolloutDone: true } : {}),
       ...(WAITING_ON.includes(s.waitingOn as WaitingOn) ? { waitingOn: s.waitingOn as WaitingOn } : {}),

@@ -25,7 +25,7 @@ import { type GateDeps, notify, runGates } from './gates.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
-import { step } from './step.js';
+import { HOLD_REPEAT_MS, step } from './step.js';
 import type { Decision, Observation } from './types.js';
 
 export interface ReconcilerDeps {
@@ -66,17 +66,11 @@ export interface ReconcileResult {
 
 const MAX_PASSES = 8;
 
-/**
- * A problem that lasts is said again this often: the apiserver drops Events after an hour (its
- * default --event-ttl), and a release held for longer would otherwise leave the Deployment paused
- * with no reason left in `kubectl describe`.
- */
-export const BLOCKED_REPEAT_MS = 30 * 60_000;
 
 export class Reconciler {
   constructor(private readonly d: ReconcilerDeps) {}
 
-  /** Last error reported per release, so a retrying failure produces one Event (per BLOCKED_REPEAT_MS), not one per retry. */
+  /** Last error reported per release, so a retrying failure produces one Event (again after HOLD_REPEAT_MS), not one per retry. */
   private readonly lastError = new Map<string, { msg: string; at: number }>();
 
   /** The Deployment is gone: nothing more to say about it. */
@@ -94,11 +88,12 @@ export class Reconciler {
     } catch (err) {
       if (err instanceof StaleError || err instanceof NotLeaderError || !this.d.mayAct()) throw err;
       // Tell the person running `kubectl describe deployment` what blocks the release (a
-      // VirtualService we refuse to touch, RBAC, a name clash), once per distinct problem.
+      // VirtualService we refuse to touch, RBAC, a name clash): once per distinct problem, and
+      // again while it lasts.
       const msg = `Release blocked, retrying: ${errorMessage(err)}`;
       const last = this.lastError.get(key);
       const now = this.d.now();
-      if (last?.msg !== msg || now - last.at >= BLOCKED_REPEAT_MS) {
+      if (last?.msg !== msg || now - last.at >= HOLD_REPEAT_MS) {
         this.lastError.set(key, { msg, at: now });
         this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
       }
@@ -133,7 +128,7 @@ export class Reconciler {
         decision = r;
       } else if (r.need === 'gates') {
         const started = Date.now();
-        const outcome = await runGates(r.gate, cfg!.analysis, { namespace: st.namespace, name: st.name, revision: st.status?.revision ?? st.revision ?? '', phase: st.status?.phase ?? 'Initializing' }, d.gates, signal);
+        const outcome = await runGates(r.gate, cfg!.analysis, { namespace: st.namespace, name: st.name, revision: r.revision, phase: r.phase }, d.gates, signal);
         d.metrics.gateDuration.observe({ gate: r.gate }, (Date.now() - started) / 1000);
         for (const res of outcome.results) d.metrics.checks.inc({ namespace: st.namespace, name: st.name, gate: r.gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
         log[outcome.passed && !outcome.rollbackRequested ? 'info' : 'warn']({ gate: r.gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');

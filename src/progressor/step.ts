@@ -29,7 +29,26 @@ import type { Action, CanaryView, Decision, GateKind, GateOutcome, Observation, 
 
 type Ctx = { obs: Observation; now: number; cfg: ReleaseConfig; id: string; canaryId: string };
 
-const need = (gate: GateKind): StepResult => ({ kind: 'need', need: 'gates', gate });
+/**
+ * A hold that lasts (a confirm gate, a halted or stuck release, an invalid configuration) is said
+ * again this often: the apiserver drops Events after an hour (its default --event-ttl), and
+ * `kubectl describe` would then show a paused Deployment with no reason.
+ */
+export const HOLD_REPEAT_MS = 30 * 60_000;
+
+/** Whether the hold `msg` is to be said (as an Event) now: it is new, or was last said HOLD_REPEAT_MS ago. */
+function sayHold(s: ReleaseStatus | undefined, msg: string, now: number, same = s?.message === msg): boolean {
+  if (!s || !same) return true;
+  return now - Date.parse(s.saidAt ?? s.lastTransitionAt) >= HOLD_REPEAT_MS;
+}
+
+/** The status with `msg`, stamped as said now when it was. */
+function saying(s: ReleaseStatus, msg: string, said: boolean, now: number): ReleaseStatus {
+  return said ? { ...s, message: msg, saidAt: iso(now) } : { ...s, message: msg };
+}
+
+/** Gates to run for the release `s` is about: its revision and phase go into the webhooks' payload (checksum, phase). */
+const need = (gate: GateKind, s: ReleaseStatus): StepResult => ({ kind: 'need', need: 'gates', gate, revision: s.revision, phase: s.phase });
 
 export function step(obs: Observation, now: number): StepResult {
   const st = obs.stable;
@@ -106,7 +125,7 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
   // confirm-rollout runs before the canary is scaled up, as in Flagger: nothing runs until approved.
   if (gated && hasHooks(a, 'confirm-rollout') && !s.rolloutConfirmed) {
     const g = c.obs.gates?.['confirm-rollout'];
-    if (!g) return need('confirm-rollout');
+    if (!g) return need('confirm-rollout', s);
     if (!g.passed) return decided(wait(s, c, 'confirm-rollout', g));
     s = { ...s, rolloutConfirmed: true };
   }
@@ -116,15 +135,16 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
     if (left <= 0) return decided(rollback(s, c, `${c.canaryId} was not ready within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`));
     const replicas = canaryReplicas(c.obs.stable.replicas, a.maxWeight);
     const msg = `Waiting for ${c.canaryId} rollout to finish: ${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : `0 of ${replicas} new replicas have been updated`}`;
-    if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
-    return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
+    const say = sayHold(s, msg, c.now);
+    if (say) actions.push(event(false, 'Waiting', msg));
+    return decided({ status: saying(s, msg, say, c.now), actions, requeueAfterMs: left });
   }
   if (c.cfg.skipAnalysis) return decided(promote(s, c, actions, true));
   if (hasHooks(a, 'pre-rollout') && !s.preRolloutDone) {
     const left = dueIn(s, c);
     if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
     const g = c.obs.gates?.['pre-rollout'];
-    if (!g) return need('pre-rollout');
+    if (!g) return need('pre-rollout', s);
     if (!g.passed) return decided(failedCheck(s, c, g, actions));
     s = { ...s, preRolloutDone: true };
   }
@@ -145,19 +165,9 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
   if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
 
   if (s.stepIndex >= 0) {
-    if (!canaryReady(c.obs.canary, s.revision)) {
-      // As in Flagger: an unready canary halts the analysis (a node blip is not a failed
-      // check), and rolls back only if it stays unready past the progress deadline.
-      const since = s.canaryUnreadySince ?? iso(c.now);
-      const left = Date.parse(since) + c.cfg.progressDeadlineMs - c.now;
-      if (left <= 0) return decided(rollback(s, c, `${c.canaryId} has not been ready for the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
-      const msg = `Halt ${c.id} advancement: waiting for ${c.canaryId} to be ready (${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : 'it does not exist'})`;
-      return decided({ status: { ...s, canaryUnreadySince: since, message: msg }, actions: msg === s.message ? actions : [...actions, event(true, 'Halt', msg)], requeueAfterMs: left });
-    }
-    if (s.canaryUnreadySince) {
-      const { canaryUnreadySince: _, ...rest } = s;
-      s = rest;
-    }
+    const ready = haltWhileUnready(s, c, actions);
+    if ('kind' in ready) return ready;
+    s = ready;
     const verdict = analyse(s, c, actions);
     if (verdict) return verdict;
   }
@@ -166,10 +176,29 @@ function progressing(s: ReleaseStatus, c: Ctx): StepResult {
   const kind: WaitingOn = last ? 'confirm-promotion' : 'confirm-traffic-increase';
   if (hasHooks(a, kind)) {
     const g = c.obs.gates?.[kind];
-    if (!g) return need(kind);
+    if (!g) return need(kind, s);
     if (!g.passed) return decided(wait(s, c, kind, g, actions));
   }
   return decided(last ? promote(s, c, actions) : advance(s, c, actions));
+}
+
+/**
+ * As in Flagger: an unready canary halts the analysis (a node blip is not a failed check), and
+ * rolls back only if it stays unready past the progress deadline. The halt, or the status to go
+ * on with (the unready mark cleared).
+ */
+function haltWhileUnready(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResult | ReleaseStatus {
+  if (canaryReady(c.obs.canary, s.revision)) {
+    if (!s.canaryUnreadySince) return s;
+    const { canaryUnreadySince: _, ...rest } = s;
+    return rest;
+  }
+  const since = s.canaryUnreadySince ?? iso(c.now);
+  const left = Date.parse(since) + c.cfg.progressDeadlineMs - c.now;
+  if (left <= 0) return decided(rollback(s, c, `${c.canaryId} has not been ready for the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
+  const msg = `Halt ${c.id} advancement: waiting for ${c.canaryId} to be ready (${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : 'it does not exist'})`;
+  const say = sayHold(s, msg, c.now);
+  return decided({ status: saying({ ...s, canaryUnreadySince: since }, msg, say, c.now), actions: say ? [...actions, event(true, 'Halt', msg)] : actions, requeueAfterMs: left });
 }
 
 function waiting(s: ReleaseStatus, c: Ctx): StepResult {
@@ -184,11 +213,15 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
   const kind: WaitingOn = on ?? 'confirm-traffic-increase';
   const actions = canaryActions(s, c);
   // The canary keeps its traffic while a confirm gate holds: it is still judged every interval
-  // (metrics, rollout and rollback webhooks), as in Flagger, and rolled back on its threshold.
+  // (metrics, rollout and rollback webhooks), as in Flagger, and rolled back on its threshold;
+  // not while it is unready (no data then is no failed check), as in Progressing.
+  const ready = haltWhileUnready(s, c, actions);
+  if ('kind' in ready) return ready;
+  s = ready;
   const verdict = analyse(s, c, actions);
   if (verdict) return verdict;
   const g = c.obs.gates?.[kind];
-  if (!g) return need(kind);
+  if (!g) return need(kind, s);
   if (!g.passed) return decided(wait(s, c, kind, g, actions));
   const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
   return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions) : advance(resumed, c, actions));
@@ -207,14 +240,16 @@ function promoting(s: ReleaseStatus, c: Ctx): StepResult {
   // The unpause was written together with the Promoting status; repeat it if something re-paused.
   if (st.paused) actions.push({ type: 'unpauseStable' });
   if (!st.paused && stableRolledOut(st, s.revision)) {
-    // Route everything back to the (now new) stable pods before the canary goes away.
-    return decided({ status: { ...transition(s, 'Finalising', c.now, `Routing all traffic to ${c.id}`), weight: 0 }, actions, requeueAfterMs: 0 });
+    // Route everything back to the (now new) stable pods before the canary goes away (Flagger's "Routing all traffic to primary").
+    const msg = `Routing all traffic to ${c.id}`;
+    return decided({ status: { ...transition(s, 'Finalising', c.now, msg), weight: 0 }, actions: [...actions, event(false, 'Finalising', msg)], requeueAfterMs: 0 });
   }
   const left = deadlineLeft(s, c);
   if (left <= 0) return decided(rollback(s, c, `${c.id} rollout of revision ${s.revision} did not finish within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
   const msg = `Waiting for ${c.id} rollout to finish: ${rolloutPending(st, s.revision) ?? 'unpausing it'}`;
-  if (msg !== s.message) actions.push(event(false, 'Waiting', msg));
-  return decided({ status: { ...s, message: msg }, actions, requeueAfterMs: left });
+  const say = sayHold(s, msg, c.now);
+  if (say) actions.push(event(false, 'Waiting', msg));
+  return decided({ status: saying(s, msg, say, c.now), actions, requeueAfterMs: left });
 }
 
 function finalising(s: ReleaseStatus, c: Ctx): StepResult {
@@ -396,8 +431,8 @@ function invalidConfig(obs: Observation, now: number, id: string, errors: string
   const st = obs.stable;
   const msg = `Invalid kube-canary configuration on ${id}, release on hold: ${errors.join('; ')}`;
   const base = st.status && st.status.revision === st.revision && !isTerminal(st.status.phase) ? st.status : newStatus(st, now, msg);
-  const actions: Action[] = st.status?.message === msg ? [] : [event(true, 'InvalidConfig', msg)];
-  return { status: { ...base, message: msg }, actions };
+  const say = sayHold(st.status, msg, now);
+  return { status: saying(base, msg, say, now), actions: say ? [event(true, 'InvalidConfig', msg)] : [] };
 }
 
 // ---- transitions --------------------------------------------------------------------------
@@ -456,7 +491,7 @@ function analyse(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResult | unde
   const a = c.cfg.analysis;
   if (!hasAnalysis(a)) return undefined;
   const g = c.obs.gates?.analysis;
-  if (!g) return need('analysis');
+  if (!g) return need('analysis', s);
   if (g.rollbackRequested) {
     const who = g.results.filter((r) => r.passed && a.webhooks.some((w) => w.type === 'rollback' && w.name === r.name)).map((r) => r.name);
     return decided(rollback(s, c, `rollback webhook ${who.join(', ') || '(unnamed)'} asked for a rollback`, actions));
@@ -481,9 +516,11 @@ function failedCheck(s: ReleaseStatus, c: Ctx, g: GateOutcome, actions: Action[]
 function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: Action[] = []): Decision {
   const why = g.results.filter((r) => !r.passed).map((r) => r.message).join('; ');
   const msg = `Waiting for ${on} approval of ${c.id}${why ? `: ${why}` : ''}`;
-  const ev = s.phase === 'Waiting' && s.waitingOn === on ? [] : [event(false, 'Waiting', msg)];
+  // Said when the wait starts (its reason may change with every call of the gate), and again while it lasts.
+  const say = sayHold(s, msg, c.now, s.phase === 'Waiting' && s.waitingOn === on);
+  const ev = say ? [event(false, 'Waiting', msg)] : [];
   return {
-    status: { ...transition(s, 'Waiting', c.now, msg), waitingOn: on, lastCheckAt: iso(c.now) },
+    status: { ...saying(transition(s, 'Waiting', c.now, msg), msg, say, c.now), waitingOn: on, lastCheckAt: iso(c.now) },
     actions: [...actions, ...ev],
     requeueAfterMs: c.cfg.analysis.intervalMs,
   };
@@ -493,7 +530,8 @@ function stuckRollback(s: ReleaseStatus, c: Ctx, problem: string): Decision {
   // Unpausing now would roll out the failed template, so stay paused at weight 0 and say why.
   // The reason before " | " is kept (and not repeated) however often this is retried.
   const msg = `${s.message.split(' | ')[0]} | cannot restore the stable template: ${problem}; ${c.id} stays paused with all traffic on stable`;
-  return { status: { ...s, message: msg }, actions: msg === s.message ? [] : [event(true, 'RollbackStuck', msg)], requeueAfterMs: c.cfg.analysis.intervalMs };
+  const say = sayHold(s, msg, c.now);
+  return { status: saying(s, msg, say, c.now), actions: say ? [event(true, 'RollbackStuck', msg)] : [], requeueAfterMs: c.cfg.analysis.intervalMs };
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { WebhookType } from '../config/analysis.js';
 import type { ReleaseConfig } from '../config/release-config.js';
-import type { ReleaseStatus } from '../config/status.js';
+import type { Phase, ReleaseStatus } from '../config/status.js';
 import type { CheckResult } from '../metrics/provider.js';
 
 /** A Deployment's rollout as the step function sees it (stable and canary alike). */
@@ -101,7 +101,8 @@ export type Action =
   | { type: 'emitEvent'; warning: boolean; reason: string; message: string }
   | { type: 'notify'; hook: NotifyType; phase: string };
 
-export type Need = { need: 'gates'; gate: GateKind } | { need: 'stableTemplate'; revision: string };
+/** `gates`: for the release of `revision`, in `phase` (a new release's, not the stored status's). */
+export type Need = { need: 'gates'; gate: GateKind; revision: string; phase: Phase } | { need: 'stableTemplate'; revision: string };
 
 export interface Decision {
   status?: ReleaseStatus;

@@ -10,10 +10,11 @@ import { ANN_FAILED_REVISION, ANN_REVISION, ANN_STABLE_REVISION, ANN_STATUS } fr
 import { parseStatus } from '../../src/config/status.js';
 import { templateHash } from '../../src/config/template-hash.js';
 import { createLogger } from '../../src/kube/logger.js';
-import type { CheckResult, GateRunner, MetricProvider } from '../../src/metrics/provider.js';
+import type { CheckResult, GateRunner, MetricProvider, WebhookPayload } from '../../src/metrics/provider.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
 import { buildCanary } from '../../src/progressor/canary.js';
-import { BLOCKED_REPEAT_MS, Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
+import { Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
+import { HOLD_REPEAT_MS } from '../../src/progressor/step.js';
 import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
 
 class Crash extends Error {}
@@ -174,18 +175,20 @@ class StubMetrics implements MetricProvider {
   }
 }
 class StubWebhooks implements GateRunner {
-  async run(g: { name: string }): Promise<CheckResult> {
+  readonly payloads: WebhookPayload[] = [];
+  async run(g: { name: string }, payload: WebhookPayload): Promise<CheckResult> {
+    this.payloads.push(payload);
     return { name: g.name, passed: true, message: 'ok' };
   }
 }
 
 const ANALYSIS = { interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '10s' }] };
 
-function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetrics(), promMetrics = new ProgressorMetrics(false)) {
+function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetrics(), promMetrics = new ProgressorMetrics(false), webhooks = new StubWebhooks()) {
   return new Reconciler({
     kube: w.kube as never,
     providers: { get: () => w.provider },
-    gates: { metrics, webhooks: new StubWebhooks() },
+    gates: { metrics, webhooks },
     events: { emit: async (_t, _warn, _reason, message) => void w.events.push(message) },
     metrics: promMetrics,
     log: createLogger('test', 'silent'),
@@ -236,6 +239,7 @@ describe('progressor reconciler (in-memory world)', () => {
       'Advance review.test canary weight 25',
       'Advance review.test canary weight 50',
       `Promoting revision ${rev} into review.test`,
+      'Routing all traffic to review.test',
       'Promotion completed! Scaling down review-canary.test',
     ]);
     assert.match(await prom.registry.metrics(), /kube_canary_promotions_total\{namespace="test",name="review"\} 1/);
@@ -343,6 +347,21 @@ describe('progressor reconciler (in-memory world)', () => {
     assert.equal(recreated().length, 1, w.events.join('\n'));
   });
 
+  it("sends a new release's webhooks its own revision and phase, not the previous release's (Flagger's checksum)", async () => {
+    const w = new World({ ...ANALYSIS, webhooks: [{ name: 'approve', type: 'confirm-rollout', url: 'http://approve.test/' }] });
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const hooks = new StubWebhooks();
+    const first = w.capture('review:1.8.0');
+    w.settle();
+    await reconcilerFor(w, clock, undefined, undefined, hooks).reconcile(structuredClone(w.stable));
+    assert.deepEqual(hooks.payloads.map((p) => [p.checksum, p.phase]), [[first, 'Initializing']]);
+    const second = w.capture('review:1.9.0'); // supersedes the first mid-release
+    w.settle();
+    clock.now += 1000;
+    await reconcilerFor(w, clock, undefined, undefined, hooks).reconcile(structuredClone(w.stable));
+    assert.deepEqual(hooks.payloads.at(-1) && [hooks.payloads.at(-1)!.checksum, hooks.payloads.at(-1)!.phase], [second, 'Initializing']);
+  });
+
   it('holds a release whose Service does not exist (a typo in kube-canary.io/service), saying so once, and goes on once it does', async () => {
     const w = new World(ANALYSIS);
     const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
@@ -355,12 +374,12 @@ describe('progressor reconciler (in-memory world)', () => {
     const blocked = () => w.events.filter((e) => e.startsWith('Release blocked, retrying: Service review not found in test: kube-canary routes its host; create it, or set kube-canary.io/service on review to the Service in front of it'));
     assert.equal(blocked().length, 1, `said once, not on every retry:\n${w.events.join('\n')}`);
     // Still held after the apiserver would have dropped that Event (an hour by default): said again.
-    clock.now += BLOCKED_REPEAT_MS - 1000;
+    clock.now += HOLD_REPEAT_MS - 1000;
     await assert.rejects(r.reconcile(structuredClone(w.stable)));
     assert.equal(blocked().length, 1);
     clock.now += 1000;
     await assert.rejects(r.reconcile(structuredClone(w.stable)));
-    assert.equal(blocked().length, 2, 'said again after BLOCKED_REPEAT_MS');
+    assert.equal(blocked().length, 2, 'said again after HOLD_REPEAT_MS');
     w.services = ['review'];
     await r.reconcile(structuredClone(w.stable));
     assert.deepEqual(w.routes, { stable: 100, canary: 0 });
@@ -503,6 +522,7 @@ describe('progressor reconciler: kube-canary.io/request (in-memory world)', () =
       'Release of review.test resumed by request at canary weight 25: next check in 10s',
       'Advance review.test canary weight 50',
       `Promoting revision ${statusOf(w)!.revision} into review.test`,
+      'Routing all traffic to review.test',
       'Promotion completed! Scaling down review-canary.test',
     ]);
   });

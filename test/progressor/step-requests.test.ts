@@ -134,7 +134,7 @@ const rows: Row[] = [
       const later = { ...obs({ config: METRICS, status: s }, at25) };
       assert.equal(decided(step(later, T0 + 309 * SEC)).requeueAfterMs, 1 * SEC);
       const due = step(later, T0 + 310 * SEC);
-      assert.deepEqual(due, { kind: 'need', need: 'gates', gate: 'analysis' });
+      assert.deepEqual(due, { kind: 'need', need: 'gates', gate: 'analysis', revision: 'new1', phase: 'Progressing' });
       const next = decided(step({ ...later, gates: { analysis: pass } }, T0 + 310 * SEC));
       assert.equal(next.status?.weight, 50);
     },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { canaryReplicas } from '../../src/progressor/canary.js';
-import { step } from '../../src/progressor/step.js';
+import { HOLD_REPEAT_MS, step } from '../../src/progressor/step.js';
 import type { Action } from '../../src/progressor/types.js';
 import { SEC, T0, config, failing, iso, obs, pass, readyCanary, status } from './fixtures.js';
 import { type Decided, type StepRow, decided, eventActions, runRow, written } from './step-table.js';
@@ -491,7 +491,8 @@ const rows: Row[] = [
     at: T0 + 5 * SEC,
     phase: 'Finalising',
     weight: 0,
-    actions: ['setWeight', 'writeStatus'],
+    actions: ['setWeight', 'emitEvent', 'writeStatus'],
+    events: ['Routing all traffic to review.test'],
     requeue: 0,
   },
   {
@@ -613,5 +614,56 @@ describe('the record of a failed revision', () => {
     // After a retry took failed-revision away, a new release does not carry it.
     const retried = decided(step(obs({ revision: 'new2', templateHash: 'new2', status: after }), failedAt + 60 * SEC));
     assert.equal(written(retried)!.failure, undefined);
+  });
+});
+
+describe('gates of a new release', () => {
+  it("are run for the new revision and its phase, not for the stored status of the release before it (the webhooks' checksum)", () => {
+    const o = obs({ revision: 'new2', templateHash: 'new2', config: withHooks([{ name: 'approve', type: 'confirm-rollout' }]), status: status({ phase: 'Succeeded', revision: 'new1' }) });
+    assert.deepEqual(step(o, T0 + 60 * SEC), { kind: 'need', need: 'gates', gate: 'confirm-rollout', revision: 'new2', phase: 'Initializing' });
+    // Superseding a release mid-analysis: the same.
+    const mid = obs({ revision: 'new2', templateHash: 'new2', config: withHooks([{ name: 'approve', type: 'confirm-rollout' }]), status: status({ phase: 'Progressing', revision: 'new1', weight: 25, stepIndex: 0 }) });
+    assert.deepEqual(step(mid, T0 + 60 * SEC), { kind: 'need', need: 'gates', gate: 'confirm-rollout', revision: 'new2', phase: 'Initializing' });
+  });
+});
+
+describe('a confirm gate holding (Waiting) with the canary unready', () => {
+  const waiting = (over: object = {}) =>
+    obs(
+      { config: withHooks([{ name: 'ok', type: 'confirm-traffic-increase' }], { metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '10s' }] }), status: status({ phase: 'Waiting', waitingOn: 'confirm-traffic-increase', weight: 25, stepIndex: 0, lastCheckAt: iso(T0), ...over }) },
+      { canary: readyCanary({ availableReplicas: 0 }), routes: { stable: 75, canary: 25 } },
+    );
+
+  it('halts the analysis as Progressing does (no data from an unready canary is no failed check), and says so', () => {
+    const r = step(waiting(), T0 + 10 * SEC);
+    assert.equal(r.kind, 'decision', 'no gates asked for');
+    const d = decided(r);
+    assert.equal(written(d)?.phase, 'Waiting');
+    assert.equal(written(d)?.failedChecks, 0);
+    assert.deepEqual(events(d.actions), ['Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 updated replicas are available)']);
+  });
+
+  it('rolls back once it stays unready past the progress deadline', () => {
+    const d = decided(step(waiting({ canaryUnreadySince: iso(T0) }), T0 + 61 * SEC));
+    assert.equal(written(d)?.phase, 'RollingBack');
+    assert.match(written(d)!.message, /has not been ready for the progress deadline 1m/);
+  });
+});
+
+describe('a hold that lasts', () => {
+  it('is said again every HOLD_REPEAT_MS, so `kubectl describe` still gives the reason after the apiserver dropped the first Event (one hour)', () => {
+    const cfg = withHooks([{ name: 'approve', type: 'confirm-promotion' }]);
+    const at = (now: number, over: object = {}) =>
+      decided(
+        step(
+          obs({ config: cfg, status: status({ phase: 'Waiting', waitingOn: 'confirm-promotion', weight: 50, stepIndex: 1, lastCheckAt: iso(now - 10 * SEC), lastTransitionAt: iso(T0), message: 'Waiting for confirm-promotion approval of review.test: approve: 403', ...over }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { 'confirm-promotion': failing('approve: 403') } }),
+          now,
+        ),
+      );
+    assert.deepEqual(events(at(T0 + 10 * SEC).actions), [], 'said when the wait began');
+    const again = at(T0 + HOLD_REPEAT_MS);
+    assert.deepEqual(events(again.actions), ['Waiting for confirm-promotion approval of review.test: approve: 403']);
+    assert.equal(written(again)?.saidAt, iso(T0 + HOLD_REPEAT_MS));
+    assert.deepEqual(events(at(T0 + HOLD_REPEAT_MS + 10 * SEC, { saidAt: iso(T0 + HOLD_REPEAT_MS) }).actions), [], 'and not on every interval after that');
   });
 });
