@@ -26,7 +26,7 @@ export interface EventRecorder {
 export const REPORTING_COMPONENT = 'kube-canary-progressor';
 const REPORTING_CONTROLLER = 'kube-canary.io/progressor';
 
-function microTime(d: Date): string {
+export function microTime(d: Date): string {
   // MicroTime: RFC 3339 with 6 fractional digits.
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }

@@ -2,12 +2,16 @@
  * Leader election on a coordination.k8s.io/v1 Lease, following client-go's leaderelection:
  * - a candidate takes the lease only when the holder has not renewed it for leaseDuration,
  *   measured on OUR clock from when WE last saw the record change (no cross-node clock trust);
+ *   every duration is on the monotonic clock (performance.now()), so a wall-clock step (NTP, a
+ *   VM resumed) cannot make a deposed leader believe it still leads;
  * - every write carries the resourceVersion we read, so two candidates cannot both win;
  * - the leader renews every retryPeriod; if it cannot renew for renewDeadline (< leaseDuration)
- *   it considers itself deposed and stops acting at once, before anyone else can take over;
+ *   it considers itself deposed and stops acting at once, before anyone else can take over; a
+ *   renewal counts from when it was sent, not from when its answer came back;
  * - on shutdown it releases the lease (holder cleared) so a successor starts immediately.
  */
 import type { Logger } from '../kube/logger.js';
+import { microTime } from '../kube/events.js';
 import { ApiError, type KubeHttp } from '../kube/http.js';
 
 export interface LeaderOptions {
@@ -26,11 +30,13 @@ interface Lease {
   spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
 }
 
-const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+/** Milliseconds on the monotonic clock. */
+const mono = (): number => performance.now();
 
 export class LeaderElector {
   private leading = false;
-  private lastRenew = 0;
+  /** mono() when the last successful renewal was sent. */
+  private lastRenew = -Infinity;
   private observed?: { record: string; at: number };
   private timer?: NodeJS.Timeout;
   private stopped = false;
@@ -47,7 +53,7 @@ export class LeaderElector {
 
   /** True only while the lease is held AND was renewed recently enough: the fence before every write. */
   isLeader(): boolean {
-    return this.leading && !this.stopped && Date.now() - this.lastRenew < this.renewDeadlineMs;
+    return this.leading && !this.stopped && mono() - this.lastRenew < this.renewDeadlineMs;
   }
 
   start(): void {
@@ -65,12 +71,13 @@ export class LeaderElector {
     } catch (err) {
       this.log.warn({ err: (err as Error).message, lease: `${this.o.namespace}/${this.o.name}` }, 'lease update failed');
     }
-    if (this.leading && Date.now() - this.lastRenew >= this.renewDeadlineMs) this.lose('could not renew the lease within the renew deadline');
+    if (this.leading && mono() - this.lastRenew >= this.renewDeadlineMs) this.lose('could not renew the lease within the renew deadline');
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.retryMs);
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
     const now = new Date();
+    const sentAt = mono();
     let lease: Lease | undefined;
     try {
       lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: this.retryMs * 2, priority: 'high' });
@@ -84,15 +91,15 @@ export class LeaderElector {
     };
     if (!lease) {
       await this.http.request('POST', this.path, { body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } }, timeoutMs: this.retryMs * 2, priority: 'high' });
-      this.renewed();
+      this.renewed(sentAt);
       return;
     }
     const s = lease.spec ?? {};
     const record = JSON.stringify([s.holderIdentity, s.renewTime, s.leaseTransitions]);
-    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    if (this.observed?.record !== record) this.observed = { record, at: mono() };
     const mine = s.holderIdentity === this.o.identity;
     const held = !!s.holderIdentity;
-    const expired = Date.now() - this.observed.at > (s.leaseDurationSeconds ? s.leaseDurationSeconds * 1000 : this.leaseMs);
+    const expired = mono() - this.observed.at > (s.leaseDurationSeconds ? s.leaseDurationSeconds * 1000 : this.leaseMs);
     if (!mine && held && !expired) {
       if (this.leading) this.lose(`lease now held by ${s.holderIdentity}`);
       return;
@@ -115,11 +122,13 @@ export class LeaderElector {
       }
       throw err;
     }
-    this.renewed();
+    this.renewed(sentAt);
   }
 
-  private renewed(): void {
-    this.lastRenew = Date.now();
+  private renewed(sentAt: number): void {
+    // A write still in flight when release() ran: leading again now would start a controller during shutdown.
+    if (this.stopped) return;
+    this.lastRenew = sentAt;
     if (!this.leading) {
       this.leading = true;
       this.log.info({ identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}` }, 'became leader');

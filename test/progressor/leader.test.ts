@@ -100,4 +100,30 @@ describe('progressor leader election (Lease)', function () {
       await b.release();
     }
   });
+
+  it('a wall clock stepped back (NTP, a resumed VM) does not keep a leader that cannot renew in charge', async () => {
+    lease = undefined;
+    const events: string[] = [];
+    const a = elector('a', events);
+    const realNow = Date.now;
+    try {
+      a.start();
+      while (!a.isLeader()) await new Promise((r) => setTimeout(r, 20));
+      blocked.add('a');
+      const stepped = realNow() - 60_000;
+      const since = realNow();
+      Date.now = () => stepped + (realNow() - since);
+      const t0 = performance.now();
+      while (a.isLeader() && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!a.isLeader(), 'still leading after 5 s without a renewal');
+      assert.ok(performance.now() - t0 < 2500, `fenced after ${Math.round(performance.now() - t0)} ms (renew deadline 2 s)`);
+      // The fence (isLeader) is immediate; the controller is stopped on the next retry tick.
+      while (events.length < 2 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(events, ['a start', 'a stop']);
+    } finally {
+      Date.now = realNow;
+      blocked.delete('a');
+      await a.release();
+    }
+  });
 });
