@@ -69,6 +69,12 @@ export class Controller {
   private resync?: NodeJS.Timeout;
   private stopped = false;
   private started = false;
+  /**
+   * Every informer has listed once. Before that, keys are queued but not reconciled: an informer
+   * emits its first objects while the others still list, and a reconcile that found no canary in
+   * a cache not yet filled would act on a canary it believes deleted (CanaryDeleted, traffic moved).
+   */
+  private synced = false;
   private reconciler!: Reconciler;
 
   constructor(private readonly o: ControllerOptions) {
@@ -95,6 +101,7 @@ export class Controller {
     await Promise.all([...this.canaries, this.namespaces, ...this.optedIn].map((i) => i.waitForSync()));
     await Promise.all([...this.nsDeployments.values()].map((i) => i.waitForSync()));
     this.o.log.info({ releases: this.keys().length }, 'caches synced; reconciling');
+    this.synced = true;
     for (const k of this.keys()) this.enqueue(k);
     this.resync = setInterval(() => this.keys().forEach((k) => this.enqueue(k)), this.o.resyncMs ?? 5 * 60_000);
     this.pump();
@@ -235,6 +242,7 @@ export class Controller {
   }
 
   private pump(): void {
+    if (!this.synced) return;
     const limit = this.o.concurrency ?? 32;
     while (!this.stopped && this.running.size < limit && this.queue.length > 0) {
       const key = this.queue.shift()!;
