@@ -146,7 +146,7 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
     log,
   );
 
-  const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' });
+  const server = await serveMetrics(metrics, f.metricsAddr, () => controller?.healthy() ?? { ok: true, detail: 'standby: not the leader' }, log);
   const addr = server.address();
   // Before the start-up line: once it is out (pino writes it on another thread), a signal must stop us gracefully.
   let stopping = false;

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PHASES, type Phase } from '../config/status.js';
+import type { Logger } from '../kube/logger.js';
 
 export class ProgressorMetrics {
   readonly registry = new Registry();
@@ -47,7 +48,7 @@ export function parseAddr(addr: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
 }
 
-export function serveMetrics(metrics: ProgressorMetrics, addr: string, healthy: () => { ok: boolean; detail: string }): Promise<http.Server> {
+export function serveMetrics(metrics: ProgressorMetrics, addr: string, healthy: () => { ok: boolean; detail: string }, log: Logger): Promise<http.Server> {
   const { host, port } = parseAddr(addr);
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -71,6 +72,11 @@ export function serveMetrics(metrics: ProgressorMetrics, addr: string, healthy: 
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
+    server.listen(port, host, () => {
+      // As the webhook's server: errors after the start are logged, not left to `reject` (see there).
+      server.off('error', reject);
+      server.on('error', (err) => log.error({ err: err.message }, 'metrics server error'));
+      resolve(server);
+    });
   });
 }

@@ -269,7 +269,13 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.bind, () => resolve());
+    server.listen(opts.port, opts.bind, () => {
+      // From now on an error (EMFILE on accept under load) is logged; left to `reject`, the first
+      // would vanish and the second, with no listener, would end the process.
+      server.off('error', reject);
+      server.on('error', (err) => opts.log.error({ err: err.message }, 'server error'));
+      resolve();
+    });
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;

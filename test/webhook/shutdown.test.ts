@@ -41,6 +41,20 @@ describe('webhook shutdown', function () {
     assert.ok(Date.now() - t0 < 2000, `stopped after ${Date.now() - t0} ms`);
   });
 
+  it('logs a server error after the start (EMFILE on accept) instead of losing the first and crashing on the second', async () => {
+    const lines: Array<{ msg: string; err?: string }> = [];
+    const metrics = createWebhookMetrics();
+    const log = createLogger('webhook', 'info', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const running = await serve({ app: createApp({ config, metrics, log }), port: 0, bind: '127.0.0.1', certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), metrics, log, certPollMs: 60_000 });
+    try {
+      running.server.emit('error', new Error('accept EMFILE'));
+      running.server.emit('error', new Error('accept EMFILE'));
+      assert.equal(lines.filter((l) => l.msg === 'server error' && l.err === 'accept EMFILE').length, 2);
+    } finally {
+      await running.shutdown(100);
+    }
+  });
+
   it('closes an idle kept-alive connection at once', async () => {
     const running = await start();
     const agent = new Agent({ keepAlive: true });
