@@ -27,6 +27,7 @@ export function stableView(d: V1Deployment, trackLabel: string, defaults: Cluste
     namespace: d.metadata!.namespace!,
     name: d.metadata!.name!,
     paused: d.spec?.paused === true,
+    ...(d.spec?.strategy?.type === 'Recreate' ? { recreate: true as const } : {}),
     ...(revision ? { revision } : {}),
     ...(stableRevision ? { stableRevision } : {}),
     ...(status ? { status } : {}),

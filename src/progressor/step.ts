@@ -466,9 +466,12 @@ function advance(s: ReleaseStatus, c: Ctx, actions: Action[]): Decision {
 }
 
 function promote(s: ReleaseStatus, c: Ctx, actions: Action[], analysisSkipped = false): Decision {
-  const msg = `Promoting revision ${s.revision} into ${c.id}`;
+  // Strategy Recreate takes every stable pod down before it starts the new ones: the canary, which
+  // runs the revision being promoted, carries all the traffic until they are up (Finalising).
+  const recreate = c.obs.stable.recreate === true && canaryReady(c.obs.canary, s.revision);
+  const msg = `Promoting revision ${s.revision} into ${c.id}${recreate ? `: all traffic on ${c.canaryId} while ${c.id} is recreated (strategy Recreate)` : ''}`;
   return {
-    status: withoutWaiting(transition(s, 'Promoting', c.now, msg)),
+    status: withoutWaiting({ ...transition(s, 'Promoting', c.now, msg), ...(recreate ? { weight: 100 } : {}) }),
     actions: [...actions, { type: 'unpauseStable' }, event(false, 'Promoting', analysisSkipped ? `${msg} (analysis skipped)` : msg)],
     requeueAfterMs: c.cfg.progressDeadlineMs,
   };

@@ -27,6 +27,8 @@ export interface StableView extends RolloutView {
   namespace: string;
   name: string;
   paused: boolean;
+  /** strategy Recreate: during its rollout the Deployment has no pods at all. */
+  recreate?: true;
   /** kube-canary.io/revision: present exactly while a release is in progress. */
   revision?: string;
   /** kube-canary.io/stable-revision: the template the running pods use. */

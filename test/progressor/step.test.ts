@@ -667,3 +667,21 @@ describe('a hold that lasts', () => {
     assert.deepEqual(events(at(T0 + HOLD_REPEAT_MS + 10 * SEC, { saidAt: iso(T0 + HOLD_REPEAT_MS) }).actions), [], 'and not on every interval after that');
   });
 });
+
+describe('promotion of a Deployment with strategy Recreate', () => {
+  it('puts all traffic on the canary while the stable pods are recreated, and back on stable once they are up', () => {
+    const last = obs({ recreate: true, status: status({ phase: 'Progressing', weight: 50, stepIndex: 1, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 }, gates: { analysis: pass } });
+    const p = decided(step(last, T0 + 10 * SEC));
+    assert.equal(written(p)?.phase, 'Promoting');
+    assert.equal(written(p)?.weight, 100);
+    assert.ok(p.actions.some((a) => a.type === 'setWeight' && a.canary === 100), JSON.stringify(p.actions));
+    assert.deepEqual(events(p.actions), ['Promoting revision new1 into review.test: all traffic on review-canary.test while review.test is recreated (strategy Recreate)']);
+    // Rolled out: Finalising routes everything to the new stable pods.
+    const done = decided(step(obs({ recreate: true, paused: false, updatedReplicas: 2, availableReplicas: 2, status: written(p)! }, { canary: readyCanary(), routes: { stable: 0, canary: 100 } }), T0 + 20 * SEC));
+    assert.equal(written(done)?.phase, 'Finalising');
+    assert.ok(done.actions.some((a) => a.type === 'setWeight' && a.canary === 0));
+    // RollingUpdate keeps serving from old and new stable pods: the weights stay as they are.
+    const rolling = decided(step({ ...last, stable: { ...last.stable, recreate: undefined } } as never, T0 + 10 * SEC));
+    assert.equal(written(rolling)?.weight, 50);
+  });
+});
