@@ -171,7 +171,11 @@ export class Controller {
         for (const d of inf.list()) if (d.metadata?.annotations?.[ANN_REVISION] !== undefined) this.leftScope.add(objectKey(d));
         const keys = inf.list().map(objectKey);
         void inf.stop();
-        keys.forEach((k) => this.enqueue(k));
+        for (const k of keys) {
+          // Still ours through its own label (the other watch): nothing to forget.
+          if (!this.stableFor(k)) this.forget(k);
+          this.enqueue(k);
+        }
       }
       return;
     }
@@ -191,8 +195,7 @@ export class Controller {
       if (t) clearTimeout(t.timer);
       this.timers.delete(key);
       this.ownWrites.delete(key);
-      this.o.metrics.forget(d.metadata!.namespace!, d.metadata!.name!);
-      this.reconciler.forget(d.metadata!.namespace!, d.metadata!.name!);
+      this.forget(key);
       // Gone from the watch with a release in progress: deleted, or no longer opted in.
       if (d.metadata?.annotations?.[ANN_REVISION] !== undefined && this.inScope(d.metadata.namespace!)) {
         this.leftScope.add(key);
@@ -202,6 +205,14 @@ export class Controller {
       return;
     }
     this.enqueue(key);
+  }
+
+  /** What is kept per Deployment, dropped once it is gone from our watches (deleted, or out of scope). */
+  private forget(key: string): void {
+    const [ns, name] = key.split('/') as [string, string];
+    this.failures.delete(key);
+    void this.o.metrics.forget(ns, name);
+    this.reconciler.forget(ns, name);
   }
 
   private inScope(ns: string): boolean {
@@ -310,7 +321,10 @@ export class Controller {
       stable ??= await this.optedOutRelease(key);
       if (!stable) return;
       const r = await this.reconciler.reconcile(stable, this.abort.signal, optedOut);
-      if (optedOut && r.phase && isTerminal(r.phase)) this.leftScope.delete(key);
+      if (optedOut && r.phase && isTerminal(r.phase)) {
+        this.leftScope.delete(key);
+        this.forget(key); // ended as a plain Deployment: its series go
+      }
       this.failures.delete(key);
       if (r.wroteResourceVersion) this.ownWrites.set(key, r.wroteResourceVersion);
       // Write-through: a reconcile of this release right after this one (a canary event, a

@@ -35,10 +35,15 @@ export class ProgressorMetrics {
     for (const p of PHASES) this.phase.set({ namespace, name, phase: p }, p === phase ? 1 : 0);
   }
 
-  forget(namespace: string, name: string): void {
+  /** The Deployment is gone: its series go too (a cluster's Deployments come and go; series would pile up). */
+  async forget(namespace: string, name: string): Promise<void> {
     for (const p of PHASES) this.phase.remove({ namespace, name, phase: p });
     this.weight.remove({ namespace, name });
     this.failedChecks.remove({ namespace, name });
+    // Counters with more labels than the release's: each series of it, as the registry has them.
+    for (const c of [this.checks, this.promotions, this.rollbacks] as Array<Counter<string>>) {
+      for (const v of (await c.get()).values) if (v.labels.namespace === namespace && v.labels.name === name) c.remove(v.labels);
+    }
   }
 }
 
