@@ -6,6 +6,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration.js';
 import { queryTemplateProblem } from './query-template.js';
+import { kindOf, show } from './show.js';
 
 export const BUILTIN_METRICS = ['request-success-rate', 'request-duration'] as const;
 export type BuiltinMetric = (typeof BUILTIN_METRICS)[number];
@@ -193,8 +194,8 @@ const webhookSchema = strict({
   timeout: duration(WEBHOOK_TIMEOUT_BOUNDS).optional(),
   metadata: z
     // Metadata may carry tokens for the webhook: its values are never quoted back.
-    .record(z.string(), z.string({ error: (x) => `is ${kindOf(x.input)}; metadata values must be strings (put quotes around it)` }), {
-      error: (x) => `must be a mapping of strings, got ${kindOf(x.input)}`,
+    .record(z.string(), z.string({ error: (x) => `is ${kindOf(x.input, 'a mapping')}; metadata values must be strings (put quotes around it)` }), {
+      error: (x) => `must be a mapping of strings, got ${kindOf(x.input, 'a mapping')}`,
     })
     .optional(),
   muteAlert: z.unknown().optional(),
@@ -564,11 +565,6 @@ function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
 }
 
-/** What a value is, for a message that must not quote it. */
-function kindOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
-}
-
 function isHttpUrl(s: string): boolean {
   try {
     const u = new URL(s);
@@ -576,13 +572,6 @@ function isHttpUrl(s: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Short, bounded rendering of a user value for error messages. */
-export function show(v: unknown): string {
-  // Infinity and NaN (YAML .inf/.nan, JSON 1e400) would render as null through JSON.
-  const s = typeof v === 'string' ? JSON.stringify(v) : v === undefined || typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 /** One line a person can read: "steps 25%, 50% every 1m; roll back after 5 failed checks". */

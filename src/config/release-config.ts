@@ -3,7 +3,8 @@
  * parsed and validated in one place so the webhook (which denies bad config at admission) and
  * the progressor (which acts on it) can never disagree.
  */
-import { type Analysis, checkDuration, INTERVAL_BOUNDS, parseAnalysis, show } from './analysis.js';
+import { type Analysis, checkDuration, INTERVAL_BOUNDS, parseAnalysis } from './analysis.js';
+import { show } from './show.js';
 import { ANN_ANALYSIS, ANN_PROGRESS_DEADLINE, ANN_PROVIDER, ANN_REQUEST, ANN_SERVICE, ANN_SKIP_ANALYSIS, PREFIX, REQUESTS, MANAGED_ANNOTATIONS, USER_ANNOTATIONS, LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME } from './contract.js';
 import type { ReleaseRequest } from './contract.js';
 

@@ -18,7 +18,8 @@
  * When the gates need I/O (metric checks, webhooks) or rollback needs the stable ReplicaSet,
  * step() returns a Need; the reconciler fetches it and calls step() again with the answer.
  */
-import { type Analysis, type WebhookType, show } from '../config/analysis.js';
+import type { Analysis, WebhookType } from '../config/analysis.js';
+import { show } from '../config/show.js';
 import { ANN_REQUEST, REQUESTS, canaryName } from '../config/contract.js';
 import { formatDuration } from '../config/duration.js';
 import { type ReleaseConfig, isReleaseRequest } from '../config/release-config.js';

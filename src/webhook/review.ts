@@ -3,6 +3,7 @@
  * building the response. Anything malformed becomes an `EnvelopeError` (a 4xx), never a crash.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
+import { kindOf, show } from '../config/show.js';
 
 export interface AdmissionRequest {
   uid: string;
@@ -60,7 +61,7 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   if (r.apiVersion !== 'admission.k8s.io/v1' || r.kind !== 'AdmissionReview') {
     // Only another version of AdmissionReview is fixed in the webhook configuration.
     const fix = r.kind === 'AdmissionReview' ? '. Set admissionReviewVersions: ["v1"] in the webhook configuration' : '';
-    throw new EnvelopeError(400, `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${describe(r.apiVersion)}, kind ${describe(r.kind)}${fix}`);
+    throw new EnvelopeError(400, `expected apiVersion admission.k8s.io/v1, kind AdmissionReview; got apiVersion ${show(r.apiVersion)}, kind ${show(r.kind)}${fix}`);
   }
   const req = r.request;
   if (req === null || typeof req !== 'object' || Array.isArray(req)) throw new EnvelopeError(400, 'AdmissionReview has no request');
@@ -79,7 +80,7 @@ export function parseReview(body: Buffer | string | undefined): AdmissionRequest
   const userProblem = textProblem(userInfo?.username, false);
   if (userProblem) throw new EnvelopeError(400, `AdmissionReview request.userInfo.username ${userProblem}`);
   if (typeof q.operation !== 'string' || !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(q.operation)) {
-    throw new EnvelopeError(400, `AdmissionReview request has operation ${describe(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
+    throw new EnvelopeError(400, `AdmissionReview request has operation ${show(q.operation)}; expected CREATE, UPDATE, DELETE or CONNECT`);
   }
   const kind = q.kind as Record<string, unknown> | undefined;
   if (!kind || typeof kind.kind !== 'string') throw new EnvelopeError(400, 'AdmissionReview request has no kind');
@@ -101,11 +102,6 @@ function textProblem(v: unknown, required: boolean): string | undefined {
   return v.length > MAX_TEXT ? `is ${v.length} characters long; at most ${MAX_TEXT} are accepted` : undefined;
 }
 
-/** What a JSON value is, for a message that must not quote it. */
-function kindOf(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
 /**
  * V8's reason without the excerpt of the body it quotes ("Unexpected token 'h', "...value":hunter2"...
  * is not valid JSON"): a body may carry secrets, and this message is logged and answered. Its
@@ -116,12 +112,6 @@ function syntaxProblem(message: string): string {
   const reason = cut >= 0 ? message.slice(0, cut) : message;
   // Any other quote would be an excerpt in a shape this does not know: say less rather than leak.
   return reason.includes('"') ? 'a syntax error' : reason;
-}
-
-/** A member's value for a message: JSON, cut to 60 characters (it is the sender's text, of any length). */
-function describe(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 /**
