@@ -9,6 +9,7 @@
 import type { MetricCheck } from '../config/analysis.js';
 import { formatDuration } from '../config/duration.js';
 import { type QueryVars, renderQuery } from '../config/query-template.js';
+import { describeFetchError, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, MetricProvider, MetricTarget } from './provider.js';
 
 export interface PrometheusOptions {
@@ -180,16 +181,6 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Math.round(n * 1000) / 1000);
 }
 
-/** A URL safe to print: no user:password, no query string. */
-export function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '<invalid URL>';
-  }
-}
-
 export class PrometheusProvider implements MetricProvider {
   private readonly endpoint: string;
   private readonly authorization: string | undefined;
@@ -203,11 +194,7 @@ export class PrometheusProvider implements MetricProvider {
 
   constructor(opts: PrometheusOptions) {
     const u = new URL(opts.url);
-    if (u.username || u.password) {
-      this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
-      u.username = '';
-      u.password = '';
-    }
+    this.authorization = takeBasicAuth(u);
     u.search = '';
     u.hash = '';
     u.pathname = `${u.pathname.replace(/\/+$/, '')}/api/v1/query`;
@@ -310,13 +297,4 @@ export class PrometheusProvider implements MetricProvider {
     if (body === undefined) return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status} with a body that is not JSON` };
     return { body };
   }
-}
-
-/** Node's fetch hides the reason in `cause` (ECONNREFUSED, ENOTFOUND, ...). */
-export function describeFetchError(e: unknown): string {
-  const err = e as { message?: string; cause?: { code?: string; message?: string } };
-  const cause = err?.cause;
-  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
-  if (cause?.message) return cause.message;
-  return err?.message ?? String(e);
 }

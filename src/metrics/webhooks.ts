@@ -6,7 +6,7 @@
  * never appear in a message: the response body is shown only with every metadata value masked.
  */
 import type { WebhookGate } from '../config/analysis.js';
-import { describeFetchError, redactUrl } from './prometheus.js';
+import { describeFetchError, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, GateRunner, WebhookPayload } from './provider.js';
 
 const BODY_SNIPPET = 200;
@@ -38,12 +38,8 @@ export class HttpGateRunner implements GateRunner {
     } catch {
       return fail('the URL is not valid');
     }
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*' };
-    if (url.username || url.password) {
-      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-      url.username = '';
-      url.password = '';
-    }
+    const authorization = takeBasicAuth(url);
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*', ...(authorization ? { authorization } : {}) };
     const timeout = AbortSignal.timeout(gate.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     this.calls += 1;

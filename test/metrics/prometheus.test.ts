@@ -12,10 +12,10 @@ import {
   judge,
   parseSampleValue,
   promDuration,
-  redactUrl,
   successRateQuery,
   varsFor,
 } from '../../src/metrics/prometheus.js';
+import { redactUrl } from '../../src/metrics/http-client.js';
 import type { MetricTarget } from '../../src/metrics/provider.js';
 
 const target: MetricTarget = { namespace: 'test', stable: 'review', canary: 'review-canary', intervalMs: 60_000 };
