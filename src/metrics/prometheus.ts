@@ -9,7 +9,7 @@
 import type { MetricCheck } from '../config/analysis.js';
 import { formatDuration } from '../config/duration.js';
 import { type QueryVars, renderQuery } from '../config/query-template.js';
-import { describeFetchError, redactUrl, takeBasicAuth } from './http-client.js';
+import { post, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, MetricProvider, MetricTarget } from './provider.js';
 
 export interface PrometheusOptions {
@@ -88,6 +88,7 @@ export function batchedQuery(metric: 'request-success-rate' | 'request-duration'
   return `histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${interval}])))`;
 }
 
+const CANCELLED = 'the check was cancelled before Prometheus answered';
 const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
 
 /** The answer of a batched query split per `destination_workload`; a workload without a series has no data. */
@@ -238,12 +239,17 @@ export class PrometheusProvider implements MetricProvider {
       void this.send(key, b);
     }
     if (!signal) return result;
-    // The caller may give up; the batch goes on for the others.
-    return Promise.race([result, new Promise<Outcome>((resolve) => {
-      const cancelled = () => resolve({ error: 'the check was cancelled before Prometheus answered' });
-      if (signal.aborted) cancelled();
-      else signal.addEventListener('abort', cancelled, { once: true });
-    })]);
+    if (signal.aborted) return Promise.resolve({ error: CANCELLED });
+    // The caller may give up; the batch goes on for the others. The signal outlives this check
+    // (it is the progressor's), so the listener goes when the check ends, however it ends.
+    return new Promise<Outcome>((resolve) => {
+      const cancelled = () => resolve({ error: CANCELLED });
+      signal.addEventListener('abort', cancelled, { once: true });
+      void result.then((o) => {
+        signal.removeEventListener('abort', cancelled);
+        resolve(o);
+      });
+    });
   }
 
   private async send(key: string, b: Batch): Promise<void> {
@@ -264,29 +270,18 @@ export class PrometheusProvider implements MetricProvider {
 
   /** One instant query. Never throws: returns the parsed JSON body or a message saying what went wrong. */
   async query(promql: string, signal?: AbortSignal): Promise<{ body: unknown } | { error: string }> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const form = new URLSearchParams({ query: promql, timeout: `${Math.max(1, Math.floor(this.timeoutMs / 1000))}s` });
     this.queries += 1;
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(this.endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) },
-        body: form,
-        signal: combined,
-        redirect: 'error',
-      });
-      text = await res.text();
-    } catch (e) {
-      if (timeout.aborted) return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
-      if (signal?.aborted) return { error: 'the check was cancelled before Prometheus answered' };
-      return { error: `Prometheus at ${this.shownUrl} is unreachable: ${describeFetchError(e)}` };
+    const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) };
+    const res = await post(this.endpoint, { headers, body: form, redirect: 'error' }, this.timeoutMs, signal);
+    if ('failed' in res) {
+      if (res.failed === 'timeout') return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
+      if (res.failed === 'cancelled') return { error: CANCELLED };
+      return { error: `Prometheus at ${this.shownUrl} is unreachable: ${res.detail}` };
     }
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(res.text);
     } catch {
       body = undefined;
     }

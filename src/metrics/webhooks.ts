@@ -6,7 +6,7 @@
  * never appear in a message: the response body is shown only with every metadata value masked.
  */
 import type { WebhookGate } from '../config/analysis.js';
-import { describeFetchError, redactUrl, takeBasicAuth } from './http-client.js';
+import { post, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, GateRunner, WebhookPayload } from './provider.js';
 
 const BODY_SNIPPET = 200;
@@ -40,21 +40,15 @@ export class HttpGateRunner implements GateRunner {
     }
     const authorization = takeBasicAuth(url);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*', ...(authorization ? { authorization } : {}) };
-    const timeout = AbortSignal.timeout(gate.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     this.calls += 1;
-    let res: Response;
-    let text = '';
-    try {
-      res = await fetch(url, { method: 'POST', headers, body: webhookBody(payload), signal: combined, redirect: 'manual' });
-      text = await res.text();
-    } catch (e) {
-      if (timeout.aborted) return fail(`no answer within the gate's timeout of ${gate.timeoutMs}ms`);
-      if (signal?.aborted) return fail('cancelled before it answered');
-      return fail(`unreachable: ${describeFetchError(e)}`);
+    const res = await post(url, { headers, body: webhookBody(payload), redirect: 'manual' }, gate.timeoutMs, signal);
+    if ('failed' in res) {
+      if (res.failed === 'timeout') return fail(`no answer within the gate's timeout of ${gate.timeoutMs}ms`);
+      if (res.failed === 'cancelled') return fail('cancelled before it answered');
+      return fail(`unreachable: ${res.detail}`);
     }
     const secrets = Object.values(payload.metadata);
-    const snippet = bodySnippet(text, secrets);
+    const snippet = bodySnippet(res.text, secrets);
     if (res.status >= 200 && res.status < 300) {
       return { name: gate.name, passed: true, message: `${label}: HTTP ${res.status}` };
     }

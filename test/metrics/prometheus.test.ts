@@ -17,6 +17,7 @@ import {
 } from '../../src/metrics/prometheus.js';
 import { redactUrl } from '../../src/metrics/http-client.js';
 import type { MetricTarget } from '../../src/metrics/provider.js';
+import { signalHolds, watchListenerWarnings } from '../support/signal.js';
 
 const target: MetricTarget = { namespace: 'test', stable: 'review', canary: 'review-canary', intervalMs: 60_000 };
 const sr: MetricCheck = { name: 'request-success-rate', min: 99, intervalMs: 30_000 };
@@ -280,6 +281,31 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     const unbatched = new PrometheusProvider({ url: base, timeoutMs: 2000, batchWindowMs: 0 });
     await Promise.all(targets.map((t) => unbatched.check(dur, t)));
     assert.equal(unbatched.queries, 2);
+  });
+
+  it('checks given the progressor\'s one long-lived signal leave nothing on it, batched or not, and it still cancels them', async () => {
+    handler = () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [{ metric: { destination_workload: 'a-canary' }, value: [1, '100'] }] } }) });
+    const p = new PrometheusProvider({ url: base, timeoutMs: 2000, batchWindowMs: 1 });
+    const lifetime = new AbortController();
+    const warnings = watchListenerWarnings();
+    const a: MetricTarget = { namespace: 'test', stable: 'a', canary: 'a-canary', intervalMs: 30_000 };
+    const custom: MetricCheck = { name: 'custom', query: 'up', min: 0, intervalMs: 1000 };
+    for (let i = 0; i < 30; i++) {
+      const rs = await Promise.all([p.check(sr, a, lifetime.signal), p.check(dur, a, lifetime.signal), p.check(custom, a, lifetime.signal)]);
+      for (const r of rs) assert.equal(r.passed, true, r.message);
+    }
+    assert.deepEqual(signalHolds(lifetime.signal), { listeners: 0, dependants: 0 });
+    assert.deepEqual(await warnings.stop(), []);
+    handler = () => ({ status: 200, body: '{}', delayMs: 1000 });
+    const pending = [p.check(sr, a, lifetime.signal), p.check(custom, a, lifetime.signal)];
+    setTimeout(() => lifetime.abort(), 50);
+    for (const r of await Promise.all(pending)) assert.match(r.message, /cancelled/);
+  });
+
+  it('the signal probe of these tests sees what AbortSignal.any() leaves on a signal', () => {
+    const lifetime = new AbortController();
+    AbortSignal.any([lifetime.signal, AbortSignal.timeout(1000)]);
+    assert.equal(signalHolds(lifetime.signal).dependants, 1, 'Node keeps AbortSignal.any()\'s dependants elsewhere now: update test/support/signal.ts');
   });
 
   it('an unknown template variable fails without querying', async () => {

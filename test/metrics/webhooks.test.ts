@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { WebhookGate } from '../../src/config/analysis.js';
 import type { WebhookPayload } from '../../src/metrics/provider.js';
 import { HttpGateRunner, bodySnippet } from '../../src/metrics/webhooks.js';
+import { signalHolds, watchListenerWarnings } from '../support/signal.js';
 
 const payload: WebhookPayload = {
   name: 'review',
@@ -103,6 +104,23 @@ describe('webhooks: HttpGateRunner against a real HTTP server on 127.0.0.1', () 
     const r = await new HttpGateRunner().run(gate({ url: base.replace('http://', 'http://ci:pw@') + '/hook' }), payload);
     assert.equal(r.passed, true, r.message);
     assert.equal(received[0]!.headers.authorization, `Basic ${Buffer.from('ci:pw').toString('base64')}`);
+  });
+
+  it('calls given the progressor\'s one long-lived signal leave nothing on it, and it still cancels them', async () => {
+    respond = () => ({ status: 200 });
+    const runner = new HttpGateRunner();
+    const lifetime = new AbortController();
+    const warnings = watchListenerWarnings();
+    for (let i = 0; i < 30; i++) {
+      const rs = await Promise.all([runner.run(gate(), payload, lifetime.signal), runner.run(gate({ name: 'smoke' }), payload, lifetime.signal)]);
+      for (const r of rs) assert.equal(r.passed, true, r.message);
+    }
+    assert.deepEqual(signalHolds(lifetime.signal), { listeners: 0, dependants: 0 });
+    assert.deepEqual(await warnings.stop(), []);
+    respond = () => ({ status: 200, delayMs: 1000 });
+    const pending = runner.run(gate(), payload, lifetime.signal);
+    setTimeout(() => lifetime.abort(), 50);
+    assert.match((await pending).message, /cancelled before it answered/);
   });
 
   it('body snippets are single-line, bounded, with secrets masked', () => {
