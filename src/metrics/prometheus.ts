@@ -91,7 +91,10 @@ export function batchedQuery(metric: 'request-success-rate' | 'request-duration'
 const CANCELLED = 'the check was cancelled before Prometheus answered';
 const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
 
-/** The answer of a batched query split per `destination_workload`; a workload without a series has no data. */
+/**
+ * The answer of a batched query split per `destination_workload`; a workload without a series has
+ * no data, or, if some series could not be read (null, no workload label, no sample), a malformed answer.
+ */
 export function extractByWorkload(body: unknown, workloads: string[]): Map<string, { value: number } | { error: string }> {
   const out = new Map<string, { value: number } | { error: string }>();
   const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } } | null;
@@ -100,15 +103,18 @@ export function extractByWorkload(body: unknown, workloads: string[]): Map<strin
   else if (b.status !== 'success') failure = `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}`;
   else if (b.data?.resultType !== 'vector' || !Array.isArray(b.data.result)) failure = 'Prometheus answer to a batched query is not a vector';
   const found = new Map<string, number>();
-  if (!failure) {
-    for (const series of (b!.data!.result as Array<{ metric?: Record<string, string>; value?: unknown }>)) {
-      const w = series.metric?.destination_workload;
-      if (w !== undefined && Array.isArray(series.value) && series.value.length >= 2) found.set(w, parseSampleValue(series.value[1]));
-    }
+  let unreadable = 0;
+  const result = failure ? [] : (b!.data!.result as unknown[]);
+  for (const series of result) {
+    const { metric, value } = (series ?? {}) as { metric?: { destination_workload?: unknown } | null; value?: unknown };
+    const w = metric?.destination_workload;
+    if (typeof w === 'string' && Array.isArray(value) && value.length >= 2) found.set(w, parseSampleValue(value[1]));
+    else unreadable += 1;
   }
+  const missing = unreadable > 0 ? `Prometheus answer is malformed (${unreadable} of ${result.length} series unreadable: not {metric: {destination_workload}, value: [time, value]}); none is this workload's` : NO_DATA;
   for (const w of workloads) {
     const v = found.get(w);
-    out.set(w, failure ? { error: failure } : v === undefined ? { error: NO_DATA } : { value: v });
+    out.set(w, failure ? { error: failure } : v === undefined ? { error: missing } : { value: v });
   }
   return out;
 }
@@ -149,7 +155,7 @@ export function extractValue(body: unknown): { value: number } | { error: string
     if (!Array.isArray(result)) return { error: 'Prometheus vector result is malformed' };
     if (result.length === 0) return { error: NO_DATA };
     if (result.length > 1) return { error: `the query returned ${result.length} series; it must return exactly one (aggregate it, e.g. with sum(...))` };
-    const sample = (result[0] as { value?: unknown }).value;
+    const sample = (result[0] as { value?: unknown } | null)?.value;
     if (!Array.isArray(sample) || sample.length < 2) return { error: 'Prometheus sample is malformed' };
     return { value: parseSampleValue(sample[1]) };
   }
@@ -252,20 +258,28 @@ export class PrometheusProvider implements MetricProvider {
     });
   }
 
+  /** Never rejects (it runs unawaited) and settles every waiter: a check left waiting holds its release. */
   private async send(key: string, b: Batch): Promise<void> {
     if (this.batches.get(key) === b) this.batches.delete(key);
     const workloads = [...b.waiters.keys()];
     let outcomes: Map<string, Outcome>;
+    try {
+      outcomes = await this.answer(b, workloads);
+    } catch (err) {
+      outcomes = new Map(workloads.map((w) => [w, { error: `the batched query failed: ${(err as Error).message}` }]));
+    }
+    for (const [w, resolvers] of b.waiters) for (const r of resolvers) r(outcomes.get(w)!);
+  }
+
+  private async answer(b: Batch, workloads: string[]): Promise<Map<string, Outcome>> {
     if (workloads.length === 1) {
       // Alone in its window: exactly the single-workload query (Flagger's).
       const vars = { namespace: b.namespace, target: workloads[0]!, canary: workloads[0]!, stable: '', interval: b.interval };
       const answer = await this.query(b.metric === 'request-success-rate' ? successRateQuery(vars) : durationQuery(vars));
-      outcomes = new Map([[workloads[0]!, 'error' in answer ? answer : extractValue(answer.body)]]);
-    } else {
-      const answer = await this.query(batchedQuery(b.metric, b.namespace, workloads, b.interval));
-      outcomes = 'error' in answer ? new Map(workloads.map((w) => [w, answer])) : extractByWorkload(answer.body, workloads);
+      return new Map([[workloads[0]!, 'error' in answer ? answer : extractValue(answer.body)]]);
     }
-    for (const [w, resolvers] of b.waiters) for (const r of resolvers) r(outcomes.get(w)!);
+    const answer = await this.query(batchedQuery(b.metric, b.namespace, workloads, b.interval));
+    return 'error' in answer ? new Map(workloads.map((w) => [w, answer])) : extractByWorkload(answer.body, workloads);
   }
 
   /** One instant query. Never throws: returns the parsed JSON body or a message saying what went wrong. */

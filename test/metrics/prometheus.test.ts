@@ -86,6 +86,13 @@ describe('prometheus: batched built-in queries (pure)', () => {
     const failed = extractByWorkload({ status: 'error', errorType: 'timeout', error: 'query timed out' }, ['a-canary', 'b-canary']);
     for (const w of ['a-canary', 'b-canary']) assert.match((failed.get(w) as { error: string }).error, /timeout: query timed out/);
   });
+  it('null or garbage series never throw: a workload without a well-formed series fails, saying the answer is malformed', () => {
+    const answer = (result: unknown[]) => ({ status: 'success', data: { resultType: 'vector', result } });
+    const m = extractByWorkload(answer([null, 'x', { metric: null, value: null }, { metric: { destination_workload: 'a-canary' }, value: [1, '99.5'] }]), ['a-canary', 'b-canary']);
+    assert.deepEqual(m.get('a-canary'), { value: 99.5 });
+    assert.match((m.get('b-canary') as { error: string }).error, /^Prometheus answer is malformed \(3 of 4 series unreadable/);
+    assert.match((extractByWorkload(answer([null]), ['a-canary']).get('a-canary') as { error: string }).error, /malformed \(1 of 1 series unreadable/);
+  });
 });
 
 describe('prometheus: result judging (pure)', () => {
@@ -106,6 +113,13 @@ describe('prometheus: result judging (pure)', () => {
     const r = extractValue(vec('1', '2'));
     assert.ok('error' in r);
     assert.match(r.error, /2 series/);
+  });
+
+  it('a null or garbage series is an error, never a throw', () => {
+    for (const series of [null, 7, 'x', []]) {
+      const r = extractValue({ status: 'success', data: { resultType: 'vector', result: [series] } });
+      assert.deepEqual(r, { error: 'Prometheus sample is malformed' }, JSON.stringify(series));
+    }
   });
 
   it('a matrix or a Prometheus error is an error', () => {
@@ -281,6 +295,30 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     const unbatched = new PrometheusProvider({ url: base, timeoutMs: 2000, batchWindowMs: 0 });
     await Promise.all(targets.map((t) => unbatched.check(dur, t)));
     assert.equal(unbatched.queries, 2);
+  });
+
+  it('a malformed answer to a batched query fails its checks with a message; nothing rejects unhandled, nothing is left waiting', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const at = (name: string): MetricTarget => ({ namespace: 'test', stable: name, canary: `${name}-canary`, intervalMs: 30_000 });
+      for (const result of [[null], [null, null], ['garbage', 5, []]]) {
+        handler = () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }) });
+        const p = new PrometheusProvider({ url: base, timeoutMs: 2000 });
+        // Three workloads in one window (the batched query), one alone in its own (the single query).
+        const all = Promise.all([...['a', 'b', 'c'].map((n) => p.check(sr, at(n))), p.check(dur, at('d'))]);
+        const rs = await Promise.race([all, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('checks left waiting')), 3000))]);
+        assert.equal(p.queries, 2);
+        for (const r of rs) assert.equal(r.passed, false, r.message);
+        for (const r of rs.slice(0, 3)) assert.match(r.message, /^request-success-rate: Prometheus answer is malformed \(\d of \d series unreadable/, JSON.stringify(result));
+        assert.match(rs[3]!.message, /^request-duration: (Prometheus sample is malformed|the query returned \d series)/, JSON.stringify(result));
+      }
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('checks given the progressor\'s one long-lived signal leave nothing on it, batched or not, and it still cancels them', async () => {
