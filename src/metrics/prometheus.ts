@@ -27,9 +27,10 @@ export interface PrometheusOptions {
   maxBatch?: number;
 }
 
+type BuiltinMetric = 'request-success-rate' | 'request-duration';
 type Outcome = { value: number } | { error: string };
 interface Batch {
-  metric: 'request-success-rate' | 'request-duration';
+  metric: BuiltinMetric;
   namespace: string;
   interval: string;
   waiters: Map<string, Array<(o: Outcome) => void>>;
@@ -52,19 +53,28 @@ export function varsFor(metric: MetricCheck, target: MetricTarget): QueryVars {
   return { namespace: target.namespace, target: target.canary, canary: target.canary, stable: target.stable, interval: promDuration(ms) };
 }
 
+/** Istio's series as seen by the server-side sidecars of one namespace's workloads named `op` `value` (`=` or `=~`). */
+function istioSelector(namespace: string, op: '=' | '=~', value: string): string {
+  return `reporter="destination",destination_workload_namespace=${promString(namespace)},destination_workload${op}${promString(value)}`;
+}
+
+/** A built-in metric over the selected series: one series, or one per value of the `by` labels. */
+function builtinQuery(metric: BuiltinMetric, sel: string, interval: string, by: string[] = []): string {
+  if (metric === 'request-success-rate') {
+    const sum = by.length ? `sum by (${by.join(', ')}) ` : 'sum';
+    return `${sum}(rate(istio_requests_total{${sel},response_code!~"5.*"}[${interval}])) / ${sum}(rate(istio_requests_total{${sel}}[${interval}])) * 100`;
+  }
+  return `histogram_quantile(0.99, sum by (${['le', ...by].join(', ')}) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${interval}])))`;
+}
+
 /** Flagger's istio `request-success-rate`: percentage of non-5xx responses seen by the canary's sidecars. */
 export function successRateQuery(v: QueryVars): string {
-  const sel = `reporter="destination",destination_workload_namespace=${promString(v.namespace)},destination_workload=${promString(v.target)}`;
-  return (
-    `sum(rate(istio_requests_total{${sel},response_code!~"5.*"}[${v.interval}])) / ` +
-    `sum(rate(istio_requests_total{${sel}}[${v.interval}])) * 100`
-  );
+  return builtinQuery('request-success-rate', istioSelector(v.namespace, '=', v.target), v.interval);
 }
 
 /** Flagger's istio `request-duration`: p99 latency in milliseconds. */
 export function durationQuery(v: QueryVars): string {
-  const sel = `reporter="destination",destination_workload_namespace=${promString(v.namespace)},destination_workload=${promString(v.target)}`;
-  return `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${v.interval}])))`;
+  return builtinQuery('request-duration', istioSelector(v.namespace, '=', v.target), v.interval);
 }
 
 /** A PromQL regex alternation matching exactly these names (regex metacharacters escaped). */
@@ -77,44 +87,47 @@ export function exactAlternation(names: string[]): string {
  * workload (`sum by (destination_workload)`): per workload the same number the single query
  * gives, because both sum the same series. Used when many releases check at the same moment.
  */
-export function batchedQuery(metric: 'request-success-rate' | 'request-duration', namespace: string, workloads: string[], interval: string): string {
-  const sel = `reporter="destination",destination_workload_namespace=${promString(namespace)},destination_workload=~${promString(exactAlternation(workloads))}`;
-  if (metric === 'request-success-rate') {
-    return (
-      `sum by (destination_workload) (rate(istio_requests_total{${sel},response_code!~"5.*"}[${interval}])) / ` +
-      `sum by (destination_workload) (rate(istio_requests_total{${sel}}[${interval}])) * 100`
-    );
-  }
-  return `histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${interval}])))`;
+export function batchedQuery(metric: BuiltinMetric, namespace: string, workloads: string[], interval: string): string {
+  return builtinQuery(metric, istioSelector(namespace, '=~', exactAlternation(workloads)), interval, ['destination_workload']);
 }
 
 const CANCELLED = 'the check was cancelled before Prometheus answered';
 const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
 
+/** The `data` of an answer Prometheus marked a success, or why there is none. */
+function successData(body: unknown): { data: { resultType?: unknown; result?: unknown } | null | undefined } | { error: string } {
+  const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } | null } | null;
+  if (b === null || typeof b !== 'object') return { error: 'Prometheus answered with something that is not a JSON object' };
+  if (b.status !== 'success') {
+    return { error: `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}` };
+  }
+  return { data: b.data };
+}
+
 /**
  * The answer of a batched query split per `destination_workload`; a workload without a series has
  * no data, or, if some series could not be read (null, no workload label, no sample), a malformed answer.
  */
-export function extractByWorkload(body: unknown, workloads: string[]): Map<string, { value: number } | { error: string }> {
-  const out = new Map<string, { value: number } | { error: string }>();
-  const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } } | null;
-  let failure: string | undefined;
-  if (b === null || typeof b !== 'object') failure = 'Prometheus answered with something that is not a JSON object';
-  else if (b.status !== 'success') failure = `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}`;
-  else if (b.data?.resultType !== 'vector' || !Array.isArray(b.data.result)) failure = 'Prometheus answer to a batched query is not a vector';
+export function extractByWorkload(body: unknown, workloads: string[]): Map<string, Outcome> {
+  const answer = successData(body);
+  const data = 'data' in answer ? answer.data : undefined;
+  if (data?.resultType !== 'vector' || !Array.isArray(data.result)) {
+    const failed = { error: 'error' in answer ? answer.error : 'Prometheus answer to a batched query is not a vector' };
+    return new Map(workloads.map((w) => [w, failed]));
+  }
   const found = new Map<string, number>();
   let unreadable = 0;
-  const result = failure ? [] : (b!.data!.result as unknown[]);
-  for (const series of result) {
+  for (const series of data.result as unknown[]) {
     const { metric, value } = (series ?? {}) as { metric?: { destination_workload?: unknown } | null; value?: unknown };
     const w = metric?.destination_workload;
     if (typeof w === 'string' && Array.isArray(value) && value.length >= 2) found.set(w, parseSampleValue(value[1]));
     else unreadable += 1;
   }
-  const missing = unreadable > 0 ? `Prometheus answer is malformed (${unreadable} of ${result.length} series unreadable: not {metric: {destination_workload}, value: [time, value]}); none is this workload's` : NO_DATA;
+  const missing = unreadable > 0 ? `Prometheus answer is malformed (${unreadable} of ${data.result.length} series unreadable: not {metric: {destination_workload}, value: [time, value]}); none is this workload's` : NO_DATA;
+  const out = new Map<string, Outcome>();
   for (const w of workloads) {
     const v = found.get(w);
-    out.set(w, failure ? { error: failure } : v === undefined ? { error: missing } : { value: v });
+    out.set(w, v === undefined ? { error: missing } : { value: v });
   }
   return out;
 }
@@ -138,13 +151,10 @@ export function parseSampleValue(s: unknown): number {
 }
 
 /** The single value of an instant-query answer (`data` of /api/v1/query), or why there is none. */
-export function extractValue(body: unknown): { value: number } | { error: string } {
-  const b = body as { status?: unknown; error?: unknown; errorType?: unknown; data?: { resultType?: unknown; result?: unknown } } | null;
-  if (b === null || typeof b !== 'object') return { error: 'Prometheus answered with something that is not a JSON object' };
-  if (b.status !== 'success') {
-    return { error: `Prometheus query failed: ${typeof b.errorType === 'string' ? `${b.errorType}: ` : ''}${typeof b.error === 'string' ? b.error : 'no error message'}` };
-  }
-  const data = b.data;
+export function extractValue(body: unknown): Outcome {
+  const answer = successData(body);
+  if ('error' in answer) return answer;
+  const { data } = answer;
   if (!data || typeof data !== 'object') return { error: 'Prometheus answer has no data' };
   const { resultType, result } = data;
   if (resultType === 'scalar') {
@@ -274,8 +284,7 @@ export class PrometheusProvider implements MetricProvider {
   private async answer(b: Batch, workloads: string[]): Promise<Map<string, Outcome>> {
     if (workloads.length === 1) {
       // Alone in its window: exactly the single-workload query (Flagger's).
-      const vars = { namespace: b.namespace, target: workloads[0]!, canary: workloads[0]!, stable: '', interval: b.interval };
-      const answer = await this.query(b.metric === 'request-success-rate' ? successRateQuery(vars) : durationQuery(vars));
+      const answer = await this.query(builtinQuery(b.metric, istioSelector(b.namespace, '=', workloads[0]!), b.interval));
       return new Map([[workloads[0]!, 'error' in answer ? answer : extractValue(answer.body)]]);
     }
     const answer = await this.query(batchedQuery(b.metric, b.namespace, workloads, b.interval));
