@@ -3,8 +3,8 @@
  * `stable` and `canary` by the track label, and a VirtualService routes the Service's host to
  * the two subsets with weights.
  *
- * When the user already has them (found by host, whatever their names), only the route weights
- * change: every write is a JSON patch of exactly the weight fields (plus a missing canary
+ * When the user already has them (found by host, whatever their names), only the weights of the
+ * routes that carry the host's general traffic change (see canaryRoutes): every write is a JSON patch of exactly the weight fields (plus a missing canary
  * subset or destination, added, never rewritten), guarded by `test` ops so a concurrent edit
  * of the same route makes the patch fail instead of landing on the wrong entry. Everything
  * else the user wrote stays byte-for-byte the same. When absent they are generated, named after
@@ -35,6 +35,7 @@ interface Destination {
   weight?: number;
 }
 interface HttpRoute {
+  match?: unknown[];
   route?: Destination[];
 }
 
@@ -93,17 +94,35 @@ export function subsetPatch(dr: ApiObject, t: RouteTarget): Operation[] {
   return ops;
 }
 
-/** Indices of the http routes that route the Service's host to the stable subset. */
-function canaryRoutes(vs: ApiObject, t: RouteTarget): Array<{ i: number; stable: number; canary: number; route: Destination[] }> {
+interface StableRoute {
+  i: number;
+  stable: number;
+  canary: number;
+  route: Destination[];
+  matched: boolean;
+}
+
+/** The http routes that route the Service's host to the stable subset (index, destinations, and whether they have a `match`). */
+function stableRoutes(vs: ApiObject, t: RouteTarget): StableRoute[] {
   const http = (vs.spec?.http as HttpRoute[] | undefined) ?? [];
-  const out: Array<{ i: number; stable: number; canary: number; route: Destination[] }> = [];
+  const out: StableRoute[] = [];
   http.forEach((h, i) => {
     const route = h.route ?? [];
     const find = (subset: string) => route.findIndex((d) => d.destination?.subset === subset && hostMatches(d.destination?.host, t.service, t.namespace));
     const stable = find(TRACK_STABLE);
-    if (stable >= 0) out.push({ i, stable, canary: find(TRACK_CANARY), route });
+    // Istio: an empty `match` list matches every request, like none.
+    if (stable >= 0) out.push({ i, stable, canary: find(TRACK_CANARY), route, matched: (h.match?.length ?? 0) > 0 });
   });
   return out;
+}
+
+/**
+ * The routes kube-canary weights (docs/adr/0011): those that carry the host's general traffic
+ * (no `match`), and those the user gave a canary destination. A `match` route to stable alone
+ * (say, a header that pins testers to stable) is the user's decision and never written.
+ */
+function canaryRoutes(vs: ApiObject, t: RouteTarget): StableRoute[] {
+  return stableRoutes(vs, t).filter((r) => !r.matched || r.canary >= 0);
 }
 
 export function isServiceFor(vs: ApiObject, t: RouteTarget): boolean {
@@ -203,6 +222,12 @@ export class IstioProvider implements TrafficProvider {
     if (mine.length > 0) {
       this.known.set(`${t.namespace}/${t.name}`, mine.map((vs) => vs.metadata.name));
       return;
+    }
+    const pinned = services.find((vs) => stableRoutes(vs, t).length > 0);
+    if (pinned) {
+      throw new Error(
+        `VirtualService ${pinned.metadata.name} routes host ${t.service} to subset "${TRACK_STABLE}" only in routes with a match, which kube-canary leaves alone; add a route without match to subsets ${TRACK_STABLE} and ${TRACK_CANARY} (the host's general traffic), or a "${TRACK_CANARY}" destination with weight 0 to each match route that should carry the canary`,
+      );
     }
     const other = services.find((vs) => ((vs.spec?.hosts as string[] | undefined) ?? []).some((h) => hostMatches(h, t.service, t.namespace)));
     if (other) {

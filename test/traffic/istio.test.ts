@@ -102,7 +102,10 @@ describe('istio provider', () => {
 
   it('adds a missing canary destination instead of rewriting the route', () => {
     const vs = userVs();
-    const route = (vs.spec!.http as Array<{ route: unknown[] }>)[0]!.route;
+    const rule = (vs.spec!.http as Array<{ match?: unknown; route: unknown[] }>)[0]!;
+    // The host's general traffic: a match route without a canary destination is not weighted (see below).
+    delete rule.match;
+    const route = rule.route;
     route.pop();
     delete (route[0] as { weight?: number }).weight;
     assert.deepEqual(readWeights(vs, target), { stable: 100, canary: 0 });
@@ -237,6 +240,59 @@ describe('istio provider', () => {
     const other = new FakeCustomObjects();
     await new IstioProvider(other).reconcile({ ...target, service: 'nosuch', owner: { ...target.owner, uid: 'uid-other' } });
     await assert.rejects(new IstioProvider(other).reconcile(target), /already exists in test but does not route review/);
+  });
+
+  describe('a user VirtualService with match routes', () => {
+    // A header that pins testers to stable, a path the user opted into the canary, then the default route.
+    const withMatchRoutes = (): ApiObject =>
+      parseYaml(`
+metadata: {name: review-virtualservice, namespace: test}
+spec:
+  hosts: [review]
+  http:
+  - match: [{headers: {x-debug: {exact: "1"}}}]
+    route:
+    - destination: {host: review, subset: stable}
+  - match: [{uri: {prefix: /api/}}]
+    route:
+    - destination: {host: review, subset: stable}
+      weight: 100
+    - destination: {host: review, subset: canary}
+      weight: 0
+  - route:
+    - destination: {host: review, subset: stable}
+      weight: 100
+`) as ApiObject;
+    const http = (vs: ApiObject) => vs.spec!.http as unknown[];
+
+    it('weights the default route and match routes that have a canary destination; a match route to stable alone is never written', async () => {
+      const fake = new FakeCustomObjects();
+      fake.objects.set('virtualservices/test/review-virtualservice', withMatchRoutes());
+      const p = new IstioProvider(fake);
+      await p.reconcile(target);
+      assert.deepEqual(await p.getRoutes(target), { stable: 100, canary: 0 }, 'the pinned route is not read as a route at 100/0 either');
+      for (const [stable, canary] of [[75, 25], [100, 0]] as const) {
+        await p.setRoutes(target, stable, canary);
+        assert.deepEqual(await p.getRoutes(target), { stable, canary });
+        const vs = fake.objects.get('virtualservices/test/review-virtualservice')!;
+        assert.deepEqual(http(vs)[0], http(withMatchRoutes())[0], `the pinned route at ${stable}/${canary}`);
+        assert.deepEqual(http(vs)[1], { match: [{ uri: { prefix: '/api/' } }], route: [{ destination: { host: 'review', subset: 'stable' }, weight: stable }, { destination: { host: 'review', subset: 'canary' }, weight: canary }] });
+        assert.deepEqual(http(vs)[2], { route: [{ destination: { host: 'review', subset: 'stable' }, weight: stable }, { destination: { host: 'review', subset: 'canary' }, weight: canary }] });
+      }
+      assert.ok(fake.patches.every((x) => x.ops.every((o) => !o.path.startsWith('/spec/http/0/'))), JSON.stringify(fake.patches));
+    });
+
+    it('when only match routes send the host to stable, the release is held with what to change, and nothing is written', async () => {
+      const fake = new FakeCustomObjects();
+      const vs = withMatchRoutes();
+      http(vs).splice(1, 2);
+      fake.objects.set('virtualservices/test/review-virtualservice', vs);
+      const p = new IstioProvider(fake);
+      assert.equal(await p.getRoutes(target), undefined);
+      await assert.rejects(p.reconcile(target), /VirtualService review-virtualservice routes host review to subset "stable" only in routes with a match, which kube-canary leaves alone; add a route without match/);
+      assert.deepEqual(fake.objects.get('virtualservices/test/review-virtualservice'), vs);
+      assert.deepEqual(fake.creates.map((c) => c.kind), ['DestinationRule'], 'no second VirtualService for the host');
+    });
   });
 
   it('refuses to generate a second VirtualService for a host a user VirtualService routes without subsets', async () => {
