@@ -66,6 +66,10 @@ class FakeCustomObjects implements CustomObjectClient {
     this.objects.set(k, structuredClone(body));
     return body;
   }
+  /** Test double of the watch-backed cache: serves the fake's current objects. */
+  watchCache(remember: (o: ApiObject) => void = () => undefined) {
+    return { list: async (g: Gvr, ns: string) => [...this.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: (_g: Gvr, _ns: string, o: ApiObject) => remember(o) };
+  }
   async jsonPatch(g: Gvr, ns: string, name: string, ops: Operation[]) {
     const k = this.key(g, ns, name);
     const cur = this.objects.get(k);
@@ -129,6 +133,17 @@ describe('istio provider', () => {
     assert.deepEqual(subsetPatch(fjp.applyPatch(structuredClone(dr), ops).newDocument as ApiObject, target), []);
   });
 
+  it("sends the missing subsets of a user's DestinationRule to the API, with or without a watch cache", async () => {
+    for (const cached of [false, true]) {
+      const fake = new FakeCustomObjects();
+      fake.objects.set('virtualservices/test/review-virtualservice', userVs());
+      fake.objects.set('destinationrules/test/review-destinationrule', { metadata: { name: 'review-destinationrule' }, spec: { host: 'review', subsets: [{ name: 'stable', labels: { version: 'stable' } }] } });
+      const cache = fake.watchCache();
+      await (cached ? new IstioProvider(fake, cache) : new IstioProvider(fake)).reconcile(target);
+      assert.deepEqual((fake.objects.get('destinationrules/test/review-destinationrule')!.spec as { subsets: unknown[] }).subsets, [{ name: 'stable', labels: { version: 'stable' } }, { name: 'canary', labels: { version: 'canary' } }], cached ? 'with a watch cache' : 'without');
+    }
+  });
+
   it('generates a DestinationRule and VirtualService owned by the Deployment when absent, at 100/0', async () => {
     const fake = new FakeCustomObjects();
     const p = new IstioProvider(fake);
@@ -149,7 +164,7 @@ describe('istio provider', () => {
   it('a first step in one reconcile (getRoutes finds nothing, reconcile creates, setRoutes) sets the weight on the created VirtualService', async () => {
     for (const cached of [false, true]) {
       const fake = new FakeCustomObjects();
-      const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: () => undefined };
+      const cache = fake.watchCache();
       const p = cached ? new IstioProvider(fake, cache) : new IstioProvider(fake);
       assert.equal(await p.getRoutes(target), undefined);
       await p.reconcile(target);
@@ -193,8 +208,7 @@ describe('istio provider', () => {
     const fake = new FakeCustomObjects();
     fake.objects.set('virtualservices/test/review-virtualservice', userVs());
     const remembered: ApiObject[] = [];
-    // Test double of the watch-backed cache: serves the fake's current objects.
-    const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: (_g: Gvr, _ns: string, o: ApiObject) => void remembered.push(o) };
+    const cache = fake.watchCache((o) => void remembered.push(o));
     const p = new IstioProvider(fake, cache);
     assert.deepEqual(await p.getRoutes(target), { stable: 80, canary: 20 });
     await p.setRoutes(target, 75, 25);
@@ -206,7 +220,7 @@ describe('istio provider', () => {
 
   it('with a synced watch cache, ensuring the routing objects lists nothing from the API', async () => {
     const fake = new FakeCustomObjects();
-    const cache = { list: async (g: Gvr, ns: string) => [...fake.objects.entries()].filter(([k]) => k.startsWith(`${g.plural}/${ns}/`)).map(([, v]) => structuredClone(v)), remember: () => undefined };
+    const cache = fake.watchCache();
     const p = new IstioProvider(fake, cache);
     await p.reconcile(target);
     await p.reconcile(target);
