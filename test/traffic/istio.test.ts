@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fjp, { type Operation } from 'fast-json-patch';
 import { parse as parseYaml } from 'yaml';
 import type { ApiObject, CustomObjectClient, Gvr } from '../../src/kube/custom-objects.js';
-import { IstioProvider, hostMatches, readWeights, subsetPatch, weightPatch } from '../../src/traffic/istio.js';
+import { IstioProvider, VIRTUAL_SERVICES, hostMatches, readWeights, subsetPatch, weightPatch } from '../../src/traffic/istio.js';
 import type { RouteTarget } from '../../src/traffic/provider.js';
 
 const target: RouteTarget = {
@@ -41,9 +41,10 @@ spec:
     - destination: {host: ratings}
 `) as ApiObject;
 
-/** In-memory test double of the custom-objects client: applies JSON patches like the API server. */
+/** In-memory test double of the custom-objects client: applies JSON patches and counts resourceVersions like the API server. */
 class FakeCustomObjects implements CustomObjectClient {
   objects = new Map<string, ApiObject>();
+  private version = 0;
   patches: Array<{ name: string; ops: Operation[] }> = [];
   creates: ApiObject[] = [];
   key = (g: Gvr, ns: string, name: string) => `${g.plural}/${ns}/${name}`;
@@ -63,8 +64,10 @@ class FakeCustomObjects implements CustomObjectClient {
     const k = this.key(g, ns, body.metadata.name);
     if (this.objects.has(k)) throw Object.assign(new Error('exists'), { code: 409 });
     this.creates.push(body);
-    this.objects.set(k, structuredClone(body));
-    return body;
+    const created = structuredClone(body);
+    created.metadata.resourceVersion = String(++this.version);
+    this.objects.set(k, created);
+    return structuredClone(created);
   }
   /** Test double of the watch-backed cache: serves the fake's current objects. */
   watchCache(remember: (o: ApiObject) => void = () => undefined) {
@@ -75,9 +78,15 @@ class FakeCustomObjects implements CustomObjectClient {
     const cur = this.objects.get(k);
     if (!cur) throw Object.assign(new Error('not found'), { code: 404 });
     this.patches.push({ name, ops });
-    const next = fjp.applyPatch(structuredClone(cur), ops, true, false).newDocument;
+    let next: ApiObject;
+    try {
+      next = fjp.applyPatch(structuredClone(cur), ops, true, false).newDocument;
+    } catch (err) {
+      throw Object.assign(err as Error, { code: 422 });
+    }
+    next.metadata.resourceVersion = String(++this.version);
     this.objects.set(k, next);
-    return next;
+    return structuredClone(next);
   }
 }
 
@@ -306,6 +315,65 @@ spec:
       await assert.rejects(p.reconcile(target), /VirtualService review-virtualservice routes host review to subset "stable" only in routes with a match, which kube-canary leaves alone; add a route without match/);
       assert.deepEqual(fake.objects.get('virtualservices/test/review-virtualservice'), vs);
       assert.deepEqual(fake.creates.map((c) => c.kind), ['DestinationRule'], 'no second VirtualService for the host');
+    });
+  });
+
+  describe('objects it generated, left without an owner (the Deployment deleted with --cascade=orphan)', () => {
+    const generated = ['destinationrules/test/review', 'virtualservices/test/review'];
+    /** Generated for an earlier Deployment of the same name, then stripped of their owner as the garbage collector does. */
+    async function orphaned(): Promise<FakeCustomObjects> {
+      const fake = new FakeCustomObjects();
+      await new IstioProvider(fake).reconcile({ ...target, owner: { ...target.owner, uid: 'uid-old' } });
+      for (const k of generated) delete fake.objects.get(k)!.metadata.ownerReferences;
+      return fake;
+    }
+
+    it('are given to the Deployment created again under the same name when its next release ensures the routes, so they go with it', async () => {
+      const caches: Record<string, (fake: FakeCustomObjects) => ReturnType<FakeCustomObjects['watchCache']> | undefined> = {
+        'without a watch cache': () => undefined,
+        'with a synced watch cache': (fake) => fake.watchCache(),
+        'with a watch cache that has not seen them (found on create)': () => ({ list: async () => [], remember: () => undefined }),
+      };
+      for (const [how, cacheOf] of Object.entries(caches)) {
+        const fake = await orphaned();
+        const p = new IstioProvider(fake, cacheOf(fake));
+        await p.reconcile(target);
+        for (const k of generated) assert.deepEqual(fake.objects.get(k)!.metadata.ownerReferences, [target.owner], `${k} ${how}`);
+        assert.equal(fake.creates.length, 2, 'nothing created again');
+        const patches = fake.patches.length;
+        await p.reconcile(target);
+        assert.equal(fake.patches.length, patches, `owned now: nothing more to write (${how})`);
+      }
+    });
+
+    it('are given to the Deployment in the same write that rewrites them for a changed kube-canary.io/service', async () => {
+      const fake = await orphaned();
+      await new IstioProvider(fake).reconcile({ ...target, service: 'ratings' });
+      assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'ratings');
+      for (const k of generated) assert.deepEqual(fake.objects.get(k)!.metadata.ownerReferences, [target.owner], k);
+      assert.equal(fake.patches.length, 2);
+    });
+
+    it("leaves an object without kube-canary's label, or with another owner, as it is", async () => {
+      const fake = new FakeCustomObjects();
+      fake.objects.set('virtualservices/test/review-virtualservice', userVs());
+      fake.objects.set('destinationrules/test/review-destinationrule', { metadata: { name: 'review-destinationrule' }, spec: { host: 'review', subsets: [{ name: 'stable', labels: { version: 'stable' } }, { name: 'canary', labels: { version: 'canary' } }] } });
+      await new IstioProvider(fake).reconcile(target);
+      assert.equal(fake.patches.length, 0, "the user's objects");
+      const owned = new FakeCustomObjects();
+      const other = { ...target.owner, uid: 'uid-other' };
+      await new IstioProvider(owned).reconcile({ ...target, owner: other });
+      await new IstioProvider(owned).reconcile(target);
+      for (const k of generated) assert.deepEqual(owned.objects.get(k)!.metadata.ownerReferences, [other], k);
+    });
+
+    it('the owner is not written over a change made since the object was read (a user taking it over)', async () => {
+      const fake = await orphaned();
+      const before = new FakeCustomObjects();
+      before.objects = new Map([...fake.objects].map(([k, v]) => [k, structuredClone(v)]));
+      await fake.jsonPatch(VIRTUAL_SERVICES, 'test', 'review', [{ op: 'remove', path: '/metadata/labels' }]);
+      await assert.rejects(new IstioProvider(fake, before.watchCache()).reconcile(target), (err: { code?: number }) => err.code === 422);
+      assert.equal(fake.objects.get('virtualservices/test/review')!.metadata.ownerReferences, undefined);
     });
   });
 

@@ -97,10 +97,13 @@ export async function startProgressorEnv(namespace: string): Promise<ProgressorE
   };
 }
 
-/** The review Service + Deployment (opted in, steps-only analysis) and the article's routing objects. */
-export async function deployReview(ns: string, opts: { intervalS?: number; replicas?: number } = {}): Promise<void> {
+/**
+ * The review Service + Deployment (opted in, steps-only analysis) and the article's routing
+ * objects, or none with `userRouting: false` (kube-canary generates them).
+ */
+export async function deployReview(ns: string, opts: { intervalS?: number; replicas?: number; userRouting?: boolean } = {}): Promise<void> {
   const { service, deployment } = reviewManifests({ namespace: ns, image: 'review:1.7.0', replicas: opts.replicas ?? 2, analysis: stepsOnlyAnalysis(opts.intervalS ?? 2), progressDeadline: '60s' });
-  await applyObjects(service, deployment, ...articleRouting(ns));
+  await applyObjects(service, deployment, ...(opts.userRouting === false ? [] : articleRouting(ns)));
 }
 
 export async function leaseHolder(ns: string, leaseName: string): Promise<string | undefined> {
@@ -118,13 +121,14 @@ export async function kill9(p: HostProcess): Promise<void> {
 
 /**
  * Mocha hooks for a progressor scenario in the current `describe`: a fresh namespace, the
- * environment (webhook, routing; progressor replicas are started by the test with `env.start`)
- * and `review` (2 replicas, steps every `intervalS`) ready; all removed afterwards.
+ * environment (webhook, routing unless `userRouting: false`; progressor replicas are started by
+ * the test with `env.start`) and `review` (2 replicas, steps every `intervalS`) ready; all
+ * removed afterwards.
  */
-export function useProgressorEnv(prefix: string, o: { intervalS: number }): { readonly ns: string; readonly env: ProgressorEnv } {
+export function useProgressorEnv(prefix: string, o: { intervalS: number; userRouting?: boolean }): { readonly ns: string; readonly env: ProgressorEnv } {
   return useScenario(prefix, async (ns) => {
     const env = await startProgressorEnv(ns);
-    await deployReview(ns, { intervalS: o.intervalS });
+    await deployReview(ns, { intervalS: o.intervalS, userRouting: o.userRouting });
     await waitForDeploymentReady(ns, 'review', 2);
     return env;
   });
