@@ -4,11 +4,12 @@
  * the two subsets with weights.
  *
  * When the user already has them (found by host, whatever their names), only the weights of the
- * routes that carry the host's general traffic change (see canaryRoutes): every write is a JSON patch of exactly the weight fields (plus a missing canary
- * subset or destination, added, never rewritten), guarded by `test` ops so a concurrent edit
- * of the same route makes the patch fail instead of landing on the wrong entry. Everything
- * else the user wrote stays byte-for-byte the same. When absent they are generated, named after
- * the Deployment and owned by it.
+ * routes that carry the host's general traffic change (see canaryRoutes): every write is a JSON
+ * patch of exactly the weight fields (plus a missing canary subset or destination, added, never
+ * rewritten), guarded by `test` ops so a concurrent edit of the same route makes the patch fail
+ * instead of landing on the wrong entry. Everything else the user wrote stays byte-for-byte the
+ * same. When absent they are generated, named after the Deployment and owned by it (owned again
+ * by a Deployment created anew after an orphaning delete).
  */
 import type { Operation } from 'fast-json-patch';
 import { TRACK_CANARY, TRACK_STABLE } from '../config/contract.js';

@@ -24,7 +24,7 @@ export interface Routes {
 
 export interface TrafficProvider {
   readonly name: string;
-  /** Ensure the routing objects exist (generate them when absent); never changes weights of existing routes. */
+  /** Ensure the routing objects exist (generate them when absent, own generated ones left without an owner); never changes weights of existing routes. */
   reconcile(target: RouteTarget): Promise<void>;
   /** Route `stableWeight`/`canaryWeight` percent (they add up to 100), changing nothing else. */
   setRoutes(target: RouteTarget, stableWeight: number, canaryWeight: number): Promise<void>;
