@@ -2,7 +2,7 @@
  * Client construction and the typed helpers the progressor uses. Objects stay raw JSON (see
  * http.ts); the @kubernetes/client-node types only describe them.
  */
-import type { V1Deployment, V1Namespace, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
+import type { V1Deployment, V1ReplicaSet, V1Service } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import type { KubeHttp } from './http.js';
 
@@ -12,7 +12,6 @@ export interface List<T> {
 }
 
 const JSON_PATCH = 'application/json-patch+json';
-const MERGE_PATCH = 'application/merge-patch+json';
 
 export const deploymentsPath = (ns?: string) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments');
 export const namespacesPath = () => '/api/v1/namespaces';
@@ -36,10 +35,6 @@ export class Kube {
     return this.http.request('PATCH', `${deploymentsPath(ns)}/${name}`, { body: ops, contentType: JSON_PATCH });
   }
 
-  mergePatchDeployment(ns: string, name: string, patch: unknown): Promise<V1Deployment> {
-    return this.http.request('PATCH', `${deploymentsPath(ns)}/${name}`, { body: patch, contentType: MERGE_PATCH });
-  }
-
   /** Foreground-free delete; `uid` as a precondition so we never delete a same-named successor. */
   deleteDeployment(ns: string, name: string, uid?: string): Promise<unknown> {
     return this.http.request('DELETE', `${deploymentsPath(ns)}/${name}`, {
@@ -49,10 +44,6 @@ export class Kube {
 
   listReplicaSets(ns: string, labelSelector: string): Promise<List<V1ReplicaSet>> {
     return this.list(`/apis/apps/v1/namespaces/${ns}/replicasets`, labelSelector);
-  }
-
-  getNamespace(name: string): Promise<V1Namespace> {
-    return this.http.request('GET', `${namespacesPath()}/${name}`);
   }
 
   getService(ns: string, name: string): Promise<V1Service> {

@@ -7,7 +7,6 @@ export function statusCode(err: unknown): number | undefined {
 }
 
 export const isNotFound = (err: unknown) => statusCode(err) === 404;
-export const isAlreadyExists = (err: unknown) => statusCode(err) === 409;
 /** A lost optimistic-concurrency race: resourceVersion conflict (409) or a failed JSON-patch `test` (422). */
 export const isConflict = (err: unknown) => statusCode(err) === 409 || statusCode(err) === 422;
 
