@@ -22,6 +22,7 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** The whole request, from the call to the last byte of the answer: slot, socket and round trip (default 30 s). */
   timeoutMs?: number;
   /**
    * Order among requests waiting for one of the `maxInFlight` slots: `high` for what users feel
@@ -56,7 +57,7 @@ export class KubeHttp {
   /** Called after every request (not watches), for metrics. */
   onTiming?: (t: RequestTiming) => void;
   private readonly server: URL;
-  private agent?: http.Agent;
+  private agents?: { request: http.Agent; watch: http.Agent };
   private readonly maxInFlight: number;
   private inFlight = 0;
   /** `normal` and `low` requests in flight. */
@@ -76,7 +77,8 @@ export class KubeHttp {
    * slot). A tighter cap on them while weights are pending was tried and dropped: status
    * commits, which the next step of the same release waits for, fell seconds behind.
    */
-  private async acquire(priority: Priority): Promise<void> {
+  private async acquire(priority: Priority, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
     if (priority === 'high') {
       if (this.inFlight < this.maxInFlight && this.waiting.high.length === 0) {
         this.inFlight += 1;
@@ -87,7 +89,20 @@ export class KubeHttp {
       this.otherInFlight += 1;
       return;
     }
-    await new Promise<void>((resolve) => this.waiting[priority].push(resolve));
+    const queue = this.waiting[priority];
+    await new Promise<void>((resolve, reject) => {
+      // Given up (deadline, caller's abort): leave the queue, so no slot is handed to nobody.
+      const giveUp = () => {
+        queue.splice(queue.indexOf(grant), 1);
+        reject(signal.reason);
+      };
+      const grant = () => {
+        signal.removeEventListener('abort', giveUp);
+        resolve();
+      };
+      queue.push(grant);
+      signal.addEventListener('abort', giveUp, { once: true });
+    });
   }
 
   private otherMayStart(): boolean {
@@ -117,17 +132,20 @@ export class KubeHttp {
     return this.server.toString();
   }
 
-  private async options(): Promise<https.RequestOptions> {
+  private async options(): Promise<{ headers: Record<string, string>; agents: { request: http.Agent; watch: http.Agent } }> {
     const opts: https.RequestOptions = { headers: {} };
     // Re-applied per request: bearer tokens (in-cluster projected tokens, exec plugins) rotate.
     await this.credentials.applyToHTTPSOptions(opts);
-    if (!this.agent) {
+    if (!this.agents) {
       const tls = { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername };
-      // Room for every request slot plus the long-lived watches, so a watch never waits for a socket.
-      const maxSockets = this.maxInFlight + 32;
-      this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets, ...tls }) : new http.Agent({ keepAlive: true, maxSockets });
+      const agent = (o: http.AgentOptions) => (this.server.protocol === 'https:' ? new https.Agent({ ...o, ...tls }) : new http.Agent(o));
+      // Two pools: every watch holds its socket for minutes, and there is one per opted-in
+      // Namespace and per namespace with routing objects, so watches sharing a capped pool with
+      // requests took every socket and a Lease GET queued behind them. Requests get a socket per
+      // slot; watches are as many as the informers, uncapped.
+      this.agents = { request: agent({ keepAlive: true, maxSockets: this.maxInFlight }), watch: agent({ keepAlive: true }) };
     }
-    return { headers: opts.headers, agent: this.agent };
+    return { headers: opts.headers as Record<string, string>, agents: this.agents };
   }
 
   private url(path: string, query?: RequestOptions['query']): URL {
@@ -138,18 +156,7 @@ export class KubeHttp {
   }
 
   async request<T = unknown>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
-    const priority = o.priority ?? 'normal';
-    const queued = performance.now();
-    await this.acquire(priority);
-    const started = performance.now();
-    let sent: { res: http.IncomingMessage; text: string };
-    try {
-      sent = await this.send(method, path, o);
-    } finally {
-      this.releaseSlot(priority);
-      this.onTiming?.({ verb: method, resource: resourceOf(path), priority, waitedMs: started - queued, roundTripMs: performance.now() - started });
-    }
-    const { res, text } = sent;
+    const { res, text } = await this.exchange(method, path, o);
     const status = res.statusCode ?? 0;
     let body: unknown = text;
     try {
@@ -164,10 +171,45 @@ export class KubeHttp {
     return body as T;
   }
 
-  private async send(method: string, path: string, o: RequestOptions): Promise<{ res: http.IncomingMessage; text: string }> {
+  /**
+   * One request under one deadline, counted from this call: it covers the wait for a slot, for a
+   * socket and for the answer. (Node's own `timeout` starts only once a socket is assigned, so a
+   * request queued for a socket used to wait without any bound.) The error says what it was
+   * still waiting for.
+   */
+  private async exchange(method: string, path: string, o: RequestOptions): Promise<{ res: http.IncomingMessage; text: string }> {
+    const priority = o.priority ?? 'normal';
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    let stage: 'slot' | 'connection' | 'answer' = 'slot';
+    const waitingFor = () => (stage === 'slot' ? `one of the ${this.maxInFlight} request slots (${this.inFlight} in use)` : stage === 'connection' ? 'a connection to the API server' : "the API server's answer");
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(new Error(`${method} ${path}: no answer within ${timeoutMs} ms: still waiting for ${waitingFor()}`)), timeoutMs);
+    const cancel = () => ctrl.abort(o.signal?.reason);
+    if (o.signal?.aborted) cancel();
+    else o.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      const queued = performance.now();
+      await this.acquire(priority, ctrl.signal);
+      const started = performance.now();
+      stage = 'connection';
+      try {
+        return await this.send(method, path, o, ctrl.signal, () => (stage = 'answer'));
+      } finally {
+        this.releaseSlot(priority);
+        this.onTiming?.({ verb: method, resource: resourceOf(path), priority, waitedMs: started - queued, roundTripMs: performance.now() - started });
+      }
+    } catch (err) {
+      throw ctrl.signal.aborted ? ctrl.signal.reason : err;
+    } finally {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  private async send(method: string, path: string, o: RequestOptions, signal: AbortSignal, onSocket: () => void): Promise<{ res: http.IncomingMessage; text: string }> {
     const opts = await this.options();
     const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
-    const headers: Record<string, string> = { ...(opts.headers as Record<string, string>), accept: 'application/json' };
+    const headers: Record<string, string> = { ...opts.headers, accept: 'application/json' };
     if (payload !== undefined) {
       headers['content-type'] = o.contentType ?? 'application/json';
       // Explicit length: a chunked DELETE body confused keep-alive reuse (a 400 on the next request).
@@ -176,13 +218,13 @@ export class KubeHttp {
     this.count(method, path);
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = lib.request(this.url(path, o.query), { method, headers, agent: opts.agent, signal: o.signal, timeout: o.timeoutMs ?? 30_000 }, (res) => {
+      const req = lib.request(this.url(path, o.query), { method, headers, agent: opts.agents.request, signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
+      req.once('socket', onSocket);
       req.on('error', reject);
       if (payload !== undefined) req.write(payload);
       req.end();
@@ -204,7 +246,7 @@ export class KubeHttp {
     this.count('WATCH', path);
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...(opts.headers as Record<string, string>), accept: 'application/json' }, agent: opts.agent, signal }, (res) => {
+      const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...opts.headers, accept: 'application/json' }, agent: opts.agents.watch, signal }, (res) => {
         if ((res.statusCode ?? 0) !== 200) {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -85,6 +85,69 @@ describe('kube http: request slots by priority', function () {
   });
 });
 
+describe('kube http: watches and the deadline of a request', function () {
+  this.timeout(10_000);
+  let server: http.Server;
+  let kc: ApiCredentials;
+  let watchesOpen = 0;
+  const held: http.ServerResponse[] = [];
+
+  before(async () => {
+    // Watches get their headers and then nothing (an idle watch); /held is never answered by itself.
+    server = http.createServer((req, res) => {
+      if (req.url!.includes('watch=true')) {
+        watchesOpen += 1;
+        res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+        return;
+      }
+      if (req.url === '/held') return void held.push(res);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"answered":true}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    kc = specCredentials({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, 'test');
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<string>((r) => setTimeout(() => r(`nothing after ${ms} ms`), ms).unref())]);
+
+  it('a request answers at once while more watches are open than requests have sockets', async () => {
+    const api = new KubeHttp(kc, { maxInFlight: 4 });
+    const stops = Array.from({ length: 40 }, (_, i) => {
+      const ctrl = new AbortController();
+      api.watch(`/apis/apps/v1/namespaces/ns-${i}/deployments`, {}, () => {}, ctrl.signal).catch(() => {});
+      return ctrl;
+    });
+    try {
+      for (let i = 0; i < 100 && watchesOpen < 40; i++) await new Promise((r) => setTimeout(r, 10));
+      const started = Date.now();
+      assert.deepEqual(await within(api.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-canary/leases/progressor', { timeoutMs: 4000 }), 2000), { answered: true });
+      assert.ok(Date.now() - started < 1000, `answered after ${Date.now() - started} ms`);
+      assert.equal(watchesOpen, 40, 'every watch has its own connection');
+    } finally {
+      for (const s of stops) s.abort();
+    }
+  });
+
+  it('a request still waiting for a slot at its deadline fails, saying what it waited for, and leaves the queue', async () => {
+    const api = new KubeHttp(kc, { maxInFlight: 1 });
+    const first = api.request('GET', '/held');
+    await waitUntil(() => held.length === 1);
+    const started = Date.now();
+    const late = await within(api.request('GET', '/lease', { timeoutMs: 200, priority: 'high' }).catch((e: Error) => e), 2000);
+    assert.ok(late instanceof Error, String(late));
+    assert.equal(late.message, 'GET /lease: no answer within 200 ms: still waiting for one of the 1 request slots (1 in use)');
+    assert.ok(Date.now() - started < 1000, `failed after ${Date.now() - started} ms`);
+    held.shift()!.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    assert.deepEqual(await first, {});
+    // The slot the late request gave up went to nobody: the next request gets it.
+    assert.deepEqual(await within(api.request('GET', '/next'), 2000), { answered: true });
+  });
+});
+
 async function waitUntil(f: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(f(), 'condition not reached');
