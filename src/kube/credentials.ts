@@ -18,6 +18,8 @@ export interface ApiCredentials {
   readonly server: string;
   /** How they were found, for the startup log line (never the secrets themselves). */
   readonly source: string;
+  /** A kubeconfig's proxy-url (http, https or socks): every connection goes through it. */
+  readonly proxyUrl?: string;
   applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
 }
 
@@ -46,6 +48,9 @@ export interface CredentialSpec {
 export type Resolved = { kind: 'spec'; spec: CredentialSpec } | { kind: 'library'; reason: string; impersonate?: Record<string, string | string[]> };
 
 export class CredentialsError extends Error {}
+
+/** What the proxy agents of the client library (and so KubeHttp) connect through. */
+const PROXY_PROTOCOLS = new Set(['http:', 'https:', 'socks:', 'socks4:', 'socks4a:', 'socks5:', 'socks5h:']);
 
 const LEAN_CLUSTER_FIELDS = new Set(['server', 'certificate-authority', 'certificate-authority-data', 'insecure-skip-tls-verify', 'tls-server-name', 'disable-compression', 'extensions']);
 const IMPERSONATION_FIELDS = ['as', 'as-uid', 'as-groups', 'as-user-extra'];
@@ -247,7 +252,12 @@ export function specCredentials(spec: CredentialSpec, source: string, now: () =>
 export function credentialsFromKubeConfig(kc: KubeConfig, source = 'client library KubeConfig'): ApiCredentials {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new CredentialsError(`${source}: the kubeconfig has no current cluster`);
-  return { server: cluster.server, source, applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
+  const proxyUrl = cluster.proxyUrl || undefined;
+  // Checked here rather than at the first connection; not quoted, it may carry the proxy's password.
+  if (proxyUrl && !(URL.canParse(proxyUrl) && PROXY_PROTOCOLS.has(new URL(proxyUrl).protocol))) {
+    throw new CredentialsError(`${source}: the cluster's proxy-url is not an http://, https:// or socks5:// URL (e.g. http://proxy.example:3128); fix it in the kubeconfig`);
+  }
+  return { server: cluster.server, source, ...(proxyUrl ? { proxyUrl } : {}), applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
 }
 
 /** client-go's headerKeyEscape: bytes that are neither unreserved (RFC 3986) nor header token characters become %XX. */

@@ -9,6 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { ApiCredentials } from './credentials.js';
 
 export class ApiError extends Error {
@@ -57,7 +58,8 @@ export class KubeHttp {
   /** Called after every request (not watches), for metrics. */
   onTiming?: (t: RequestTiming) => void;
   private readonly server: URL;
-  private agents?: { request: http.Agent; watch: http.Agent };
+  private agents?: Agents;
+  private makeAgent?: Promise<(o: https.AgentOptions) => http.Agent>;
   private readonly maxInFlight: number;
   private inFlight = 0;
   /** `normal` and `low` requests in flight. */
@@ -132,20 +134,41 @@ export class KubeHttp {
     return this.server.toString();
   }
 
-  private async options(): Promise<{ headers: Record<string, string>; agents: { request: http.Agent; watch: http.Agent } }> {
+  /**
+   * Headers, basic auth and keep-alive agents for one request or watch, from what the credentials
+   * give now. The client library's own `agent` is not used: it builds a new one per call, without
+   * keep-alive; ours go through the same kind of proxy agent for a kubeconfig's proxy-url. The
+   * caller hands the agents back with done().
+   */
+  private async options(): Promise<{ headers: Record<string, string>; auth?: string; agents: Agents }> {
     const opts: https.RequestOptions = { headers: {} };
-    // Re-applied per request: bearer tokens (in-cluster projected tokens, exec plugins) rotate.
+    // Re-applied per request: bearer tokens (in-cluster projected tokens, exec plugins) rotate,
+    // and so do client certificates an exec plugin hands out.
     await this.credentials.applyToHTTPSOptions(opts);
-    if (!this.agents) {
-      const tls = { ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername };
-      const agent = (o: http.AgentOptions) => (this.server.protocol === 'https:' ? new https.Agent({ ...o, ...tls }) : new http.Agent(o));
+    const make = await (this.makeAgent ??= agentMaker(this.server, this.credentials.proxyUrl));
+    const material: Tls = {};
+    for (const f of TLS_FIELDS) if (opts[f] !== undefined) Object.assign(material, { [f]: opts[f] });
+    if (!this.agents || !sameTls(this.agents.tls, material)) {
+      if (this.agents) this.retire(this.agents);
       // Two pools: every watch holds its socket for minutes, and there is one per opted-in
       // Namespace and per namespace with routing objects, so watches sharing a capped pool with
       // requests took every socket and a Lease GET queued behind them. Requests get a socket per
       // slot; watches are as many as the informers, uncapped.
-      this.agents = { request: agent({ keepAlive: true, maxSockets: this.maxInFlight }), watch: agent({ keepAlive: true }) };
+      this.agents = { tls: material, request: make({ ...material, keepAlive: true, maxSockets: this.maxInFlight }), watch: make({ ...material, keepAlive: true }), users: 0, retired: false };
     }
-    return { headers: opts.headers as Record<string, string>, agents: this.agents };
+    this.agents.users += 1;
+    return { headers: opts.headers as Record<string, string>, ...(opts.auth ? { auth: opts.auth } : {}), agents: this.agents };
+  }
+
+  /** Agents built for TLS material that has changed are closed once their last request or watch ends. */
+  private retire(a: Agents): void {
+    a.retired = true;
+    if (a.users === 0) destroy(a);
+  }
+
+  private done(a: Agents): void {
+    a.users -= 1;
+    if (a.retired && a.users === 0) destroy(a);
   }
 
   private url(path: string, query?: RequestOptions['query']): URL {
@@ -193,7 +216,7 @@ export class KubeHttp {
       const started = performance.now();
       stage = 'connection';
       try {
-        return await this.send(method, path, o, ctrl.signal, () => (stage = 'answer'));
+        return await this.send(method, path, o, timeoutMs, ctrl.signal, () => (stage = 'answer'));
       } finally {
         this.releaseSlot(priority);
         this.onTiming?.({ verb: method, resource: resourceOf(path), priority, waitedMs: started - queued, roundTripMs: performance.now() - started });
@@ -206,7 +229,7 @@ export class KubeHttp {
     }
   }
 
-  private async send(method: string, path: string, o: RequestOptions, signal: AbortSignal, onSocket: () => void): Promise<{ res: http.IncomingMessage; text: string }> {
+  private async send(method: string, path: string, o: RequestOptions, timeoutMs: number, signal: AbortSignal, onSocket: () => void): Promise<{ res: http.IncomingMessage; text: string }> {
     const opts = await this.options();
     const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
     const headers: Record<string, string> = { ...opts.headers, accept: 'application/json' };
@@ -217,18 +240,23 @@ export class KubeHttp {
     }
     this.count(method, path);
     const lib = this.server.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = lib.request(this.url(path, o.query), { method, headers, agent: opts.agents.request, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
+    try {
+      return await new Promise((resolve, reject) => {
+        // `timeout` is also the bound a proxy agent gives its CONNECT, so a stalled proxy leaves no pending connection behind.
+        const req = lib.request(this.url(path, o.query), { method, headers, auth: opts.auth, agent: opts.agents.request, signal, timeout: timeoutMs }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        });
+        req.once('socket', onSocket);
+        req.on('error', reject);
+        if (payload !== undefined) req.write(payload);
+        req.end();
       });
-      req.once('socket', onSocket);
-      req.on('error', reject);
-      if (payload !== undefined) req.write(payload);
-      req.end();
-    });
+    } finally {
+      this.done(opts.agents);
+    }
   }
 
   private count(verb: string, path: string): void {
@@ -245,8 +273,8 @@ export class KubeHttp {
     const opts = await this.options();
     this.count('WATCH', path);
     const lib = this.server.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...opts.headers, accept: 'application/json' }, agent: opts.agents.watch, signal }, (res) => {
+    return new Promise<void>((resolve, reject) => {
+      const req = lib.request(this.url(path, { ...query, watch: true }), { method: 'GET', headers: { ...opts.headers, accept: 'application/json' }, auth: opts.auth, agent: opts.agents.watch, signal }, (res) => {
         if ((res.statusCode ?? 0) !== 200) {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -276,8 +304,56 @@ export class KubeHttp {
       });
       req.on('error', reject);
       req.end();
-    });
+    }).finally(() => this.done(opts.agents));
   }
+}
+
+/** What an agent's TLS is built from; new material (an exec plugin's next client certificate) builds new agents. */
+const TLS_FIELDS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'] as const;
+type Tls = Pick<https.AgentOptions, (typeof TLS_FIELDS)[number]>;
+
+interface Agents {
+  tls: Tls;
+  request: http.Agent;
+  watch: http.Agent;
+  /** Requests and watches using them now. */
+  users: number;
+  retired: boolean;
+}
+
+function destroy(a: Agents): void {
+  a.request.destroy();
+  a.watch.destroy();
+}
+
+function sameTls(a: Tls, b: Tls): boolean {
+  const same = (x: unknown, y: unknown): boolean => {
+    if (x === y) return true;
+    if (Array.isArray(x) && Array.isArray(y)) return x.length === y.length && x.every((v, i) => same(v, y[i]));
+    const bytes = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : Buffer.isBuffer(v) ? v : undefined);
+    const [bx, by] = [bytes(x), bytes(y)];
+    return bx !== undefined && by !== undefined && bx.equals(by);
+  };
+  return TLS_FIELDS.every((f) => same(a[f], b[f]));
+}
+
+/**
+ * Builds agents for the server, through a kubeconfig's proxy-url with the proxy agents the client
+ * library uses for it (hpagent for http and https proxies, socks-proxy-agent for socks), loaded
+ * only then.
+ */
+async function agentMaker(server: URL, proxyUrl: string | undefined): Promise<(o: https.AgentOptions) => http.Agent> {
+  const secure = server.protocol === 'https:';
+  if (!proxyUrl) return (o) => (secure ? new https.Agent(o) : new http.Agent(o));
+  if (proxyUrl.startsWith('socks')) {
+    const { SocksProxyAgent } = await import('socks-proxy-agent');
+    // It drops `host` before its TLS handshake, so a server given by IP address was checked
+    // against "localhost" and refused (TooTallNate/proxy-agents#365): check the server's name.
+    const host = server.hostname.replace(/^\[(.*)\]$/, '$1');
+    return (o) => new SocksProxyAgent(proxyUrl, secure ? { ...o, checkServerIdentity: (_: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(o.servername ?? host, cert) } : o);
+  }
+  const { HttpProxyAgent, HttpsProxyAgent } = await import('hpagent');
+  return (o) => (secure ? new HttpsProxyAgent({ ...o, proxy: proxyUrl }) : new HttpProxyAgent({ ...o, proxy: proxyUrl }));
 }
 
 /** The resource a request path names: /apis/apps/v1/namespaces/x/deployments/y -> deployments. */
