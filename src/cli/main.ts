@@ -7,11 +7,12 @@ import { Command } from 'commander';
 import { registerCerts } from './certs.js';
 import { registerWebhook } from './webhook.js';
 import { registerProgressor } from './progressor.js';
+import { VERSION } from '../version.js';
 
 const program = new Command()
   .name('kube-canary')
   .description('Automated canary releases for plain Kubernetes Deployments (no CRD, no rename).')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError('(add --help for the usage)');
 
 registerCerts(program);

@@ -10,7 +10,18 @@
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
+import { VERSION } from '../version.js';
 import type { ApiCredentials } from './credentials.js';
+
+/**
+ * Who the progressor is to the API server: the manager `managedFields` and server-side apply
+ * conflicts name for the fields it writes (otherwise "unknown", so Argo CD and Flux users cannot
+ * tell who owns a field), and the User-Agent of audit logs and API server metrics.
+ */
+const FIELD_MANAGER = 'kube-canary-progressor';
+const USER_AGENT = `${FIELD_MANAGER}/${VERSION}`;
+/** The verbs that take a fieldManager (GET and DELETE do not). */
+const WRITES = new Set(['POST', 'PUT', 'PATCH']);
 
 export class ApiError extends Error {
   constructor(readonly code: number, message: string, readonly body: unknown) {
@@ -157,7 +168,7 @@ export class KubeHttp {
       this.agents = { tls: material, request: make({ ...material, keepAlive: true, maxSockets: this.maxInFlight }), watch: make({ ...material, keepAlive: true }), users: 0, retired: false };
     }
     this.agents.users += 1;
-    return { headers: opts.headers as Record<string, string>, ...(opts.auth ? { auth: opts.auth } : {}), agents: this.agents };
+    return { headers: { ...(opts.headers as Record<string, string>), 'user-agent': USER_AGENT }, ...(opts.auth ? { auth: opts.auth } : {}), agents: this.agents };
   }
 
   /** Agents built for TLS material that has changed are closed once their last request or watch ends. */
@@ -231,6 +242,7 @@ export class KubeHttp {
 
   private async send(method: string, path: string, o: RequestOptions, timeoutMs: number, signal: AbortSignal, onSocket: () => void): Promise<{ res: http.IncomingMessage; text: string }> {
     const opts = await this.options();
+    const query = WRITES.has(method) ? { ...o.query, fieldManager: FIELD_MANAGER } : o.query;
     const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
     const headers: Record<string, string> = { ...opts.headers, accept: 'application/json' };
     if (payload !== undefined) {
@@ -243,7 +255,7 @@ export class KubeHttp {
     try {
       return await new Promise((resolve, reject) => {
         // `timeout` is also the bound a proxy agent gives its CONNECT, so a stalled proxy leaves no pending connection behind.
-        const req = lib.request(this.url(path, o.query), { method, headers, auth: opts.auth, agent: opts.agents.request, signal, timeout: timeoutMs }, (res) => {
+        const req = lib.request(this.url(path, query), { method, headers, auth: opts.auth, agent: opts.agents.request, signal, timeout: timeoutMs }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));

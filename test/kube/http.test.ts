@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ApiCredentials, specCredentials } from '../../src/kube/credentials.js';
@@ -14,7 +15,7 @@ describe('kube http: request slots by priority', function () {
   before(async () => {
     // Holds every request until the test answers it, recording the order they reached the server.
     server = http.createServer((req, res) => {
-      arrived.push(req.url!);
+      arrived.push(new URL(req.url!, 'http://x').pathname); // the order is what counts here, not the query (fieldManager on writes)
       held.push(res);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -145,6 +146,46 @@ describe('kube http: watches and the deadline of a request', function () {
     assert.deepEqual(await first, {});
     // The slot the late request gave up went to nobody: the next request gets it.
     assert.deepEqual(await within(api.request('GET', '/next'), 2000), { answered: true });
+  });
+});
+
+describe('kube http: who the progressor is to the API server', () => {
+  let server: http.Server;
+  const seen: Array<{ method: string; fieldManager: string | null; userAgent?: string; watch: boolean }> = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      seen.push({ method: req.method!, fieldManager: url.searchParams.get('fieldManager'), ...(req.headers['user-agent'] ? { userAgent: req.headers['user-agent'] } : {}), watch: url.searchParams.get('watch') === 'true' });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(url.searchParams.get('watch') === 'true' ? '' : '{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('every write names kube-canary-progressor as its field manager, and every request and watch says so in its User-Agent', async () => {
+    const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const api = new KubeHttp(specCredentials({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, 'test'));
+    const path = '/apis/apps/v1/namespaces/test/deployments';
+    await api.request('GET', `${path}/review`);
+    await api.request('POST', path, { body: {} });
+    await api.request('PUT', `${path}/review`, { body: {} });
+    await api.request('PATCH', `${path}/review`, { body: [], contentType: 'application/json-patch+json', query: { dryRun: 'All' } });
+    await api.request('DELETE', `${path}/review-canary`, { body: {} });
+    await api.watch(path, {}, () => {}, new AbortController().signal);
+    const ua = `kube-canary-progressor/${version}`;
+    assert.deepEqual(seen, [
+      { method: 'GET', fieldManager: null, userAgent: ua, watch: false },
+      { method: 'POST', fieldManager: 'kube-canary-progressor', userAgent: ua, watch: false },
+      { method: 'PUT', fieldManager: 'kube-canary-progressor', userAgent: ua, watch: false },
+      { method: 'PATCH', fieldManager: 'kube-canary-progressor', userAgent: ua, watch: false },
+      { method: 'DELETE', fieldManager: null, userAgent: ua, watch: false },
+      { method: 'GET', fieldManager: null, userAgent: ua, watch: true },
+    ]);
   });
 });
 
