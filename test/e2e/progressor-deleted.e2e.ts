@@ -27,7 +27,8 @@ describe('progressor: the Deployment deleted mid-release', function () {
         return r?.canary === 0 ? r : undefined;
       }, { timeoutMs: 30_000, describe: () => `${rec.describe()}\n${proc.output().slice(-3000)}` });
       assert.deepEqual(w, { stable: 100, canary: 0, vs: 'review-virtualservice' }, 'the user-owned VirtualService, still there');
-      assert.match(proc.output(), /deleted mid-release: its traffic routed back to stable/);
+      // Logged once the PATCH is answered, which may be after another client already sees it.
+      await waitFor('the log line', async () => /deleted mid-release: its traffic routed back to stable/.test(proc.output()), { timeoutMs: 10_000 });
     } finally {
       await rec.stop();
     }
