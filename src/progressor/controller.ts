@@ -207,6 +207,19 @@ export class Controller {
     this.enqueue(key);
   }
 
+  /**
+   * A Deployment deleted mid-release (its entry in deletedMidRelease): when what is there now is
+   * another object (created again) or nothing, its routes go back to stable (releaseGone); when
+   * it is the same object, it only left our scope (the opt-out path ends that release). Either
+   * way the entry is done with.
+   */
+  private async routesOfDeleted(key: string, now: V1Deployment | undefined): Promise<void> {
+    const deleted = this.deletedMidRelease.get(key);
+    if (!deleted) return;
+    if (now?.metadata?.uid !== deleted.metadata?.uid) await this.reconciler.releaseGone(deleted);
+    this.deletedMidRelease.delete(key);
+  }
+
   /** What is kept per Deployment, dropped once it is gone from our watches (deleted, or out of scope). */
   private forget(key: string): void {
     const [ns, name] = key.split('/') as [string, string];
@@ -284,11 +297,7 @@ export class Controller {
     }
     // Deleted mid-release (and perhaps created again since, with no release yet): what garbage
     // collection does not take with it, a VirtualService the user owns, is set back to stable.
-    const deleted = this.deletedMidRelease.get(key);
-    if (deleted && d?.metadata?.uid !== deleted.metadata?.uid) {
-      await this.reconciler.releaseGone(deleted);
-      this.deletedMidRelease.delete(key);
-    }
+    await this.routesOfDeleted(key, d);
     if (!d) {
       this.leftScope.delete(key);
       return undefined;
@@ -311,12 +320,14 @@ export class Controller {
     }
     let stable = this.stableFor(key);
     if (stable) this.leftScope.delete(key);
-    else if (!this.leftScope.has(key)) return;
+    else if (!this.leftScope.has(key) && !this.deletedMidRelease.has(key)) return;
     const t = this.timers.get(key);
     if (t) clearTimeout(t.timer);
     this.timers.delete(key);
     const end = this.o.metrics.reconcileDuration.startTimer();
     try {
+      // Created again already (kubectl replace --force, delete + apply): the new one is in our cache.
+      if (stable) await this.routesOfDeleted(key, stable);
       const optedOut = !stable;
       stable ??= await this.optedOutRelease(key);
       if (!stable) return;

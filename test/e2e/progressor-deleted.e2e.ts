@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { getDeployment, kubectl, waitFor } from './harness/cluster.js';
-import { useProgressorEnv } from './harness/progressor.js';
+import { deployReview, useProgressorEnv } from './harness/progressor.js';
 import { ReleaseRecorder, routeWeights, ship, statusOf } from './harness/release.js';
 
 describe('progressor: the Deployment deleted mid-release', function () {
@@ -31,6 +31,27 @@ describe('progressor: the Deployment deleted mid-release', function () {
       await waitFor('the log line', async () => /deleted mid-release: its traffic routed back to stable/.test(proc.output()), { timeoutMs: 10_000 });
     } finally {
       await rec.stop();
+      await proc.stop();
+    }
+  });
+
+  it('also when it is created again at once (kubectl replace --force, delete + apply): the new Deployment runs no release, its routes are all stable', async () => {
+    const proc = scenario.env.start('again');
+    try {
+      await deployReview(scenario.ns, { intervalS: 3 });
+      await ship(scenario.ns, 'review', 'review:1.8.0');
+      await waitFor('canary weight 10', async () => (statusOf(await getDeployment(scenario.ns, 'review'))?.weight ?? 0) >= 10, { timeoutMs: 60_000, describe: () => proc.output().slice(-3000) });
+      await kubectl(['-n', scenario.ns, 'delete', 'deployment', 'review', '--wait=true']);
+      await deployReview(scenario.ns, { intervalS: 3 });
+      const w = await waitFor('the routes back on stable', async () => {
+        const r = await routeWeights(scenario.ns, 'review');
+        return r?.canary === 0 ? r : undefined;
+      }, { timeoutMs: 30_000, describe: () => proc.output().slice(-3000) });
+      assert.deepEqual(w, { stable: 100, canary: 0, vs: 'review-virtualservice' });
+      const d = await getDeployment(scenario.ns, 'review');
+      assert.equal(statusOf(d), undefined, 'the new Deployment has no release');
+    } finally {
+      await proc.stop();
     }
   });
 });
