@@ -121,10 +121,24 @@ interface StableRoute {
   stable: number;
   canary: number;
   route: Destination[];
-  matched: boolean;
+  /** Its `match` selects a segment of the requests (see pinning()), not the host's general traffic. */
+  pinned: boolean;
 }
 
-/** The http routes that route the Service's host to the stable subset (index, destinations, and whether they have a `match`). */
+/**
+ * Match conditions that pick requests by who sends them (a header or cookie, a query parameter,
+ * the source workload): a segment, such as testers pinned to the running version. A condition on
+ * the path, method, authority, port or gateway routes part of the host's general traffic (the
+ * canary article's ingress route, Flagger's service.match) and is weighted like a route without match.
+ */
+const SEGMENT_KEYS = ['headers', 'withoutHeaders', 'queryParams', 'sourceLabels', 'sourceNamespace'];
+
+/** Whether every condition of a route's `match` selects a segment (Istio ORs the conditions; an empty list matches every request). */
+function pinning(match: unknown[] | undefined): boolean {
+  return (match?.length ?? 0) > 0 && match!.every((m) => typeof m === 'object' && m !== null && SEGMENT_KEYS.some((k) => k in m));
+}
+
+/** The http routes that route the Service's host to the stable subset (index, destinations, and whether their `match` pins a segment). */
 function stableRoutes(vs: ApiObject, t: RouteTarget): StableRoute[] {
   const http = (vs.spec?.http as HttpRoute[] | undefined) ?? [];
   const out: StableRoute[] = [];
@@ -132,19 +146,18 @@ function stableRoutes(vs: ApiObject, t: RouteTarget): StableRoute[] {
     const route = h.route ?? [];
     const find = (subset: string) => route.findIndex((d) => d.destination?.subset === subset && hostMatches(d.destination?.host, t.service, t.namespace));
     const stable = find(TRACK_STABLE);
-    // Istio: an empty `match` list matches every request, like none.
-    if (stable >= 0) out.push({ i, stable, canary: find(TRACK_CANARY), route, matched: (h.match?.length ?? 0) > 0 });
+    if (stable >= 0) out.push({ i, stable, canary: find(TRACK_CANARY), route, pinned: pinning(h.match) });
   });
   return out;
 }
 
 /**
  * The routes kube-canary weights (docs/adr/0011): those that carry the host's general traffic
- * (no `match`), and those the user gave a canary destination. A `match` route to stable alone
- * (say, a header that pins testers to stable) is the user's decision and never written.
+ * (no `match`, or one on path, method, gateway...), and those the user gave a canary destination.
+ * A route pinning a segment to stable (say, a header for testers) is the user's decision and never written.
  */
 function canaryRoutes(vs: ApiObject, t: RouteTarget): StableRoute[] {
-  return stableRoutes(vs, t).filter((r) => !r.matched || r.canary >= 0);
+  return stableRoutes(vs, t).filter((r) => !r.pinned || r.canary >= 0);
 }
 
 export function isServiceFor(vs: ApiObject, t: RouteTarget): boolean {
@@ -250,7 +263,7 @@ export class IstioProvider implements TrafficProvider {
     const pinned = services.find((vs) => stableRoutes(vs, t).length > 0);
     if (pinned) {
       throw new Error(
-        `VirtualService ${pinned.metadata.name} routes host ${t.service} to subset "${TRACK_STABLE}" only in routes with a match, which kube-canary leaves alone; add a route without match to subsets ${TRACK_STABLE} and ${TRACK_CANARY} (the host's general traffic), or a "${TRACK_CANARY}" destination with weight 0 to each match route that should carry the canary`,
+        `VirtualService ${pinned.metadata.name} routes host ${t.service} to subset "${TRACK_STABLE}" only in routes whose match picks a segment of the requests (headers, query parameters, source), which kube-canary leaves alone; add a route without match to subsets ${TRACK_STABLE} and ${TRACK_CANARY} (the host's general traffic), or a "${TRACK_CANARY}" destination with weight 0 to each match route that should carry the canary`,
       );
     }
     const other = services.find((vs) => ((vs.spec?.hosts as string[] | undefined) ?? []).some((h) => hostMatches(h, t.service, t.namespace)));

@@ -61,7 +61,7 @@ describe('progressor: a match route in the user VirtualService', function () {
       const proc = scenario.env.start('only');
       await ship(scenario.ns, 'review', 'review:1.8.0');
       const blocked = await waitFor('a ReconcileError Event', async () => (await deploymentEvents(scenario.ns, 'review')).find((e) => e.reason === 'ReconcileError'), { timeoutMs: 60_000, describe: () => proc.output().slice(-3000) });
-      assert.match(blocked.message ?? '', /^Release blocked, retrying: VirtualService review-virtualservice routes host review to subset "stable" only in routes with a match, which kube-canary leaves alone; add a route without match/);
+      assert.match(blocked.message ?? '', /^Release blocked, retrying: VirtualService review-virtualservice routes host review to subset "stable" only in routes whose match picks a segment of the requests \(headers, query parameters, source\), which kube-canary leaves alone; add a route without match/);
       const d = await getDeployment(scenario.ns, 'review');
       assert.equal(d.spec?.paused, true, 'the release is held, not promoted without a canary share');
       assert.ok((statusOf(d)?.weight ?? 0) === 0);

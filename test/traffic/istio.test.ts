@@ -305,6 +305,20 @@ spec:
       assert.ok(fake.patches.every((x) => x.ops.every((o) => !o.path.startsWith('/spec/http/0/'))), JSON.stringify(fake.patches));
     });
 
+    it("weights a route whose match is on the path, method or gateway (the canary article's ingress route): that is general traffic, not a segment", async () => {
+      for (const match of [[{ uri: { prefix: '/review/' } }], [{ gateways: ['public-gateway'] }], [{ uri: { prefix: '/a/' } }, { headers: { 'x-debug': { exact: '1' } } }]]) {
+        const fake = new FakeCustomObjects();
+        const vs = withMatchRoutes();
+        http(vs).splice(0, 3, { match, route: [{ destination: { host: 'review', subset: 'stable' } }] } as never);
+        fake.objects.set('virtualservices/test/review-virtualservice', vs);
+        const p = new IstioProvider(fake);
+        await p.reconcile(target);
+        await p.setRoutes(target, 75, 25);
+        assert.deepEqual(await p.getRoutes(target), { stable: 75, canary: 25 }, JSON.stringify(match));
+        assert.deepEqual(http(fake.objects.get('virtualservices/test/review-virtualservice')!)[0], { match, route: [{ destination: { host: 'review', subset: 'stable' }, weight: 75 }, { destination: { host: 'review', subset: 'canary' }, weight: 25 }] });
+      }
+    });
+
     it('when only match routes send the host to stable, the release is held with what to change, and nothing is written', async () => {
       const fake = new FakeCustomObjects();
       const vs = withMatchRoutes();
@@ -312,7 +326,7 @@ spec:
       fake.objects.set('virtualservices/test/review-virtualservice', vs);
       const p = new IstioProvider(fake);
       assert.equal(await p.getRoutes(target), undefined);
-      await assert.rejects(p.reconcile(target), /VirtualService review-virtualservice routes host review to subset "stable" only in routes with a match, which kube-canary leaves alone; add a route without match/);
+      await assert.rejects(p.reconcile(target), /VirtualService review-virtualservice routes host review to subset "stable" only in routes whose match picks a segment of the requests \(headers, query parameters, source\), which kube-canary leaves alone; add a route without match/);
       assert.deepEqual(fake.objects.get('virtualservices/test/review-virtualservice'), vs);
       assert.deepEqual(fake.creates.map((c) => c.kind), ['DestinationRule'], 'no second VirtualService for the host');
     });
