@@ -15,6 +15,7 @@ import {
   ANN_STABLE_REVISION,
   ANN_STATUS,
   LABEL_ENABLED,
+  PREFIX,
   TRACK_CANARY,
   TRACK_STABLE,
   canaryName,
@@ -56,7 +57,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     outcome: 'allowed',
     reason,
     patch: [],
-    response: { uid: req.uid, allowed: true, ...(warnings.length ? { warnings } : {}) },
+    response: { uid: req.uid, allowed: true, ...(warnings.length ? { warnings: clipped(warnings) } : {}) },
   });
   const deny = (code: number, message: string): Decision => ({
     outcome: 'denied',
@@ -164,7 +165,7 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
     // failed-revision too: the failure was another object's (and its status, which says when and why, goes).
     const stale = [...IN_PROGRESS_ANNOTATIONS, ANN_FAILED_REVISION].filter((a) => mutated.metadata?.annotations?.[a] !== undefined);
     for (const a of stale) delete mutated.metadata!.annotations![a];
-    if (stale.length) warnings.push(`kube-canary: removed ${stale.join(', ')} from the new Deployment ${ref}: they describe a release of another object`);
+    if (stale.length) warnings.push(`kube-canary: removed ${stale.map((a) => a.slice(PREFIX.length)).join(', ')} (kube-canary.io/) from the new Deployment ${name}: they describe a release of another object`);
     // A copy of a Deployment that kube-canary had paused mid-release (a restore, a re-apply of
     // `get -o yaml`): with the release gone nothing would ever unpause it, and a Deployment created
     // paused runs no pods at all. (`status` alone stays on any Deployment that had a release; a
@@ -260,7 +261,9 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   const request = mutated.metadata?.annotations?.[ANN_REQUEST];
   if ((request === 'promote' || request === 'abort') && request !== oldAnn[ANN_REQUEST]) {
     delete mutated.metadata!.annotations![ANN_REQUEST];
-    warnings.push(`kube-canary: removed ${ANN_REQUEST}=${request} that came with the new template of ${name} (kubectl rollout undo copies an old one from a ReplicaSet); ask again once the release has started`);
+    // Back on the running revision there is no release left to ask anything of (said below).
+    const again = newHash === stableRevision ? '' : '; ask again once the release has started';
+    warnings.push(`kube-canary: removed ${ANN_REQUEST}=${request} that came with the new template of ${name} (kubectl rollout undo copies an old one from a ReplicaSet)${again}`);
   }
   // Paused by hand (kubectl rollout pause to batch edits): the release starts now, and its end unpauses.
   if (old!.spec?.paused === true && !inProgress) {
@@ -434,9 +437,19 @@ function patchOf(original: V1Deployment, mutated: V1Deployment): Operation[] {
   return ops;
 }
 
+/**
+ * Warnings of at most 256 characters, written so: once all of a response's warnings pass 4 KB the
+ * apiserver cuts every one to 256, and an explanation cut there by us ends with "..." at least.
+ * (The denial of a new template carries the full text of a configuration problem.)
+ */
+const MAX_WARNING = 256;
+function clipped(warnings: string[]): string[] {
+  return warnings.map((w) => (w.length <= MAX_WARNING ? w : `${w.slice(0, MAX_WARNING - 3)}...`));
+}
+
 function patched(uid: string, original: V1Deployment, mutated: V1Deployment, reason: string, warnings: string[]): Decision {
   const patch = patchOf(original, mutated);
-  const response: AdmissionResponse = { uid, allowed: true, ...(warnings.length ? { warnings } : {}) };
+  const response: AdmissionResponse = { uid, allowed: true, ...(warnings.length ? { warnings: clipped(warnings) } : {}) };
   if (patch.length > 0) {
     response.patchType = 'JSONPatch';
     response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');

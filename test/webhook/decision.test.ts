@@ -156,7 +156,7 @@ describe('webhook decision', () => {
       r.request.object.metadata!.annotations!['kube-canary.io/revision'] = 'abc';
       const d = decide(r.request, 'label', config);
       assert.equal(patchedObject(r, d).metadata!.annotations!['kube-canary.io/revision'], undefined);
-      assert.match(d.response.warnings!.join(), /removed kube-canary.io\/revision/);
+      assert.match(d.response.warnings!.join(), /removed revision \(kube-canary.io\/\) from the new Deployment review/);
       // A failed revision is another object's record too (its status, which says when and why, goes as well).
       const copy = loadReview('review-create');
       copy.request.object.metadata!.annotations!['kube-canary.io/failed-revision'] = '4851af4edc';
@@ -165,7 +165,7 @@ describe('webhook decision', () => {
       const stored = patchedObject(copy, c).metadata!.annotations!;
       assert.equal(stored['kube-canary.io/failed-revision'], undefined);
       assert.equal(stored['kube-canary.io/status'], undefined);
-      assert.ok(c.response.warnings!.includes('kube-canary: removed kube-canary.io/status, kube-canary.io/failed-revision from the new Deployment test/review: they describe a release of another object'), c.response.warnings!.join('\n'));
+      assert.ok(c.response.warnings!.includes('kube-canary: removed status, failed-revision (kube-canary.io/) from the new Deployment review: they describe a release of another object'), c.response.warnings!.join('\n'));
     });
 
     it('only adds the track label on the UPDATE that opts a Deployment in, even with a new image', () => {
@@ -568,6 +568,19 @@ describe('webhook decision', () => {
   });
 
   describe('invalid configuration', () => {
+    it('keeps every warning within 256 characters, also the let-through notes of a stored Flagger field (the apiserver cuts them there)', () => {
+      for (const analysis of ['iterations: 10\nmatch: [{headers: {x: {exact: "1"}}}]', 'canaryReadyThreshold: 50', 'metrics: [{name: e, query: \'x{d="{{ variables.direction }}"}\', thresholdRange: {max: 1}}]']) {
+        const r = loadReview('review-set-image');
+        for (const o of [r.request.oldObject!, r.request.object]) o.metadata!.annotations!['kube-canary.io/analysis'] = analysis;
+        r.request.object.spec!.template = structuredClone(r.request.oldObject!.spec!.template); // replicas only: let through
+        r.request.object.spec!.replicas = 5;
+        const d = decide(r.request, 'label', config);
+        assert.notEqual(d.outcome, 'denied', analysis);
+        assert.ok(d.response.warnings!.length > 1);
+        for (const w of d.response.warnings!) assert.ok(w.length <= 256, `${w.length}: ${w}`);
+      }
+    });
+
     it('lists ten problems at most, however long the list that has them (a denial is logged and shown whole)', () => {
       const r = loadReview('review-set-image');
       r.request.object.metadata!.annotations!['kube-canary.io/analysis'] = `stepWeights: [${Array.from({ length: 900 }, (_, i) => i + 1).join(',')}]`;
@@ -918,6 +931,18 @@ describe('webhook decision', () => {
         assert.equal(patchedObject(pending, decide(pending.request, 'label', config)).metadata!.annotations!['kube-canary.io/request'], request);
       });
     }
+
+    it('a promote arriving with a revert to the running template (kubectl rollout undo mid-release) is removed without telling the user to ask again', () => {
+      const r = midRelease();
+      setImage(r.request.object, `${IMG}:1.7.0`);
+      r.request.object.metadata!.annotations!['kube-canary.io/request'] = 'promote';
+      const d = decide(r.request, 'label', config);
+      assert.equal(patchedObject(r, d).metadata!.annotations!['kube-canary.io/request'], undefined);
+      const w = d.response.warnings!.join('\n');
+      assert.match(w, /removed kube-canary.io\/request=promote that came with the new template of review \(kubectl rollout undo copies an old one from a ReplicaSet\)$/m);
+      assert.doesNotMatch(w, /ask again/);
+      assert.match(w, /is cancelled and traffic returns to stable/);
+    });
 
     it('warns that a Deployment paused by hand is unpaused at the end of the release its new template starts', () => {
       const r = loadReview('review-set-image');
