@@ -56,7 +56,7 @@ export function writeAllOrNothing(dir: string, files: OutFile[], fs: FsOps = nod
   const targets = files.map((f) => ({ ...f, path: join(dir, f.name), tmp: join(dir, `.${f.name}.${id}.tmp`), bak: join(dir, `.${f.name}.${id}.bak`) }));
   const created: string[] = [];
   try {
-    for (const t of targets) checkReplaceable(fs, t.path);
+    for (const t of targets) checkReplaceable(t.path, fs);
     for (const t of targets) {
       created.push(t.tmp);
       fs.writeFileSync(t.tmp, t.data, { mode: t.mode, flag: 'wx' });
@@ -68,7 +68,8 @@ export function writeAllOrNothing(dir: string, files: OutFile[], fs: FsOps = nod
   }
 }
 
-function checkReplaceable(fs: FsOps, path: string): void {
+/** Refuses a path that a new file cannot replace (a directory, a socket). */
+export function checkReplaceable(path: string, fs: Pick<FsOps, 'lstatSync'> = nodeFs): void {
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
   if (st && !st.isFile() && !st.isSymbolicLink()) throw new Error(`${path} exists and is not a regular file: remove it or choose another --out`);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CA_VALID_DAYS, MAX_VALID_DAYS, checkCertOptions, generateCerts } from '../certs/generate.js';
 import { uniqueHosts } from '../certs/hosts.js';
-import { ensureDir, writeAllOrNothing } from '../certs/write.js';
+import { checkReplaceable, ensureDir, writeAllOrNothing } from '../certs/write.js';
 import { intOption, listOption } from './options.js';
 
 interface CertsFlags {
@@ -46,11 +46,12 @@ function writeCerts(flags: CertsFlags): void {
   if (opts.out.trim() === '') throw new Error('--out is empty: give the directory to write ca.crt, tls.crt and tls.key into, e.g. --out certs/local');
   checkCertOptions(opts);
   const existing = FILES.filter((f) => existsSync(join(opts.out, f)));
+  // A directory in the way cannot be replaced, with --force or without: said first.
+  for (const f of existing) checkReplaceable(join(opts.out, f));
   if (existing.length > 0 && !opts.force) {
     // New files come with a new CA (its key is never kept): whatever trusts the old one fails every call until told.
-    throw new Error(
-      `${opts.out} already has ${existing.join(', ')}; new ones come with a new CA, and every webhook configuration whose caBundle holds the current ca.crt fails each call until it is updated (a running kube-canary webhook serves the new pair within seconds). Pass --force to replace them, then update the caBundle; or choose another --out`,
-    );
+    const ca = existing.includes('ca.crt') ? ', and every webhook configuration whose caBundle holds the current ca.crt fails each call until it is updated (a running kube-canary webhook serves the new pair within seconds)' : '';
+    throw new Error(`${opts.out} already has ${existing.join(', ')}; new ones come with a new CA${ca}. Pass --force to replace them${ca ? ', then update the caBundle' : ''}; or choose another --out`);
   }
   ensureDir(opts.out);
   const b = generateCerts(opts);

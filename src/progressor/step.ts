@@ -216,6 +216,7 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
   // The canary keeps its traffic while a confirm gate holds: it is still judged every interval
   // (metrics, rollout and rollback webhooks), as in Flagger, and rolled back on its threshold;
   // not while it is unready (no data then is no failed check), as in Progressing.
+  const halted = s.canaryUnreadySince !== undefined;
   const ready = haltWhileUnready(s, c, actions);
   if ('kind' in ready) return ready;
   s = ready;
@@ -223,7 +224,8 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
   if (verdict) return verdict;
   const g = c.obs.gates?.[kind];
   if (!g) return need(kind, s);
-  if (!g.passed) return decided(wait(s, c, kind, g, actions));
+  // After a Halt the last Event says halted: say the wait again.
+  if (!g.passed) return decided(wait(s, c, kind, g, actions, halted));
   const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
   return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions) : advance(resumed, c, actions));
 }
@@ -517,11 +519,11 @@ function failedCheck(s: ReleaseStatus, c: Ctx, g: GateOutcome, actions: Action[]
   };
 }
 
-function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: Action[] = []): Decision {
+function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: Action[] = [], resumed = false): Decision {
   const why = g.results.filter((r) => !r.passed).map((r) => r.message).join('; ');
   const msg = `Waiting for ${on} approval of ${c.id}${why ? `: ${why}` : ''}`;
   // Said when the wait starts (its reason may change with every call of the gate), and again while it lasts.
-  const say = sayHold(s, msg, c.now, s.phase === 'Waiting' && s.waitingOn === on);
+  const say = sayHold(s, msg, c.now, !resumed && s.phase === 'Waiting' && s.waitingOn === on);
   const ev = say ? [event(false, 'Waiting', msg)] : [];
   return {
     status: { ...saying(transition(s, 'Waiting', c.now, msg), msg, say, c.now), waitingOn: on, lastCheckAt: iso(c.now) },

@@ -43,8 +43,12 @@ describe('kube-canary certs (real process)', function () {
     writeFileSync(join(dir, 'ca.crt'), 'old ca');
     writeFileSync(join(dir, 'tls.crt'), 'old crt');
     mkdirSync(join(dir, 'tls.key'));
-    const err = await refusal(['--out', dir, '--force']);
-    assert.match(err, /tls\.key exists and is not a regular file: remove it or choose another --out/);
+    // Said first, without --force too: --force could not help.
+    for (const args of [['--out', dir, '--force'], ['--out', dir]]) {
+      const err = await refusal(args);
+      assert.match(err, /tls\.key exists and is not a regular file: remove it or choose another --out/);
+      assert.doesNotMatch(err, /--force/);
+    }
     assert.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), 'old ca');
     assert.equal(readFileSync(join(dir, 'tls.crt'), 'utf8'), 'old crt');
     assert.deepEqual(readdirSync(dir).sort(), ['ca.crt', 'tls.crt', 'tls.key']);

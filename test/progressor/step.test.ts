@@ -643,6 +643,13 @@ describe('a confirm gate holding (Waiting) with the canary unready', () => {
     assert.deepEqual(events(d.actions), ['Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 updated replicas are available)']);
   });
 
+  it('says the wait again once the canary is ready again (the last Event said Halt)', () => {
+    const o = waiting({ canaryUnreadySince: iso(T0), message: 'Halt review.test advancement: waiting for review-canary.test to be ready (0 of 1 updated replicas are available)' });
+    const d = decided(step({ ...o, canary: readyCanary(), gates: { analysis: pass, 'confirm-traffic-increase': failing('ok: 403') } }, T0 + 20 * SEC));
+    assert.equal(written(d)?.canaryUnreadySince, undefined);
+    assert.deepEqual(events(d.actions), ['Waiting for confirm-traffic-increase approval of review.test: ok: 403']);
+  });
+
   it('rolls back once it stays unready past the progress deadline', () => {
     const d = decided(step(waiting({ canaryUnreadySince: iso(T0) }), T0 + 61 * SEC));
     assert.equal(written(d)?.phase, 'RollingBack');
