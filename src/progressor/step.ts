@@ -535,7 +535,8 @@ function wait(s: ReleaseStatus, c: Ctx, on: WaitingOn, g: GateOutcome, actions: 
 function stuckRollback(s: ReleaseStatus, c: Ctx, problem: string): Decision {
   // Unpausing now would roll out the failed template, so stay paused at weight 0 and say why.
   // The reason before " | " is kept (and not repeated) however often this is retried.
-  const msg = `${s.message.split(' | ')[0]} | cannot restore the stable template: ${problem}; ${c.id} stays paused with all traffic on stable`;
+  // The way out: the user puts the stable template back (the previous manifest), which cancels the release.
+  const msg = `${s.message.split(' | ')[0]} | cannot restore the stable template: ${problem}; ${c.id} stays paused with all traffic on stable until its template is set back to that revision (apply the previous manifest)`;
   const say = sayHold(s, msg, c.now);
   return { status: saying(s, msg, say, c.now), actions: say ? [event(true, 'RollbackStuck', msg)] : [], requeueAfterMs: c.cfg.analysis.intervalMs };
 }

@@ -523,10 +523,11 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'RollingBack without the stable ReplicaSet: stays paused, says why',
+    name: 'RollingBack without the stable ReplicaSet: stays paused, says why and the way out',
     o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: x' }) }, { stableTemplateFound: false }),
     phase: 'RollingBack',
     absent: ['unpauseStable', 'clearRelease'],
+    events: ['Rolling back review.test: x | cannot restore the stable template: no ReplicaSet of review.test runs the stable revision old0; review.test stays paused with all traffic on stable until its template is set back to that revision (apply the previous manifest)'],
   },
   // ---- new revision mid-release, revert ----------------------------------------------------
   {
