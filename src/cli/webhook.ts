@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import type { Command } from 'commander';
 import { parseReleaseConfig } from '../config/release-config.js';
-import { DEFAULT_PROGRESSOR_USER, DEFAULT_TRACK_LABEL } from '../config/contract.js';
+import { DEFAULT_TRACK_LABEL, progressorUser } from '../config/contract.js';
 import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
@@ -14,7 +14,7 @@ interface WebhookFlags {
   tlsCert: string;
   tlsKey: string;
   trackLabel: string;
-  progressorUser: string[];
+  progressorUser?: string[];
   namespace: string;
   defaultAnalysis?: string;
   bodyLimit: number;
@@ -39,10 +39,10 @@ export function registerWebhook(program: Command): void {
   );
   envOption(cmd, '--cert-poll-ms <n>', 'how often the certificate files are checked for a change, in milliseconds', 'KUBE_CANARY_CERT_POLL_MS', intOption('--cert-poll-ms', 50, 600_000), 2000);
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
-  envOption(cmd, '--progressor-user <names>', "comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched", 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'), [DEFAULT_PROGRESSOR_USER]);
+  envOption(cmd, '--progressor-user <names>', 'comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched (default: system:serviceaccount:<--namespace>:kube-canary-progressor)', 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'));
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', nonEmptyOption('--namespace', 'kube-canary'), 'kube-canary');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
-  envOption(cmd, '--body-limit <bytes>', 'largest accepted request body', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
+  envOption(cmd, '--body-limit <bytes>', 'largest accepted request body (an AdmissionReview carries the object and oldObject)', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
   cmd.action(async (f: WebhookFlags) => {
     const missing = [!f.tlsCert && '--tls-cert (KUBE_CANARY_TLS_CERT)', !f.tlsKey && '--tls-key (KUBE_CANARY_TLS_KEY)'].filter(Boolean);
     if (missing.length > 0) throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required: the serving certificate and its key, as PEM files (make them with: kube-canary certs --out DIR)`);
@@ -51,10 +51,12 @@ export function registerWebhook(program: Command): void {
     const defaults = f.defaultAnalysis ? { analysis: readAnalysisDefault(f.defaultAnalysis, analysisFlag) } : {};
     const check = parseReleaseConfig('default', {}, defaults);
     if (!check.ok) throw new Error(`${analysisFlag} is invalid: ${check.errors.join('; ')}`);
+    // Installed in another namespace, the progressor's service account is that namespace's.
+    const progressorUsers = f.progressorUser ?? [progressorUser(f.namespace)];
     const metrics = createWebhookMetrics({ processMetrics: true });
     let ready = true;
     const app = createApp({
-      config: { trackLabel: f.trackLabel, progressorUsers: f.progressorUser, ownNamespace: f.namespace, defaults },
+      config: { trackLabel: f.trackLabel, progressorUsers, ownNamespace: f.namespace, defaults },
       metrics,
       log,
       bodyLimit: f.bodyLimit,
@@ -110,7 +112,7 @@ export function registerWebhook(program: Command): void {
     });
     // Announced only once a signal would stop it gracefully: the line may be read (by a test, a
     // supervisor) before this function returns, since pino writes it on another thread.
-    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers: f.progressorUser, certificate: running.certificate }, 'webhook serving');
+    log.info({ address: `https://${f.bind.includes(':') ? `[${f.bind}]` : f.bind}:${running.port}`, trackLabel: f.trackLabel, progressorUsers, certificate: running.certificate }, 'webhook serving');
   });
 }
 

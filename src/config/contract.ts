@@ -56,7 +56,11 @@ export const TRACK_CANARY = 'canary';
 /** Never acted on, whatever their labels say. */
 export const SYSTEM_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'] as const;
 
-export const DEFAULT_PROGRESSOR_USER = 'system:serviceaccount:kube-canary:kube-canary-progressor';
+/** The progressor's service account user in the namespace kube-canary is installed in (the chart's default). */
+export function progressorUser(namespace: string): string {
+  return `system:serviceaccount:${namespace}:kube-canary-progressor`;
+}
+export const DEFAULT_PROGRESSOR_USER = progressorUser('kube-canary');
 
 export function canaryName(stableName: string): string {
   return `${stableName}-canary`;

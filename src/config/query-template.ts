@@ -5,6 +5,8 @@
  * progressor could not render (which would otherwise fail every check and roll the release back).
  */
 
+import { cut } from './show.js';
+
 /** Values for the variables; `target` is Flagger's name for the workload under analysis (the canary). */
 export interface QueryVars {
   namespace: string;
@@ -25,7 +27,7 @@ const isName = (n: string): n is keyof QueryVars => (NAMES as readonly string[])
 export function queryTemplateProblem(template: string): string | undefined {
   const unknown = new Set<string>();
   const rest = template.replace(VARIABLE, (_whole, name: string) => {
-    if (!isName(name)) unknown.add(name.length > 40 ? `${name.slice(0, 37)}...` : name);
+    if (!isName(name)) unknown.add(cut(name, 40));
     return '';
   });
   if (unknown.size > 0) {

@@ -6,6 +6,7 @@
 import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
 import { describeAnalysis } from '../config/analysis.js';
+import { cut } from '../config/show.js';
 import {
   ANN_FAILED_REVISION,
   ANN_REQUEST,
@@ -444,7 +445,7 @@ function patchOf(original: V1Deployment, mutated: V1Deployment): Operation[] {
  */
 const MAX_WARNING = 256;
 function clipped(warnings: string[]): string[] {
-  return warnings.map((w) => (w.length <= MAX_WARNING ? w : `${w.slice(0, MAX_WARNING - 3)}...`));
+  return warnings.map((w) => cut(w, MAX_WARNING));
 }
 
 function patched(uid: string, original: V1Deployment, mutated: V1Deployment, reason: string, warnings: string[]): Decision {

@@ -6,6 +6,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { cut } from '../config/show.js';
 import type { Logger } from '../kube/logger.js';
 import { decide, type WebhookConfig } from './decision.js';
 import type { OptInSource } from './filters.js';
@@ -14,8 +15,13 @@ import { watchConnectionErrors } from './connection-errors.js';
 import { EnvelopeError, parseReview, reviewResponse } from './review.js';
 import { type CertFiles, type LoadedCert, TLS_OPTIONS, expiryProblem, loadCert, watchCert } from './tls.js';
 
-/** An AdmissionReview carries the object and oldObject; etcd caps an object at ~1.5 MiB. */
-export const DEFAULT_BODY_LIMIT = 3 * 1024 * 1024;
+/**
+ * An AdmissionReview carries the object and the oldObject as JSON. The apiserver takes request
+ * bodies of up to 3 MiB and etcd stores up to ~1.5 MiB of protobuf, which is larger as JSON: two
+ * objects of the largest size a Deployment can have, plus the envelope, fit in 8 MiB. (3 MiB,
+ * as before, refused every update of a Deployment of more than ~1.5 MB of JSON.)
+ */
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
 export interface AppOptions {
   config: WebhookConfig;
@@ -106,8 +112,8 @@ function admissionHandler(opts: AppOptions) {
   };
   /** 413 at once, closing the connection: reading the rest of such a body is wasted. */
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, bytes: number, start: bigint) => {
-    log.warn({ bytes }, 'admission request body over the limit');
-    refuse(req, res, 413, `request body larger than the limit of ${limit} bytes`, true, start);
+    log.warn({ bytes, limit }, 'admission request body over the limit (--body-limit)');
+    refuse(req, res, 413, `request body larger than the limit of ${limit} bytes; the webhook's --body-limit (KUBE_CANARY_BODY_LIMIT) sets it`, true, start);
   };
 
   return (req: IncomingMessage, res: ServerResponse, source: OptInSource) => {
@@ -145,7 +151,7 @@ function codings(header: string | undefined, plain: string): boolean {
 
 /** A request target or header for a message: the sender's text, of any length. */
 function clip(s: string): string {
-  return s.length > 200 ? `${s.slice(0, 197)}...` : s;
+  return cut(s, 200);
 }
 
 /** One write of head and body, as a plain node:https server does; `close` ends the connection after it. */

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from '../support/cli.js';
+import { runCli, startCli } from '../support/cli.js';
 
 describe('kube-canary webhook: flags and files refused at start (real process)', function () {
   this.timeout(60_000);
@@ -69,6 +69,17 @@ describe('kube-canary webhook: flags and files refused at start (real process)',
       busy.close();
     }
     assert.match(await refusal(['--bind', '192.0.2.1', '--tls-cert', cert, '--tls-key', key]), /cannot listen on 192\.0\.2\.1:0: --bind "192\.0\.2\.1" is not an address of this machine; give one of its IP addresses, e\.g\. 127\.0\.0\.1/);
+  });
+
+  it("takes the progressor's user from the namespace it is installed in (POD_NAMESPACE), unless --progressor-user says otherwise", async () => {
+    for (const [args, users] of [[[], ['system:serviceaccount:platform:kube-canary-progressor']], [['--progressor-user', 'ci-bot,alice'], ['ci-bot', 'alice']]] as const) {
+      const proc = startCli(['webhook', '--port', '0', '--bind', '127.0.0.1', '--tls-cert', cert, '--tls-key', key, ...args], { POD_NAMESPACE: 'platform' });
+      try {
+        assert.deepEqual((await proc.waitForLog('webhook serving')).progressorUsers, users);
+      } finally {
+        await proc.stop('SIGKILL');
+      }
+    }
   });
 
   it('refuses a certificate poll interval that is not a number of milliseconds from 50', async () => {

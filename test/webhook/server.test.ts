@@ -121,12 +121,28 @@ describe('webhook HTTP app', () => {
     }
   });
 
-  it('refuses a body over the limit with 413 and keeps serving', async () => {
+  it('by default admits the update of a Deployment as large as the apiserver stores (two ~1.9 MB objects in one review), and captures it', async () => {
+    const { app: a } = app();
+    const r = loadReview('review-set-image');
+    const env = Array.from({ length: 1700 }, (_, j) => ({ name: `E${j}`, value: 'v' }));
+    for (const o of [r.request.oldObject!, r.request.object]) {
+      const c = o.spec!.template.spec!.containers[0]!;
+      o.spec!.template.spec!.containers = Array.from({ length: 40 }, (_, i) => ({ ...c, name: `c${i}`, env }));
+    }
+    r.request.object.spec!.template.spec!.containers[0]!.image = 'review:1.9.9';
+    const body = JSON.stringify(r);
+    assert.ok(body.length > 3.5 * 1024 * 1024, `${body.length} bytes`);
+    const res = await request(a).post('/mutate').set('content-type', 'application/json').send(body).expect(200);
+    assert.equal(res.body.response.allowed, true);
+    assert.equal(res.body.response.patchType, 'JSONPatch', 'captured');
+  });
+
+  it('refuses a body over the limit with 413, naming the flag that sets it, and keeps serving', async () => {
     const { app: a } = app(64 * 1024);
     const r = loadReview('review-set-image');
     r.request.object.metadata!.annotations!.big = 'x'.repeat(100 * 1024);
     const res = await request(a).post('/mutate').send(r).expect(413);
-    assert.match(res.body.message, /larger than the limit of 65536 bytes/);
+    assert.match(res.body.message, /larger than the limit of 65536 bytes; the webhook's --body-limit \(KUBE_CANARY_BODY_LIMIT\) sets it/);
     assert.equal(res.headers.connection, 'close', 'the rest of such a body is not read');
     await request(a).post('/mutate').send(loadReview('review-set-image')).expect(200);
   });
