@@ -65,7 +65,7 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline', PROGRESS_DEADLINE_BOUNDS));
   envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${AVAILABLE_TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', providerOption('--default-provider'));
-  envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
+  envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel (gates still running after 1s wait outside these slots)', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
   envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence', seconds(10, 3600, '150s')));
   cmd.action(async (f: ProgressorFlags) => run(f, optionSource(cmd, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS')));
@@ -121,6 +121,7 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
           canaryOf: (ns, name) => ctl.canaryOf(ns, name),
           mayAct: () => !ctl.isStopped && (elector?.isLeader() ?? false),
           now: () => Date.now(),
+          wake: (key) => ctl.enqueue(key),
         }),
     });
     controller = c;

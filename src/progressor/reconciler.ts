@@ -11,7 +11,7 @@
  */
 import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { Analysis } from '../config/analysis.js';
-import { LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
+import { ANN_STATUS, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
 import type { ClusterDefaults } from '../config/release-config.js';
 import { type Phase, isTerminal } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
@@ -21,12 +21,13 @@ import type { EventRecorder } from '../kube/events.js';
 import type { Logger } from '../kube/logger.js';
 import type { RouteTarget, TrafficProvider } from '../traffic/provider.js';
 import { buildCanary, canarySelector } from './canary.js';
-import { type GateDeps, notify, runGates } from './gates.js';
+import { type GateContext, type GateDeps, notify, runGates } from './gates.js';
+import { GateRuns } from './gate-runs.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
 import { HOLD_REPEAT_MS, step } from './step.js';
-import type { Decision, Observation } from './types.js';
+import type { Decision, GateKind, GateOutcome, Observation } from './types.js';
 
 export interface ReconcilerDeps {
   kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets' | 'getService'>;
@@ -42,6 +43,10 @@ export interface ReconcilerDeps {
   /** False as soon as this replica may no longer write (lease lost, shutting down). */
   mayAct(): boolean;
   now(): number;
+  /** Reconcile this release (namespace/name) again: a gate run that outlasted its reconcile answered. */
+  wake?(key: string): void;
+  /** How long a reconcile waits for the gates it starts before leaving them to the background (GATE_INLINE_MS). */
+  gateInlineMs?: number;
 }
 
 export class NotLeaderError extends Error {
@@ -65,10 +70,15 @@ export interface ReconcileResult {
 }
 
 const MAX_PASSES = 8;
-
+/** Most gate sets answer in milliseconds; one that takes longer than this goes on outside the reconcile slot (GateRuns). */
+const GATE_INLINE_MS = 1000;
 
 export class Reconciler {
-  constructor(private readonly d: ReconcilerDeps) {}
+  private readonly gateRuns: GateRuns;
+
+  constructor(private readonly d: ReconcilerDeps) {
+    this.gateRuns = new GateRuns({ inlineMs: d.gateInlineMs ?? GATE_INLINE_MS, clock: () => d.now(), onDone: (key) => d.wake?.(key) });
+  }
 
   /** Last error reported per release, so a retrying failure produces one Event (again after HOLD_REPEAT_MS), not one per retry. */
   private readonly lastError = new Map<string, { msg: string; at: number }>();
@@ -76,6 +86,19 @@ export class Reconciler {
   /** The Deployment is gone: nothing more to say about it. */
   forget(namespace: string, name: string): void {
     this.lastError.delete(`${namespace}/${name}`);
+    this.gateRuns.forget(`${namespace}/${name}`);
+  }
+
+  /** One gate set, run once per need (GateRuns): its duration, checks and log line are counted here, not per reconcile that reads the answer. */
+  private async runGates(gate: GateKind, analysis: Analysis, c: GateContext, signal: AbortSignal, log: Logger): Promise<GateOutcome> {
+    const d = this.d;
+    const started = Date.now();
+    const outcome = await runGates(gate, analysis, c, d.gates, signal);
+    if (signal.aborted) return outcome;
+    d.metrics.gateDuration.observe({ gate }, (Date.now() - started) / 1000);
+    for (const res of outcome.results) d.metrics.checks.inc({ namespace: c.namespace, name: c.name, gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
+    log[outcome.passed && !outcome.rollbackRequested ? 'info' : 'warn']({ gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');
+    return outcome;
   }
 
   /** `optedOut`: the Deployment left kube-canary's scope with a release in progress (see step()). */
@@ -103,6 +126,7 @@ export class Reconciler {
 
   private async reconcileOnce(stable: V1Deployment, signal: AbortSignal | undefined, optedOut: boolean): Promise<ReconcileResult> {
     const d = this.d;
+    const key = `${stable.metadata!.namespace}/${stable.metadata!.name}`;
     const st = stableView(stable, d.trackLabel, d.defaults);
     if (optedOut) st.optedOut = true;
     const log = d.log.child({ namespace: st.namespace, deployment: st.name });
@@ -119,20 +143,31 @@ export class Reconciler {
 
     let stableTemplate: V1PodTemplateSpec | undefined;
     let decision: Decision | undefined;
-    // One clock reading per reconcile: every pass decides for the same instant, and a check's
-    // time is when it fell due, not when slow gates returned (the next one is an interval later).
-    const now = d.now();
+    // One clock reading per reconcile: every pass decides for the same instant. An answer kept
+    // from an earlier reconcile moves that instant back to when its run was started (when the
+    // check fell due), so that slow gates do not push every later step back.
+    let now = d.now();
+    const state = `${stable.metadata!.uid}|${st.revision ?? ''}|${stable.metadata!.annotations?.[ANN_STATUS] ?? ''}`;
+    this.gateRuns.enter(key, state);
+    const used = new Set<string>();
     for (let pass = 0; pass < MAX_PASSES && !decision; pass++) {
       const r = step(obs, now);
       if (r.kind === 'decision') {
         decision = r;
       } else if (r.need === 'gates') {
-        const started = Date.now();
-        const outcome = await runGates(r.gate, cfg!.analysis, { namespace: st.namespace, name: st.name, revision: r.revision, phase: r.phase }, d.gates, signal);
-        d.metrics.gateDuration.observe({ gate: r.gate }, (Date.now() - started) / 1000);
-        for (const res of outcome.results) d.metrics.checks.inc({ namespace: st.namespace, name: st.name, gate: r.gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
-        log[outcome.passed && !outcome.rollbackRequested ? 'info' : 'warn']({ gate: r.gate, passed: outcome.passed, rollbackRequested: outcome.rollbackRequested, results: outcome.results.map((x) => ({ name: x.name, passed: x.passed, value: x.value, message: x.message })) }, 'gates ran');
-        obs.gates = { ...obs.gates, [r.gate]: outcome };
+        const need = `${r.gate}|${r.revision}|${r.phase}`;
+        const gate = r.gate;
+        const ctx = { namespace: st.namespace, name: st.name, revision: r.revision, phase: r.phase };
+        // Webhooks may act (a load test, a notification): a replica that lost its lease calls none.
+        if (!d.mayAct()) throw new NotLeaderError();
+        const answer = await this.gateRuns.get(key, state, need, now, cfg!.analysis.intervalMs, (sig) => this.runGates(gate, cfg!.analysis, ctx, sig, log), signal);
+        if (!answer) {
+          log.debug({ gate }, 'gates still running; deciding when they answer');
+          return {};
+        }
+        used.add(need);
+        now = Math.min(now, answer.requestedAt);
+        obs.gates = { ...obs.gates, [gate]: answer.outcome };
       } else {
         stableTemplate = await this.findStableTemplate(stable, r.revision);
         obs.stableTemplateFound = !!stableTemplate;
@@ -142,6 +177,7 @@ export class Reconciler {
 
     const effects = { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis, weightChangedAt: undefined as number | undefined };
     const written = await this.perform(stable, decision, effects);
+    this.gateRuns.spent(key, used);
     this.record(st.namespace, st.name, st.status?.phase, decision, log);
     return {
       ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs, decidedAt: now } : {}),

@@ -13,7 +13,7 @@ import { createLogger } from '../../src/kube/logger.js';
 import type { CheckResult, GateRunner, MetricProvider, WebhookPayload } from '../../src/metrics/provider.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
 import { buildCanary } from '../../src/progressor/canary.js';
-import { Reconciler, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
+import { Reconciler, type ReconcilerDeps, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
 import { HOLD_REPEAT_MS } from '../../src/progressor/step.js';
 import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
 
@@ -184,7 +184,7 @@ class StubWebhooks implements GateRunner {
 
 const ANALYSIS = { interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '10s' }] };
 
-function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetrics(), promMetrics = new ProgressorMetrics(false), webhooks = new StubWebhooks()) {
+function reconcilerFor(w: World, clock: { now: number }, metrics: MetricProvider = new StubMetrics(), promMetrics = new ProgressorMetrics(false), webhooks = new StubWebhooks(), extra: Partial<ReconcilerDeps> = {}) {
   return new Reconciler({
     kube: w.kube as never,
     providers: { get: () => w.provider },
@@ -197,6 +197,7 @@ function reconcilerFor(w: World, clock: { now: number }, metrics = new StubMetri
     canaryOf: () => (w.canaryCacheLags ? undefined : w.canary),
     mayAct: () => true,
     now: () => clock.now,
+    ...extra,
   });
 }
 
@@ -620,5 +621,96 @@ describe('progressor reconciler: kube-canary.io/request (in-memory world)', () =
       assert.equal(w.statusWrites.filter((p) => p === 'Failed').length, 1, `crash ${k}: failed once`);
       assert.equal(w.events.filter((e) => /aborted by request/.test(e)).length, 1, `crash ${k}: one abort Event`);
     }
+  });
+});
+
+describe('progressor reconciler: gates that take long (in-memory world)', () => {
+  const T = Date.parse('2026-01-01T00:00:00Z');
+
+  /** Metric checks that answer at once, or, while `hold` is set, only when `answer()` is called. */
+  class HeldMetrics implements MetricProvider {
+    hold = false;
+    calls = 0;
+    readonly waiting: Array<{ signal?: AbortSignal; answer: () => void }> = [];
+    async check(m: { name: string }, _t: unknown, signal?: AbortSignal): Promise<CheckResult> {
+      this.calls += 1;
+      const r = { name: m.name, passed: true, value: 100, min: 99, message: `${m.name} 100` };
+      if (!this.hold) return r;
+      return new Promise((resolve) => this.waiting.push({ ...(signal ? { signal } : {}), answer: () => resolve(r) }));
+    }
+  }
+
+  /** Ship 1.8.0 with one reconciler (as the controller keeps one) until the canary carries 25%; the next check is then due. */
+  async function at25() {
+    const w = new World(ANALYSIS);
+    const clock = { now: T };
+    const metrics = new HeldMetrics();
+    const woken: string[] = [];
+    const r = reconcilerFor(w, clock, metrics, new ProgressorMetrics(false), new StubWebhooks(), { gateInlineMs: 20, wake: (k) => woken.push(k) });
+    const once = () => {
+      w.settle();
+      return r.reconcile(structuredClone(w.stable));
+    };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
+    assert.equal(w.routes?.canary, 25);
+    clock.now += 10_000;
+    return { w, clock, metrics, woken, once, r };
+  }
+
+  it('a check slower than the inline wait leaves the reconcile slot; its answer wakes the release, which then steps with it, due from when the check fell due', async () => {
+    const { w, clock, metrics, woken, once } = await at25();
+    metrics.hold = true;
+    const due = clock.now;
+    const status = w.stable.metadata!.annotations![ANN_STATUS];
+    const calls = metrics.calls;
+    // Returns although the check has not answered (it never would, if it waited for this one).
+    assert.deepEqual(await once(), {});
+    assert.deepEqual(await once(), {}, 'a reconcile meanwhile (watch event, resync) waits for nothing');
+    assert.equal(metrics.calls, calls + 1, 'one run, not one per reconcile');
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], status, 'nothing decided, nothing written');
+    assert.equal(w.routes?.canary, 25);
+    assert.deepEqual(woken, []);
+
+    clock.now += 4_000;
+    metrics.waiting[0]!.answer();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(woken, ['test/review']);
+    const r = await once();
+    assert.equal(w.routes?.canary, 50);
+    assert.equal(metrics.calls, calls + 1);
+    assert.equal(r.decidedAt, due, 'the next step is an interval after the check fell due, not after it answered');
+    assert.equal(r.requeueAfterMs, 10_000);
+  });
+
+  it('a commit lost to a conflict is decided again with the answer it had: the checks are not run again', async () => {
+    const { w, metrics, once, r } = await at25();
+    const calls = metrics.calls;
+    w.settle();
+    const stale = structuredClone(w.stable);
+    w.annotate('someone', 'else');
+    // The stale view: the checks run, then the commit fails on the generation guard.
+    await assert.rejects(r.reconcile(stale), StaleError);
+    assert.equal(metrics.calls, calls + 1);
+    assert.equal(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.weight, 25, 'nothing committed');
+    // The retry from the fresh view (same release state: the stored status did not change).
+    await once();
+    assert.equal(metrics.calls, calls + 1, 'the checks ran once for this step');
+    assert.equal(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.weight, 50);
+    assert.equal(w.routes?.canary, 50);
+  });
+
+  it('a new revision while a check runs aborts that check; its late answer is not used and wakes nobody', async () => {
+    const { w, metrics, woken, once } = await at25();
+    metrics.hold = true;
+    assert.deepEqual(await once(), {});
+    const first = metrics.waiting[0]!;
+    w.capture('review:1.9.0');
+    await once();
+    assert.equal(first.signal?.aborted, true);
+    first.answer();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(woken, []);
+    assert.match(w.events.join('\n'), /analysis restarts/);
   });
 });

@@ -46,8 +46,8 @@ export interface ProgressorEnv {
   readonly kubeconfig: string;
   readonly leaseName: string;
   readonly webhook: RunningWebhook;
-  /** Start a progressor replica with identity `id`. */
-  start(id: string): HostProcess;
+  /** Start a progressor replica with identity `id` (and extra flags). */
+  start(id: string, extraArgs?: string[]): HostProcess;
   stop(): Promise<void>;
 }
 
@@ -69,7 +69,7 @@ export async function startProgressorEnv(namespace: string): Promise<ProgressorE
     kubeconfig,
     leaseName,
     webhook,
-    start(id: string) {
+    start(id: string, extraArgs: string[] = []) {
       const p = startProcess(`progressor-${namespace}-${id}`, cmd, [
         ...args,
         'progressor',
@@ -83,6 +83,7 @@ export async function startProgressorEnv(namespace: string): Promise<ProgressorE
         '--metrics-addr', '127.0.0.1:0',
         // No metric checks in these scenarios; an unreachable URL makes any query fail loudly.
         '--prometheus-url', 'http://127.0.0.1:9',
+        ...extraArgs,
       ]);
       procs.push(p);
       return p;

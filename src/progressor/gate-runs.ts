@@ -1,0 +1,138 @@
+/**
+ * Gate runs outside the reconcile slots. A gate set takes as long as its slowest check: a webhook
+ * may take up to its timeout (an hour at most), a load test minutes. Inside the controller's
+ * bounded reconcile slots, a few such releases would stall every other one; so a run that has not
+ * answered within `inlineMs` goes on in the background, the reconcile returns without deciding,
+ * and the release is reconciled again when the run answers (`onDone`).
+ *
+ * An answer is for the state its run was started in: the same Deployment (uid) with the same
+ * stored status. Any commit, or a new revision, makes the runs of the older state stale: they are
+ * aborted and dropped. An answer is kept until a reconcile that used it has committed, so a commit
+ * lost to a conflict or an API error is retried with the same answer instead of running the checks
+ * again; it is not used once it is older than `maxAgeMs` (one analysis interval).
+ */
+import type { GateOutcome } from './types.js';
+
+export interface GateAnswer {
+  outcome: GateOutcome;
+  /** The decision instant the run was started for: a check counts as done when it fell due. */
+  requestedAt: number;
+}
+
+interface Run {
+  requestedAt: number;
+  answeredAt?: number;
+  outcome?: GateOutcome;
+  abort: AbortController;
+  /** Settles when the run has answered (or failed, or was aborted). */
+  done: Promise<void>;
+  /** A reconcile returned without this run's answer: the answer wakes the release. */
+  wake: boolean;
+}
+
+export interface GateRunsOptions {
+  /** How long the reconcile that starts a run waits for it before leaving it to the background. */
+  inlineMs: number;
+  /** A run that a reconcile stopped waiting for answered: reconcile its release again. */
+  onDone(key: string): void;
+  clock(): number;
+}
+
+export class GateRuns {
+  private readonly byRelease = new Map<string, { state: string; runs: Map<string, Run> }>();
+
+  constructor(private readonly o: GateRunsOptions) {}
+
+  /**
+   * The answer to `need` (gate kind, revision, phase) for release `key` in `state`: a kept one, or
+   * a new run's if it answers within inlineMs; undefined while a run goes on in the background.
+   * `start` is called only when a new run is needed.
+   */
+  async get(key: string, state: string, need: string, now: number, maxAgeMs: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Promise<GateAnswer | undefined> {
+    const runs = this.runsFor(key, state);
+    let run = runs.get(need);
+    if (run?.outcome && this.o.clock() - run.answeredAt! > maxAgeMs) {
+      runs.delete(need);
+      run = undefined;
+    }
+    if (!run) {
+      run = this.launch(key, need, runs, now, start, outer);
+      await this.waitInline(run);
+    }
+    if (run.outcome) return { outcome: run.outcome, requestedAt: run.requestedAt };
+    run.wake = true;
+    return undefined;
+  }
+
+  /** A reconcile that used these answers committed its decision: they are spent. */
+  spent(key: string, needs: Iterable<string>): void {
+    const runs = this.byRelease.get(key)?.runs;
+    if (!runs) return;
+    for (const n of needs) if (runs.get(n)?.outcome) runs.delete(n);
+    if (runs.size === 0) this.byRelease.delete(key);
+  }
+
+  /** The release is gone: its runs are aborted and their answers will not be looked at. */
+  forget(key: string): void {
+    const r = this.byRelease.get(key);
+    if (!r) return;
+    for (const run of r.runs.values()) run.abort.abort();
+    this.byRelease.delete(key);
+  }
+
+  /** Runs in flight, or answered and not spent. */
+  get size(): number {
+    let n = 0;
+    for (const r of this.byRelease.values()) n += r.runs.size;
+    return n;
+  }
+
+  /** The release is in `state` now: the runs of any other state are aborted and dropped. */
+  enter(key: string, state: string): void {
+    const cur = this.byRelease.get(key);
+    if (cur && cur.state !== state) this.forget(key);
+  }
+
+  private runsFor(key: string, state: string): Map<string, Run> {
+    this.enter(key, state);
+    const cur = this.byRelease.get(key);
+    if (cur) return cur.runs;
+    const runs = new Map<string, Run>();
+    this.byRelease.set(key, { state, runs });
+    return runs;
+  }
+
+  private launch(key: string, need: string, runs: Map<string, Run>, now: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Run {
+    const abort = new AbortController();
+    // Linked by hand and unlinked when done: the outer signal lives as long as the controller.
+    const onAbort = () => abort.abort();
+    outer?.addEventListener('abort', onAbort, { once: true });
+    if (outer?.aborted) abort.abort();
+    const run: Run = { requestedAt: now, abort, wake: false, done: Promise.resolve() };
+    const current = () => !abort.signal.aborted && this.byRelease.get(key)?.runs === runs && runs.get(need) === run;
+    runs.set(need, run);
+    run.done = start(abort.signal)
+      .then(
+        (outcome) => {
+          if (!current()) return;
+          run.outcome = outcome;
+          run.answeredAt = this.o.clock();
+          if (run.wake) this.o.onDone(key);
+        },
+        // Gate runners turn failures into failed checks; anything thrown is a bug: run again next time.
+        () => {
+          if (!current()) return;
+          runs.delete(need);
+          if (run.wake) this.o.onDone(key);
+        },
+      )
+      .finally(() => outer?.removeEventListener('abort', onAbort));
+    return run;
+  }
+
+  private async waitInline(run: Run): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run.done, new Promise<void>((r) => (timer = setTimeout(r, this.o.inlineMs)))]);
+    clearTimeout(timer);
+  }
+}
