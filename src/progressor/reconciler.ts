@@ -82,10 +82,13 @@ export class Reconciler {
 
   /** Last error reported per release, so a retrying failure produces one Event (again after HOLD_REPEAT_MS), not one per retry. */
   private readonly lastError = new Map<string, { msg: string; at: number }>();
+  /** The Deployment object (uid) whose routes were looked at outside a release, per release key. */
+  private readonly lookedAt = new Map<string, string>();
 
   /** The Deployment is gone: nothing more to say about it. */
   forget(namespace: string, name: string): void {
     this.lastError.delete(`${namespace}/${name}`);
+    this.lookedAt.delete(`${namespace}/${name}`);
     this.gateRuns.forget(`${namespace}/${name}`);
   }
 
@@ -136,9 +139,19 @@ export class Reconciler {
     const target = this.target(stable, cfg?.service);
     const provider = cfg ? d.providers.get(cfg.provider) : undefined;
     const active = !!st.revision || (st.status && !isTerminal(st.status.phase)) || !!canaryObj;
-    if (provider && active) {
-      const routes = await provider.getRoutes(target);
-      if (routes) obs.routes = routes;
+    // Outside a release the routes are looked at once per Deployment object and process: one
+    // deleted mid-release and created again while no progressor ran may have inherited a
+    // VirtualService that still sends a share to canary pods that are gone (step(): RoutesRestored).
+    const firstLook = this.lookedAt.get(key) !== stable.metadata!.uid;
+    if (provider && (active || firstLook)) {
+      try {
+        const routes = await provider.getRoutes(target);
+        if (routes) obs.routes = routes;
+      } catch (err) {
+        // Best effort when idle: a cluster without the provider's CRDs has no routes to look at.
+        if (active) throw err;
+        log.debug({ err: errorMessage(err) }, 'routes of an idle Deployment not readable');
+      }
     }
 
     let stableTemplate: V1PodTemplateSpec | undefined;
@@ -178,6 +191,7 @@ export class Reconciler {
     const effects = { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis, weightChangedAt: undefined as number | undefined };
     const written = await this.perform(stable, decision, effects);
     this.gateRuns.spent(key, used);
+    this.lookedAt.set(key, stable.metadata!.uid!);
     this.record(st.namespace, st.name, st.status?.phase, decision, log);
     return {
       ...(decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs, decidedAt: now } : {}),

@@ -556,7 +556,7 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   if (inProgress && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
   if (obs.stable.config.ok && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
-  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease), ...pre, ...dec.actions];
+  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease), ...idleRoutesReset(obs, s, routes), ...pre, ...dec.actions];
   if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
     actions.push({ type: 'notify', hook: 'event', phase: s.phase });
   }
@@ -580,6 +580,20 @@ function routesRepaired(obs: Observation, prev: ReleaseStatus | undefined, desir
   if (is(prev.weight) || is(desired)) return [];
   if (r.canary < 0) return [event(true, 'RoutesRestored', `The traffic routes of ${id} disagreed with each other (several objects route it); all set to ${desired}% on the canary`)];
   return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${r.canary}% to the canary and ${r.stable}% to stable instead of ${prev.weight}%; set to ${desired}% (changed outside kube-canary, or a step of ours cut short by a restart or by a write to the Deployment at the same moment)`)];
+}
+
+/**
+ * A Warning when routes send traffic to the canary while no release is in progress and none just
+ * ended: the Deployment was deleted mid-release and created again while no progressor ran, or the
+ * weights were set by hand or by a GitOps sync. There are no canary pods then; that share failed.
+ */
+function idleRoutesReset(obs: Observation, s: ReleaseStatus | undefined, routes: Action[]): Action[] {
+  if (obs.stable.revision || (s && !isTerminal(s.phase)) || !routes.some((a) => a.type === 'setWeight')) return [];
+  if (s && s.phase !== obs.stable.status?.phase) return []; // this very decision ends a release: its own Event says so
+  const r = obs.routes!;
+  const id = `${obs.stable.name}.${obs.stable.namespace}`;
+  const was = r.canary < 0 ? 'a share that several routing objects disagree on' : `${r.canary}%`;
+  return [event(true, 'RoutesRestored', `The traffic routes of ${id} sent ${was} to the canary with no release in progress (a release interrupted by the Deployment's deletion, or weights set outside kube-canary); all traffic set to stable`)];
 }
 
 function decided(d: Decision): StepResult {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { getDeployment, kubectl, waitFor } from './harness/cluster.js';
 import { deployReview, useProgressorEnv } from './harness/progressor.js';
-import { ReleaseRecorder, routeWeights, ship, statusOf } from './harness/release.js';
+import { ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf } from './harness/release.js';
 
 describe('progressor: the Deployment deleted mid-release', function () {
   this.timeout(180_000);
@@ -42,7 +42,8 @@ describe('progressor: the Deployment deleted mid-release', function () {
       await ship(scenario.ns, 'review', 'review:1.8.0');
       await waitFor('canary weight 10', async () => (statusOf(await getDeployment(scenario.ns, 'review'))?.weight ?? 0) >= 10, { timeoutMs: 60_000, describe: () => proc.output().slice(-3000) });
       await kubectl(['-n', scenario.ns, 'delete', 'deployment', 'review', '--wait=true']);
-      await deployReview(scenario.ns, { intervalS: 3 });
+      // Only the Deployment (applying the VirtualService again would reset its weights itself).
+      await deployReview(scenario.ns, { intervalS: 3, userRouting: false });
       const w = await waitFor('the routes back on stable', async () => {
         const r = await routeWeights(scenario.ns, 'review');
         return r?.canary === 0 ? r : undefined;
@@ -52,6 +53,32 @@ describe('progressor: the Deployment deleted mid-release', function () {
       assert.equal(statusOf(d), undefined, 'the new Deployment has no release');
     } finally {
       await proc.stop();
+    }
+  });
+
+  it('also when that happened while no progressor ran: the next one sets the routes back, with a Warning on the new Deployment', async () => {
+    const first = scenario.env.start('before');
+    await ship(scenario.ns, 'review', 'review:1.9.0');
+    await waitFor('canary weight 10', async () => (statusOf(await getDeployment(scenario.ns, 'review'))?.weight ?? 0) >= 10, { timeoutMs: 60_000, describe: () => first.output().slice(-3000) });
+    await first.stop();
+    await kubectl(['-n', scenario.ns, 'delete', 'deployment', 'review', '--wait=true']);
+    await deployReview(scenario.ns, { intervalS: 3, userRouting: false });
+    const inherited = await routeWeights(scenario.ns, 'review');
+    assert.ok((inherited?.canary ?? 0) > 0, `nobody set the routes back while no progressor ran: ${JSON.stringify(inherited)}`);
+
+    const next = scenario.env.start('after');
+    try {
+      const w = await waitFor('the routes back on stable', async () => {
+        const r = await routeWeights(scenario.ns, 'review');
+        return r?.canary === 0 ? r : undefined;
+      }, { timeoutMs: 30_000, describe: () => next.output().slice(-3000) });
+      assert.deepEqual(w, { stable: 100, canary: 0, vs: 'review-virtualservice' });
+      const event = await waitFor('the RoutesRestored Event', async () => (await deploymentEvents(scenario.ns, 'review')).find((e) => e.reason === 'RoutesRestored'), { timeoutMs: 15_000 });
+      assert.equal(event.type, 'Warning');
+      assert.match(event.message ?? '', new RegExp(`sent ${inherited!.canary}% to the canary with no release in progress`));
+      assert.equal(statusOf(await getDeployment(scenario.ns, 'review')), undefined, 'the new Deployment has no release');
+    } finally {
+      await next.stop();
     }
   });
 });

@@ -714,3 +714,46 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     assert.match(w.events.join('\n'), /analysis restarts/);
   });
 });
+
+describe('progressor reconciler: routes outside a release (in-memory world)', () => {
+  it('a Deployment that inherited canary weights (deleted mid-release and created again while no progressor ran) is set back to all stable, once, with a Warning', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.routes = { stable: 70, canary: 30 };
+    const r = reconcilerFor(w, clock);
+    await r.reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.events.length, 1);
+    assert.match(w.events[0]!, /The traffic routes of review\.test sent 30% to the canary with no release in progress .*all traffic set to stable/);
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined, 'no release status invented');
+
+    // Looked at once per Deployment object: an idle reconcile does not read routes every time.
+    w.routes = { stable: 90, canary: 10 };
+    await r.reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.routes, { stable: 90, canary: 10 });
+    // The same name created again is another object: looked at again.
+    w.stable.metadata!.uid = 'uid-successor';
+    await r.reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+  });
+
+  it('routes that cannot be read outside a release (no Istio CRDs in the cluster) are no error', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.provider.getRoutes = async () => {
+      throw apiError(404, 'the server could not find the requested resource');
+    };
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.deepEqual(w.events, []);
+  });
+
+  it('all stable already: nothing written, nothing said', async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.routes = { stable: 100, canary: 0 };
+    const writes = w.writes;
+    await reconcilerFor(w, clock).reconcile(structuredClone(w.stable));
+    assert.equal(w.writes, writes);
+    assert.deepEqual(w.events, []);
+  });
+});
