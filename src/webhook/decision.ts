@@ -22,7 +22,7 @@ import {
   canaryName,
 } from '../config/contract.js';
 import { type ClusterDefaults, deploymentNameProblem, isReleaseRequest, parseConfigAnnotations, type ReleaseConfig, sameConfigAnnotations } from '../config/release-config.js';
-import { parseStatus } from '../config/status.js';
+import { isTerminal, parseStatus } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
 import { mapPatch } from '../kube/json-patch.js';
 import { type OptInSource, neverManaged, scopeOf, wasOptedIn } from './filters.js';
@@ -183,6 +183,13 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
 
   const oldAnn = old!.metadata?.annotations ?? {};
   const inProgress = oldAnn[ANN_REVISION] !== undefined;
+  const moved = routedServiceMoved(name, oldAnn, obj.metadata?.annotations ?? {});
+  if (moved) {
+    return deny(
+      403,
+      `Deployment ${ref} has a canary release of revision ${moved.revision} in progress that sends ${moved.weight}% of Service ${moved.from}'s traffic to ${canaryName(name)}; changing the routed Service to ${moved.to} now would leave ${moved.from}'s routes sending that share to the canary, also after the release ends and the canary is deleted. Let the release finish (kubectl describe deployment ${name} -n ${namespace}) or end it with "kubectl canary promote|abort ${name} -n ${namespace}" (without the plugin: kubectl annotate deployment ${name} -n ${namespace} ${ANN_REQUEST}=promote, or =abort), then change ${ANN_SERVICE}`,
+    );
+  }
   keepManaged(oldAnn, mutated, ref, warnings);
 
   const newHash = templateHash(obj.spec.template, config.trackLabel);
@@ -313,6 +320,23 @@ function promotionUnderWay(old: V1Deployment, oldAnn: Record<string, string>, ol
   if (status.phase === 'Finalising') return true;
   const seen = (old.status?.observedGeneration ?? 0) >= (old.metadata?.generation ?? Number.MAX_SAFE_INTEGER);
   return status.phase === 'Promoting' && old.spec?.paused !== true && seen && (old.status?.updatedReplicas ?? 0) > 0;
+}
+
+/**
+ * The routed Service changing (kube-canary.io/service set, changed or dropped) while the canary
+ * has traffic: the progressor routes only the Service the annotation names now, so the routes of
+ * the one before would keep the canary's share for good, and send it to pods that are gone once
+ * the release ends. Before the first weight nothing is routed to the canary yet: changing it then
+ * is how a release held by a missing Service (a typo) is put right.
+ */
+function routedServiceMoved(name: string, oldAnn: Record<string, string>, ann: Record<string, string>): { revision: string; weight: number; from: string; to: string } | undefined {
+  const revision = oldAnn[ANN_REVISION];
+  const from = oldAnn[ANN_SERVICE] ?? name;
+  const to = ann[ANN_SERVICE] ?? name;
+  if (revision === undefined || from === to) return undefined;
+  const status = parseStatus(oldAnn[ANN_STATUS]);
+  if (!status || status.revision !== revision || isTerminal(status.phase) || status.weight <= 0) return undefined;
+  return { revision, weight: status.weight, from, to };
 }
 
 /** How to ship a template past a stored problem; `immutable`: what the problem is in, if it cannot be changed. */

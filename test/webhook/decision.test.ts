@@ -324,6 +324,60 @@ describe('webhook decision', () => {
       }
     });
 
+    /** midRelease() with the progressor's status: the canary at `weight`. */
+    const withTraffic = (weight: number, service?: string): Review => {
+      const r = midRelease();
+      for (const o of [r.request.oldObject!, r.request.object]) {
+        const a = o.metadata!.annotations!;
+        a['kube-canary.io/status'] = JSON.stringify({ phase: weight > 0 ? 'Progressing' : 'Initializing', revision: a['kube-canary.io/revision'], stableRevision: a['kube-canary.io/stable-revision'], weight, stepIndex: weight > 0 ? 0 : -1, failedChecks: 0, startedAt: '2026-11-27T00:00:00Z', lastTransitionAt: '2026-11-27T00:00:00Z', message: '' });
+        if (service !== undefined) a['kube-canary.io/service'] = service;
+      }
+      return r;
+    };
+
+    it('denies moving the release to another Service once the canary has traffic: the old routes would keep its share for good', () => {
+      const cases: Array<[string | undefined, (a: Record<string, string>) => void, string, string]> = [
+        [undefined, (a) => (a['kube-canary.io/service'] = 'review-b'), 'review', 'review-b'],
+        ['review-a', (a) => (a['kube-canary.io/service'] = 'review-b'), 'review-a', 'review-b'],
+        // a rewrite of the whole object that leaves the annotation out (kubectl replace)
+        ['review-a', (a) => delete a['kube-canary.io/service'], 'review-a', 'review'],
+      ];
+      for (const [before, change, from, to] of cases) {
+        const r = withTraffic(25, before);
+        change(r.request.object.metadata!.annotations!);
+        const d = decide(r.request, 'label', config);
+        assert.equal(d.outcome, 'denied', `${from} -> ${to}`);
+        assert.equal(d.response.status!.code, 403);
+        const msg = d.response.status!.message;
+        assert.match(msg, new RegExp(`release of revision \\w+ in progress that sends 25% of Service ${from}'s traffic to review-canary; changing the routed Service to ${to} now would leave ${from}'s routes sending that share to the canary`));
+        assert.match(msg, /kubectl annotate deployment review -n test kube-canary.io\/request=promote, or =abort\), then change kube-canary.io\/service$/);
+      }
+    });
+
+    it('denies it also together with a new template (the analysis restarts, the old routes would still keep the share)', () => {
+      const r = withTraffic(10);
+      r.request.object.metadata!.annotations!['kube-canary.io/service'] = 'review-b';
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      assert.equal(decide(r.request, 'label', config).outcome, 'denied');
+    });
+
+    it('lets the routed Service change before the canary has traffic (how a release held by a missing Service is put right), and with no release in progress', () => {
+      for (const r of [withTraffic(0, 'reviw'), midRelease()]) {
+        r.request.object.metadata!.annotations!['kube-canary.io/service'] = 'review';
+        assert.notEqual(decide(r.request, 'label', config).outcome, 'denied');
+      }
+      const idle = loadReview('review-set-image');
+      idle.request.object = structuredClone(idle.request.oldObject!);
+      idle.request.object.metadata!.annotations = { ...idle.request.object.metadata!.annotations, 'kube-canary.io/service': 'review-b' };
+      assert.notEqual(decide(idle.request, 'label', config).outcome, 'denied');
+    });
+
+    it('lets other updates of a release with traffic through with its Service as it is', () => {
+      const r = withTraffic(25, 'review-a');
+      r.request.object.spec!.replicas = 4;
+      assert.notEqual(decide(r.request, 'label', config).outcome, 'denied');
+    });
+
     it('lets the opt-in label go once no release is in progress', () => {
       const r = loadReview('review-set-image');
       r.request.object = structuredClone(r.request.oldObject!);
