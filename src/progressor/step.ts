@@ -552,11 +552,15 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   // With an invalid configuration the provider itself is unknown: touch no routes.
   const inProgress = !!obs.stable.revision && !!s && !isTerminal(s.phase) && obs.stable.config.ok;
   const desired = s && inProgress ? s.weight : 0;
+  // Rolling back with no routes at all (never made, for a release held by a missing Service; or
+  // deleted): nothing routes the host to the canary, so there is nothing to set back. Making them
+  // first would need that Service, and hold the rollback, and an abort, until it exists.
+  const unrouted = s?.phase === 'RollingBack' && obs.routes === undefined;
   const routes: Action[] = [];
-  if (inProgress && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
+  if (inProgress && !unrouted && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
-  if (obs.stable.config.ok && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
-  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease), ...idleRoutesReset(obs, s, routes), ...pre, ...dec.actions];
+  if (obs.stable.config.ok && !unrouted && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
+  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...idleRoutesReset(obs, s, routes), ...pre, ...dec.actions];
   if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
     actions.push({ type: 'notify', hook: 'event', phase: s.phase });
   }

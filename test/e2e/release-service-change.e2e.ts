@@ -3,12 +3,13 @@
  * names now, so moving it once the canary has traffic would leave the old Service's routes
  * sending the canary's share, for good (to pods that are gone once the canary is deleted): the
  * webhook refuses it. Before the first weight it is allowed, since that is how a release held by
- * a missing Service (a typo in the annotation) is put right.
+ * a missing Service (a typo in the annotation) is put right. Such a held release can also be
+ * aborted: its rollback needs no routes.
  */
 import assert from 'node:assert/strict';
 import { getDeployment, kubectl, waitFor } from './harness/cluster.js';
 import { useProgressorEnv } from './harness/progressor.js';
-import { ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
+import { ANN_FAILED_REVISION, ReleaseRecorder, deploymentEvents, routeWeights, ship, statusOf, waitForPhase } from './harness/release.js';
 
 const ANN_SERVICE = 'kube-canary.io/service';
 
@@ -64,6 +65,33 @@ describe('release: kube-canary.io/service changed mid-release', function () {
       assert.equal(final.phase, 'Succeeded', rec.describe());
       assert.ok(rec.phases().includes('Progressing'), `analysed, not skipped:\n${rec.describe()}`);
       assert.equal((await getDeployment(ns, 'review')).spec?.template.spec?.containers[0]?.image, 'review:1.9.0');
+    } finally {
+      await rec.stop();
+    }
+  });
+  it('a release held by a missing Service can be aborted: rolled back, failed revision recorded, the routes of the real Service untouched', async () => {
+    const ns = scenario.ns;
+    assert.equal((await annotate('reviw')).code, 0, 'no release in progress');
+    const rec = new ReleaseRecorder(ns, 'review').start();
+    try {
+      await ship(ns, 'review', 'review:2.0.0');
+      const revision = (await getDeployment(ns, 'review')).metadata?.annotations?.['kube-canary.io/revision'];
+      assert.ok(revision, 'captured');
+      await waitFor('the ReconcileError naming the missing Service', async () => (await deploymentEvents(ns, 'review')).filter((e) => e.reason === 'ReconcileError' && /Service reviw not found/.test(e.message ?? '')).length > 0, { timeoutMs: 30_000 });
+      await kubectl(['-n', ns, 'annotate', '--overwrite', 'deployment', 'review', 'kube-canary.io/request=abort']);
+      const final = await waitFor('the held release to be rolled back', async () => {
+        const s = statusOf(await getDeployment(ns, 'review'));
+        return s?.revision === revision && ['Succeeded', 'Failed'].includes(s.phase) ? s : undefined;
+      }, { timeoutMs: 30_000, describe: () => rec.describe() });
+      assert.equal(final.phase, 'Failed', rec.describe());
+      assert.equal(final.message, `Rolling back review.${ns}: aborted by request`);
+      const d = await getDeployment(ns, 'review');
+      assert.notEqual(d.spec?.paused, true);
+      assert.equal(d.spec?.template.spec?.containers[0]?.image, 'review:1.9.0', 'the stable template is restored');
+      assert.equal(d.metadata?.annotations?.[ANN_FAILED_REVISION], revision);
+      assert.equal(d.metadata?.annotations?.['kube-canary.io/request'], undefined);
+      const w = await routeWeights(ns, 'review');
+      assert.deepEqual([w?.stable, w?.canary], [100, 0]);
     } finally {
       await rec.stop();
     }

@@ -226,6 +226,26 @@ const rows: Row[] = [
     handled: true,
   },
   {
+    // kube-canary.io/service names no Service: every reconcile of this release failed on making
+    // its routes, so nothing was committed; the abort must not need them either.
+    name: 'abort of a release held before it had any routes (its Service missing): RollingBack without making routes',
+    o: obs({ request: 'abort' }, { routes: undefined }),
+    phase: 'RollingBack',
+    weight: 0,
+    absent: ['ensureRoutes', 'setWeight'],
+    handled: true,
+    check: (r) => assert.ok(!messages(r.actions).some((m) => /routes .* were missing/.test(m)), messages(r.actions).join('\n')),
+  },
+  {
+    name: 'abort at weight 25 with the routes deleted: RollingBack, no routes made only to be set to 0, no RoutesRecreated',
+    o: obs({ request: 'abort', status: progressing25() }, { canary: readyCanary(), routes: undefined }),
+    phase: 'RollingBack',
+    weight: 0,
+    absent: ['ensureRoutes', 'setWeight'],
+    handled: true,
+    check: (r) => assert.ok(!messages(r.actions).some((m) => /were missing/.test(m)), messages(r.actions).join('\n')),
+  },
+  {
     name: 'abort while Promoting: RollingBack (the stable template will be restored)',
     o: obs({ paused: false, updatedReplicas: 1, request: 'abort', status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
     at: T0 + 5 * SEC,
