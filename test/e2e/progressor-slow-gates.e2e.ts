@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { getDeployment, waitFor, waitForDeploymentReady } from './harness/cluster.js';
+import { getDeployment, kubectl, waitFor, waitForDeploymentReady } from './harness/cluster.js';
 import { stepsOnlyAnalysis, useProgressorEnv } from './harness/progressor.js';
 import { applyObjects, reviewManifests, ship, statusOf, waitForPhase } from './harness/release.js';
 
@@ -72,5 +72,22 @@ describe('progressor: a slow gate does not hold other releases', function () {
     assert.equal(after.phase, 'Progressing');
     const end = await waitForPhase(ns, 'review', ['Succeeded', 'Failed'], 90_000, logs);
     assert.equal(end.phase, 'Succeeded');
+  });
+
+  it('acts on an abort at once while that webhook hangs: rolled back, the hanging check dropped', async () => {
+    const ns = scenario.ns;
+    hold = true;
+    calls = 0;
+    const p = scenario.env.start('abort');
+    const logs = () => p.output().slice(-4000);
+    await ship(ns, 'review', 'review:1.9.0');
+    await waitFor('the load-test webhook to be called (and hang)', async () => held.length > 0, { timeoutMs: 60_000, describe: logs });
+    await kubectl(['-n', ns, 'annotate', 'deployment', 'review', 'kube-canary.io/request=abort']);
+    const end = await waitForPhase(ns, 'review', ['Succeeded', 'Failed'], 20_000, logs);
+    assert.equal(end.phase, 'Failed');
+    const d = await getDeployment(ns, 'review');
+    assert.equal(d.spec?.template.spec?.containers[0]?.image, 'review:1.8.0', 'back on the promoted revision');
+    assert.equal(d.metadata?.annotations?.['kube-canary.io/request'], undefined, 'the request was acted on');
+    assert.equal(calls, 1);
   });
 });
