@@ -122,6 +122,7 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
           mayAct: () => !ctl.isStopped && (elector?.isLeader() ?? false),
           now: () => Date.now(),
           wake: (key) => ctl.enqueue(key),
+          routeHolder: (d) => ctl.routeHolder(d),
         }),
     });
     controller = c;

@@ -44,6 +44,8 @@ export interface ReleaseStatus {
   cancelled?: boolean;
   /** ISO time the canary was first seen not ready after it had been ready (bounded by the progress deadline). */
   canaryUnreadySince?: string;
+  /** The Deployment whose release routes the same Service: this one waits until it ends (progressor/shared-service.ts). */
+  heldBy?: string;
   /**
    * When and why the revision in kube-canary.io/failed-revision failed: kept through later
    * releases for as long as that annotation names it, so a denial of it can still say so.
@@ -88,6 +90,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       ...(WAITING_ON.includes(s.waitingOn as WaitingOn) ? { waitingOn: s.waitingOn as WaitingOn } : {}),
       ...(s.cancelled === true ? { cancelled: true } : {}),
       ...(typeof s.canaryUnreadySince === 'string' ? { canaryUnreadySince: s.canaryUnreadySince } : {}),
+      ...(typeof s.heldBy === 'string' ? { heldBy: s.heldBy } : {}),
       ...(isFailure(s.failure) ? { failure: { revision: s.failure.revision, at: s.failure.at, message: s.failure.message } } : {}),
     };
   } catch {

@@ -19,6 +19,7 @@ import { Informer, objectKey } from '../kube/informer.js';
 import type { Logger } from '../kube/logger.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { NotLeaderError, type Reconciler, StaleError } from './reconciler.js';
+import { routeHolder } from './shared-service.js';
 
 export interface ControllerOptions {
   kube: Kube;
@@ -152,6 +153,13 @@ export class Controller {
     if (labels[LABEL_ROLE] === ROLE_CANARY || labels[LABEL_ENABLED] === 'false') return undefined;
     if (labels[LABEL_ENABLED] === 'true') return d;
     return this.namespaces.get('', ns) ? d : undefined;
+  }
+
+  /** Of the opted-in Deployments in `stable`'s namespace, the one whose release routes its Service, if not itself (shared-service.ts). */
+  routeHolder(stable: V1Deployment): string | undefined {
+    const ns = stable.metadata!.namespace!;
+    const others = this.keys().filter((k) => k.startsWith(`${ns}/`)).map((k) => this.stableFor(k)!);
+    return routeHolder(stable, others);
   }
 
   keys(): string[] {

@@ -43,6 +43,8 @@ export interface ReconcilerDeps {
   /** False as soon as this replica may no longer write (lease lost, shutting down). */
   mayAct(): boolean;
   now(): number;
+  /** Another release in progress that routes the same Service and started first (shared-service.ts routeHolder). */
+  routeHolder?(stable: V1Deployment): string | undefined;
   /** Reconcile this release (namespace/name) again: a gate run that outlasted its reconcile answered. */
   wake?(key: string): void;
   /** How long a reconcile waits for the gates it starts before leaving them to the background (GATE_INLINE_MS). */
@@ -135,6 +137,8 @@ export class Reconciler {
     const log = d.log.child({ namespace: st.namespace, deployment: st.name });
     const canaryObj = this.ownCanary(stable);
     const obs: Observation = { stable: st, ...(canaryObj ? { canary: canaryView(canaryObj, d.trackLabel) } : {}) };
+    const holder = st.revision && !optedOut ? d.routeHolder?.(stable) : undefined;
+    if (holder) obs.routeHolder = holder;
     const cfg = st.config.ok ? st.config.value : undefined;
     const target = this.target(stable, cfg?.service);
     const provider = cfg ? d.providers.get(cfg.provider) : undefined;

@@ -93,9 +93,29 @@ export function step(obs: Observation, now: number): StepResult {
     if (typeof a !== 'string') return finish(obs, prev, a, pre, fresh);
     ignored = ignore(req, id, a);
   }
-  const r = byPhase(s!, ctx);
+  const r = obs.routeHolder && HELD.includes(s!.phase) ? decided(heldByOther(s!, ctx, obs.routeHolder)) : byPhase(s!.heldBy ? unheld(s!, ctx) : s!, ctx);
   if (r.kind === 'need') return r;
   return finish(obs, prev, withActions(r, ignored), pre, fresh);
+}
+
+/** Phases a release waits in while another one routes its Service (a paused one stays paused). */
+const HELD: readonly Phase[] = ['Initializing', 'Progressing', 'Waiting'];
+
+/**
+ * Another release routes the same Service (shared-service.ts): this one does nothing (no canary,
+ * no routes, no checks) until that one ends, and says so. Polled every interval: the other
+ * Deployment's events do not wake this one.
+ */
+function heldByOther(s: ReleaseStatus, c: Ctx, holder: string): Decision {
+  const msg = `Waiting for the release of ${holder}.${c.obs.stable.namespace} to end: it routes Service ${c.cfg.service ?? c.obs.stable.name} too, and kube-canary shifts one release's traffic at a time; ${c.id} starts then`;
+  const say = sayHold(s, msg, c.now);
+  return { status: { ...saying(s, msg, say, c.now), heldBy: holder }, actions: say ? [event(false, 'Waiting', msg)] : [], requeueAfterMs: c.cfg.analysis.intervalMs };
+}
+
+/** The wait for another release is over: the phase's clocks (progress deadline, next check) start now. */
+function unheld(s: ReleaseStatus, c: Ctx): ReleaseStatus {
+  const { heldBy: _, ...rest } = s;
+  return { ...rest, lastTransitionAt: iso(c.now), ...(rest.lastCheckAt ? { lastCheckAt: iso(c.now) } : {}) };
 }
 
 function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
@@ -555,12 +575,13 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   // Rolling back with no routes at all (never made, for a release held by a missing Service; or
   // deleted): nothing routes the host to the canary, so there is nothing to set back. Making them
   // first would need that Service, and hold the rollback, and an abort, until it exists.
-  const unrouted = s?.phase === 'RollingBack' && obs.routes === undefined;
+  // Also while another release routes the Service (routeHolder): its routes are not ours to set.
+  const unrouted = (s?.phase === 'RollingBack' && obs.routes === undefined) || obs.routeHolder !== undefined;
   const routes: Action[] = [];
   if (inProgress && !unrouted && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
   if (obs.stable.config.ok && !unrouted && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
-  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...idleRoutesReset(obs, s, routes), ...pre, ...dec.actions];
+  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...(unrouted ? [] : idleRoutesReset(obs, s, routes)), ...pre, ...dec.actions];
   if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
     actions.push({ type: 'notify', hook: 'event', phase: s.phase });
   }

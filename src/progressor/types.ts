@@ -68,6 +68,11 @@ export interface Observation {
   canary?: CanaryView;
   /** Route weights as the traffic provider reports them; undefined when not looked up or absent. */
   routes?: { stable: number; canary: number };
+  /**
+   * Another Deployment whose release, started first, routes the same Service: its name. Its
+   * release sets the routes; this one touches none and waits in an analysing phase (shared-service.ts).
+   */
+  routeHolder?: string;
   /** Outcomes of gates the step function asked for in this reconcile. */
   gates?: Partial<Record<GateKind, GateOutcome>>;
   /** Whether the ReplicaSet of the stable revision was found (looked up only on request). */
