@@ -58,16 +58,25 @@ function istioSelector(namespace: string, op: '=' | '=~', value: string): string
   return `reporter="destination",destination_workload_namespace=${promString(namespace)},destination_workload${op}${promString(value)}`;
 }
 
-/** A built-in metric over the selected series: one series, or one per value of the `by` labels. */
+/**
+ * A built-in metric over the selected series: one series, or one per value of the `by` labels.
+ *
+ * The success rate is Flagger's, except for its numerator: a canary that answered every request
+ * with a 5xx has no non-5xx series at all, and Flagger's `sum(non-5xx) / sum(all)` is then empty,
+ * which reads as "no data: has the canary received traffic?" for the very release that is
+ * failing everything. `or 0 * sum(all)` makes that numerator 0 wherever the canary had requests,
+ * so the check says 0 %; with no requests the denominator is still empty (no data) or 0 (NaN).
+ */
 function builtinQuery(metric: BuiltinMetric, sel: string, interval: string, by: string[] = []): string {
   if (metric === 'request-success-rate') {
     const sum = by.length ? `sum by (${by.join(', ')}) ` : 'sum';
-    return `${sum}(rate(istio_requests_total{${sel},response_code!~"5.*"}[${interval}])) / ${sum}(rate(istio_requests_total{${sel}}[${interval}])) * 100`;
+    const all = `${sum}(rate(istio_requests_total{${sel}}[${interval}]))`;
+    return `(${sum}(rate(istio_requests_total{${sel},response_code!~"5.*"}[${interval}])) or 0 * ${all}) / ${all} * 100`;
   }
   return `histogram_quantile(0.99, sum by (${['le', ...by].join(', ')}) (rate(istio_request_duration_milliseconds_bucket{${sel}}[${interval}])))`;
 }
 
-/** Flagger's istio `request-success-rate`: percentage of non-5xx responses seen by the canary's sidecars. */
+/** Flagger's istio `request-success-rate`: percentage of non-5xx responses seen by the canary's sidecars (0 when all were 5xx, see builtinQuery). */
 export function successRateQuery(v: QueryVars): string {
   return builtinQuery('request-success-rate', istioSelector(v.namespace, '=', v.target), v.interval);
 }

@@ -16,6 +16,8 @@ const svc = 'review.test.svc.cluster.local';
 const good: MetricTarget = { namespace: 'test', stable: 'review', canary: 'review', intervalMs: 5000 };
 const bad: MetricTarget = { namespace: 'test', stable: 'review', canary: 'review-canary', intervalMs: 5000 };
 const idle: MetricTarget = { namespace: 'test', stable: 'review', canary: 'nobody-canary', intervalMs: 5000 };
+// Another namespace, same workload name: the other tests' queries over every workload see no new series.
+const broken: MetricTarget = { namespace: 'broken', stable: 'review', canary: 'review-canary', intervalMs: 5000 };
 const successRate = (min: number): MetricCheck => ({ name: 'request-success-rate', min, intervalMs: 5000 });
 const duration = (max: number): MetricCheck => ({ name: 'request-duration', max, intervalMs: 5000 });
 
@@ -31,6 +33,8 @@ describe('PrometheusProvider against a real Prometheus scraping the simulator', 
       flows: [
         { namespace: 'test', workload: 'review', service: svc, rps: 80, errorRate: 0, latencyMs: 40 },
         { namespace: 'test', workload: 'review-canary', service: svc, rps: 20, errorRate: 0.3, latencyMs: 300 },
+        // A release that fails every request: its only series has response_code 503.
+        { namespace: 'broken', workload: 'review-canary', service: 'review.broken.svc.cluster.local', rps: 20, errorRate: 1, latencyMs: 10 },
       ],
       unroutedRps: 0,
       notes: [],
@@ -68,6 +72,16 @@ describe('PrometheusProvider against a real Prometheus scraping the simulator', 
     const slow = await provider.check(duration(200), bad);
     assert.equal(slow.passed, false, slow.message);
     assert.ok(slow.value! > 250 && slow.value! <= 500, `value ${slow.value}`);
+  });
+
+  it('request-success-rate of a canary answering every request with a 5xx is 0 %, not "no data", batched or not', async () => {
+    for (const p of [provider, new PrometheusProvider({ url: prom.url, timeoutMs: 3000 })]) {
+      const [r, ok] = await Promise.all([p.check(successRate(99), broken), p.check(successRate(99), good)]);
+      assert.equal(r!.passed, false, r!.message);
+      assert.equal(r!.value, 0, r!.message);
+      assert.match(r!.message, /request-success-rate 0 is below the minimum 99/);
+      assert.equal(ok!.value, 100, ok!.message);
+    }
   });
 
   it('a workload without traffic is a failed check (no data), never a pass', async () => {

@@ -29,7 +29,8 @@ describe('prometheus: query building (pure)', () => {
     assert.ok('query' in q);
     assert.equal(
       q.query,
-      'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary",response_code!~"5.*"}[30s])) / ' +
+      '(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary",response_code!~"5.*"}[30s])) or ' +
+        '0 * sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary"}[30s]))) / ' +
         'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload="review-canary"}[30s])) * 100',
     );
   });
@@ -71,7 +72,8 @@ describe('prometheus: batched built-in queries (pure)', () => {
     const q = batchedQuery('request-success-rate', 'test', ['review-canary', 'a.b-canary'], '30s');
     assert.equal(
       q,
-      'sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary",response_code!~"5.*"}[30s])) / ' +
+      '(sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary",response_code!~"5.*"}[30s])) or ' +
+        '0 * sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary"}[30s]))) / ' +
         'sum by (destination_workload) (rate(istio_requests_total{reporter="destination",destination_workload_namespace="test",destination_workload=~"review-canary|a\\\\.b-canary"}[30s])) * 100',
     );
     assert.match(batchedQuery('request-duration', 'test', ['x-canary', 'y-canary'], '1m'), /^histogram_quantile\(0\.99, sum by \(le, destination_workload\) \(rate\(istio_request_duration_milliseconds_bucket\{.*destination_workload=~"x-canary\|y-canary"\}\[1m\]\)\)\)$/);
@@ -202,7 +204,7 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     assert.equal(r.passed, true, r.message);
     assert.equal(r.value, 99.9);
     assert.equal(seen?.path, '/prefix/api/v1/query');
-    assert.match(seen?.query ?? '', /^sum\(rate\(istio_requests_total/);
+    assert.match(seen?.query ?? '', /^\(sum\(rate\(istio_requests_total/);
     assert.equal(seen?.auth, `Basic ${Buffer.from('u:p@ss').toString('base64')}`);
     assert.equal(p.queries, 1);
   });
