@@ -181,19 +181,33 @@ export function extractValue(body: unknown): Outcome {
   return { error: `the query returned a ${String(resultType)}; it must return a single instant value (a scalar or one-element vector)` };
 }
 
+/**
+ * How far (relative to the bound) a value may miss its bound and still be at it. Prometheus
+ * computes an exact 29 % success rate, 29 of every 100 requests, as 28.999999999999996 (and 7 %
+ * as 6.999999999999999 in one query, 7.000000000000001 in the batched one): float rounding, not
+ * a worse canary. A real difference is many orders of magnitude larger than 1e-9.
+ */
+const ROUNDING = 1e-9;
+const atBound = (value: number, bound: number) => Math.abs(value - bound) <= ROUNDING * Math.max(1, Math.abs(bound));
+
 /** Compares a value against the inclusive range [min, max]. NaN and +/-Inf never pass. */
 export function judge(name: string, value: number, min?: number, max?: number): CheckResult {
   const range = { ...(min !== undefined ? { min } : {}), ...(max !== undefined ? { max } : {}) };
-  const shown = fmt(value);
   if (Number.isNaN(value)) {
     return { name, passed: false, value, ...range, message: `${name}: no data: the query returned NaN (e.g. 0/0: no requests in the window)` };
   }
   if (!Number.isFinite(value)) {
     return { name, passed: false, value, ...range, message: `${name}: the query returned ${value > 0 ? '+Inf' : '-Inf'}, which is never a pass` };
   }
-  if (min !== undefined && value < min) return { name, passed: false, value, ...range, message: `${name} ${shown} is below the minimum ${fmt(min)}` };
-  if (max !== undefined && value > max) return { name, passed: false, value, ...range, message: `${name} ${shown} is above the maximum ${fmt(max)}` };
-  return { name, passed: true, value, ...range, message: `${name} ${shown} is within ${rangeText(min, max)}` };
+  if (min !== undefined && value < min && !atBound(value, min)) return { name, passed: false, value, ...range, message: `${name} ${fmtAgainst(value, min)} is below the minimum ${fmt(min)}` };
+  if (max !== undefined && value > max && !atBound(value, max)) return { name, passed: false, value, ...range, message: `${name} ${fmtAgainst(value, max)} is above the maximum ${fmt(max)}` };
+  return { name, passed: true, value, ...range, message: `${name} ${fmt(value)} is within ${rangeText(min, max)}` };
+}
+
+/** The value as fmt() shows it, unless that reads as the bound it failed ("98.9996 is below 99" must not say "99 is below 99"). */
+function fmtAgainst(value: number, bound: number): string {
+  const shown = fmt(value);
+  return shown === fmt(bound) ? String(value) : shown;
 }
 
 function rangeText(min?: number, max?: number): string {

@@ -153,6 +153,25 @@ describe('prometheus: result judging (pure)', () => {
     assert.deepEqual({ min: low.min, value: low.value }, { min: 99, value: 98.9 });
   });
 
+  it('a value at its bound up to float rounding is at the bound: Prometheus gives an exact 29 % as 28.999999999999996', () => {
+    // Values a real Prometheus 2.42 returned for sum(rate(non-5xx)) / sum(rate(all)) * 100 with exactly k of every 100 requests non-5xx.
+    for (const [v, k] of [[28.999999999999996, 29], [6.999999999999999, 7], [56.99999999999999, 57], [57.99999999999999, 58]] as const) {
+      const r = judge('request-success-rate', v, k);
+      assert.equal(r.passed, true, r.message);
+      assert.equal(judge('m', k + (k - v), undefined, k).passed, true);
+    }
+    assert.equal(judge('m', 98.9999, 99).passed, false);
+    assert.equal(judge('m', 500.001, undefined, 500).passed, false);
+  });
+
+  it('a failed value is never shown as its bound ("99 is below the minimum 99")', () => {
+    const r = judge('request-success-rate', 98.9996, 99);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /request-success-rate 98\.9996 is below the minimum 99$/);
+    assert.match(judge('m', 500.0004, undefined, 500).message, /m 500\.0004 is above the maximum 500$/);
+    assert.match(judge('m', 98.5, 99).message, /m 98\.5 is below the minimum 99$/);
+  });
+
   it('NaN and Inf never pass, whatever the range', () => {
     for (const v of [NaN, Infinity, -Infinity]) {
       assert.equal(judge('m', v, -Infinity as number).passed, false);
