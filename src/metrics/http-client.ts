@@ -35,15 +35,26 @@ export function takeBasicAuth(u: URL): string | undefined {
   return value;
 }
 
-export type PostResult = { ok: boolean; status: number; text: string } | { failed: 'timeout' } | { failed: 'cancelled' } | { failed: 'unreachable'; detail: string };
+/** `truncated`: the answer was longer than the caller's maxBytes; `text` is its beginning. */
+export type PostResult = { ok: boolean; status: number; text: string; truncated?: true } | { failed: 'timeout' } | { failed: 'cancelled' } | { failed: 'unreachable'; detail: string };
 
 /**
  * POSTs and reads the whole answer, giving up after timeoutMs or when `signal` aborts. That signal
  * is usually the progressor's one signal for its whole life, so it is linked by hand and unlinked
  * when the call ends: an 'abort' listener left on it, or AbortSignal.any()'s entry (kept on Node 20
  * until the signal aborts), would add up with every call.
+ *
+ * At most `maxBytes` of the answer are read: the servers are the user's (any URL in an analysis)
+ * and one progressor serves every release, so a gate answering hundreds of MB (a log, a file, a
+ * query over every series) must not take its memory. The rest is not read; the connection goes.
  */
-export async function post(url: string | URL, init: { headers: Record<string, string>; body: BodyInit; redirect: RequestRedirect }, timeoutMs: number, signal?: AbortSignal): Promise<PostResult> {
+export async function post(
+  url: string | URL,
+  init: { headers: Record<string, string>; body: BodyInit; redirect: RequestRedirect },
+  timeoutMs: number,
+  signal?: AbortSignal,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<PostResult> {
   const call = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -55,7 +66,8 @@ export async function post(url: string | URL, init: { headers: Record<string, st
   else signal?.addEventListener('abort', cancel, { once: true });
   try {
     const res = await fetch(url, { ...init, method: 'POST', signal: call.signal });
-    return { ok: res.ok, status: res.status, text: await res.text() };
+    const { text, truncated } = await readAtMost(res, maxBytes);
+    return { ok: res.ok, status: res.status, text, ...(truncated ? { truncated } : {}) };
   } catch (e) {
     if (timedOut) return { failed: 'timeout' };
     if (signal?.aborted) return { failed: 'cancelled' };
@@ -63,5 +75,24 @@ export async function post(url: string | URL, init: { headers: Record<string, st
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', cancel);
+  }
+}
+
+/** The body's first `max` bytes as text (cancelling the rest), and whether there was more. */
+async function readAtMost(res: Response, max: number): Promise<{ text: string; truncated: boolean }> {
+  if (!res.body) return { text: '', truncated: false };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+    if (size + value.byteLength > max) {
+      chunks.push(value.subarray(0, max - size));
+      await reader.cancel().catch(() => undefined);
+      return { text: Buffer.concat(chunks).toString('utf8'), truncated: true };
+    }
+    chunks.push(value);
+    size += value.byteLength;
   }
 }

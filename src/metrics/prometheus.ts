@@ -101,6 +101,12 @@ export function batchedQuery(metric: BuiltinMetric, namespace: string, workloads
 }
 
 const CANCELLED = 'the check was cancelled before Prometheus answered';
+/**
+ * Largest answer read from Prometheus. A check needs one sample, a batched query one per
+ * workload (at most maxBatch): a few KB. A custom query over every series can answer hundreds
+ * of MB, which would be held in the memory of the progressor that serves every release.
+ */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
 
 /** The `data` of an answer Prometheus marked a success, or why there is none. */
@@ -319,11 +325,14 @@ export class PrometheusProvider implements MetricProvider {
     const form = new URLSearchParams({ query: promql, timeout: `${Math.max(1, Math.floor(this.timeoutMs / 1000))}s` });
     this.queries += 1;
     const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) };
-    const res = await post(this.endpoint, { headers, body: form, redirect: 'error' }, this.timeoutMs, signal);
+    const res = await post(this.endpoint, { headers, body: form, redirect: 'error' }, this.timeoutMs, signal, MAX_ANSWER_BYTES);
     if ('failed' in res) {
       if (res.failed === 'timeout') return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
       if (res.failed === 'cancelled') return { error: CANCELLED };
       return { error: `Prometheus at ${this.shownUrl} is unreachable: ${res.detail}` };
+    }
+    if (res.truncated) {
+      return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status} with more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, not read; a check needs one series: aggregate the query (e.g. with sum(...))` };
     }
     let body: unknown;
     try {

@@ -10,6 +10,8 @@ import { post, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, GateRunner, WebhookPayload } from './provider.js';
 
 const BODY_SNIPPET = 200;
+/** Of an answer only a snippet is shown; more than this is not read (see post()). */
+export const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** The exact JSON Flagger's loadtester expects. */
 export function webhookBody(payload: WebhookPayload): string {
@@ -41,14 +43,16 @@ export class HttpGateRunner implements GateRunner {
     const authorization = takeBasicAuth(url);
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*', ...(authorization ? { authorization } : {}) };
     this.calls += 1;
-    const res = await post(url, { headers, body: webhookBody(payload), redirect: 'manual' }, gate.timeoutMs, signal);
+    const res = await post(url, { headers, body: webhookBody(payload), redirect: 'manual' }, gate.timeoutMs, signal, MAX_ANSWER_BYTES);
     if ('failed' in res) {
       if (res.failed === 'timeout') return fail(`no answer within the gate's timeout of ${gate.timeoutMs}ms`);
       if (res.failed === 'cancelled') return fail('cancelled before it answered');
       return fail(`unreachable: ${res.detail}`);
     }
     const secrets = Object.values(payload.metadata);
-    const snippet = bodySnippet(res.text, secrets);
+    // A cut answer may end inside a secret, which masking would then miss: its tail is dropped.
+    const longest = Math.max(0, ...secrets.map((v) => v.length));
+    const snippet = bodySnippet(res.truncated ? res.text.slice(0, Math.max(0, res.text.length - longest)) : res.text, secrets);
     if (res.status >= 200 && res.status < 300) {
       return { name: gate.name, passed: true, message: `${label}: HTTP ${res.status}` };
     }

@@ -265,6 +265,36 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     assert.equal(r.max, 500);
   });
 
+  it('an answer larger than 1 MiB is not read whole: failed at once, saying so', async () => {
+    // E.g. a custom query over every series of a big Prometheus: hundreds of MB otherwise parsed in the progressor.
+    let written = 0;
+    const big = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"status":"success","data":{"resultType":"vector","result":[');
+      const series = Buffer.from(`{"metric":{"pod":"${'p'.repeat(1000)}"},"value":[1,"1"]},`.repeat(1000));
+      const more = () => {
+        while (!res.destroyed && written < 2_000 << 20) {
+          written += series.length;
+          if (!res.write(series)) return void res.once('drain', more);
+        }
+      };
+      more();
+    });
+    await new Promise<void>((r) => big.listen(0, '127.0.0.1', r));
+    try {
+      const t0 = Date.now();
+      const r = await new PrometheusProvider({ url: `http://127.0.0.1:${(big.address() as AddressInfo).port}`, timeoutMs: 20_000 }).check({ name: 'custom', query: 'up', min: 0, intervalMs: 1000 }, target);
+      assert.equal(r.passed, false);
+      assert.match(r.message, /answered HTTP 200 with more than 1 MiB, not read; a check needs one series: aggregate the query/);
+      assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+      assert.ok(written < 64 << 20, `the server wrote ${written >> 20} MiB before the client let go`);
+    } finally {
+      big.closeAllConnections();
+      big.close();
+    }
+  });
+
   it('empty result, NaN, Inf, several series, non-JSON: all failed with a reason', async () => {
     const cases: Array<[string, RegExp]> = [
       [JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }), /no data/],

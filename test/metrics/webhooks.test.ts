@@ -123,6 +123,48 @@ describe('webhooks: HttpGateRunner against a real HTTP server on 127.0.0.1', () 
     assert.match((await pending).message, /cancelled before it answered/);
   });
 
+  it('an endless answer is not read whole: fails at once with a snippet, the connection is let go', async () => {
+    // A gate URL pointing at a log stream or a file download: without a bound the progressor would
+    // read it until the gate's timeout, holding all of it in memory.
+    let written = 0;
+    let closed = false;
+    const endless = createServer((req, res) => {
+      req.resume();
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      const chunk = Buffer.alloc(1 << 20, 'y');
+      const more = () => {
+        while (!res.destroyed && written < 2_000 << 20) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+      };
+      res.on('close', () => (closed = true));
+      more();
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const t0 = Date.now();
+      const r = await new HttpGateRunner().run(gate({ url: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/logs`, timeoutMs: 20_000 }), payload);
+      assert.equal(r.passed, false);
+      assert.match(r.message, /HTTP 500: y{100}/);
+      assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+      await new Promise((res) => setTimeout(res, 200));
+      assert.ok(closed, 'the connection is closed');
+      assert.ok(written < 64 << 20, `the server wrote ${written >> 20} MiB before the client let go`);
+    } finally {
+      endless.closeAllConnections();
+      endless.close();
+    }
+  });
+
+  it('a cut answer never shows a secret cut at the end of what was read', async () => {
+    const token = payload.metadata['token']!;
+    respond = () => ({ status: 500, body: `${' '.repeat(64 * 1024 - 5)}${token}${'z'.repeat(100)}` });
+    const r = await new HttpGateRunner().run(gate(), payload);
+    assert.equal(r.passed, false);
+    assert.doesNotMatch(r.message, /s3cr|t0ken/);
+  });
+
   it('body snippets are single-line, bounded, with secrets masked', () => {
     assert.equal(bodySnippet('a\n b  SECRET c', ['SECRET', '']), 'a b *** c');
     assert.ok(bodySnippet('x'.repeat(1000), []).length <= 200);
