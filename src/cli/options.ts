@@ -1,7 +1,8 @@
 /** Option parsers for commander that fail with a message naming the flag and what is allowed. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { checkDuration } from '../config/analysis.js';
+import { checkDuration, withoutCredentials } from '../config/analysis.js';
 import { labelKeyProblem } from '../config/contract.js';
+import { credentialsProblem } from '../metrics/http-client.js';
 
 export function listOption(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -29,6 +30,30 @@ export function labelKeyOption(flag: string) {
   return (value: string): string => {
     const problem = labelKeyProblem(value);
     if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
+    return value;
+  };
+}
+
+/**
+ * An http(s) base URL. Without this, "prometheus.istio-system:9090" (no scheme) parses as a URL
+ * of scheme "prometheus.istio-system:", and every metric check of every release failed with
+ * "unknown scheme" until the releases rolled back; "127.0.0.1:9090" stopped the start with a
+ * bare "Invalid URL". Credentials in it are never quoted back.
+ */
+export function httpUrlOption(flag: string, example: string) {
+  return (value: string): string => {
+    const shown = JSON.stringify(withoutCredentials(value));
+    let u: URL | undefined;
+    try {
+      u = new URL(value);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+      throw new InvalidArgumentError(`${flag} ${shown} is not an http(s) URL; write it with its scheme, e.g. ${flag} ${example}`);
+    }
+    const problem = credentialsProblem(u);
+    if (problem) throw new InvalidArgumentError(`${flag} ${shown}: ${problem}`);
     return value;
   };
 }

@@ -22,7 +22,7 @@ import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
 import { optionSource, providerOption, readAnalysisDefault } from './defaults.js';
-import { durationOption, envOption, intOption, labelKeyOption, listOption, seconds } from './options.js';
+import { durationOption, envOption, httpUrlOption, intOption, labelKeyOption, listOption, seconds } from './options.js';
 
 interface ProgressorFlags {
   kubeconfig?: string;
@@ -51,7 +51,7 @@ export function registerProgressor(program: Command): void {
     .command('progressor')
     .description('Run the release controller: clone captured releases into <name>-canary, shift traffic step by step behind metric and webhook gates, promote or roll back. Leader-elected; serves /metrics and /healthz.');
   envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
-  envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', String, 'http://127.0.0.1:9090');
+  envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', httpUrlOption('--prometheus-url', 'http://prometheus.istio-system:9090'), 'http://127.0.0.1:9090');
   envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout', seconds(0.1, 300, '5s')));
   envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');

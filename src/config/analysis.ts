@@ -5,6 +5,7 @@
 import { Lexer, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from './duration.js';
+import { credentialsProblem } from '../metrics/http-client.js';
 import { queryTemplateProblem } from './query-template.js';
 import { kindOf, show } from './show.js';
 
@@ -190,7 +191,10 @@ const webhookSchema = strict({
     .refine((t) => t === undefined || (WEBHOOK_TYPES as readonly string[]).includes(t), {
       error: (x) => `${show(x.input)} is not a webhook type; allowed: ${WEBHOOK_TYPES.join(', ')}`,
     }),
-  url: str.refine(isHttpUrl, { error: (x) => `${show(withoutCredentials(String(x.input)))} is not an http(s) URL, e.g. http://loadtester.test/` }),
+  url: str
+    .refine(isHttpUrl, { error: (x) => `${show(withoutCredentials(String(x.input)))} is not an http(s) URL, e.g. http://loadtester.test/`, abort: true })
+    // The progressor sends them as basic auth and could not decode them: every call would fail.
+    .refine((u) => credentialsProblem(new URL(u)) === undefined, { error: (x) => `${show(withoutCredentials(String(x.input)))}: ${credentialsProblem(new URL(String(x.input)))}` }),
   timeout: duration(WEBHOOK_TIMEOUT_BOUNDS).optional(),
   metadata: z
     // Metadata may carry tokens for the webhook: its values are never quoted back.
@@ -571,7 +575,7 @@ function messages(err: z.ZodError, at: string): string[] {
 }
 
 /** A URL for a message: user and password (basic auth for the webhook) replaced by "***". */
-function withoutCredentials(url: string): string {
+export function withoutCredentials(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
 }
 

@@ -24,11 +24,29 @@ export function describeFetchError(e: unknown): string {
 }
 
 /**
+ * Why the URL's user or password cannot be decoded (a "%" that is not a percent-escape of UTF-8,
+ * as in a password "50%off" written as is), or undefined. Never quotes either.
+ */
+export function credentialsProblem(u: URL): string | undefined {
+  for (const [part, value] of [['user', u.username], ['password', u.password]] as const) {
+    try {
+      decodeURIComponent(value);
+    } catch {
+      return `the ${part} in the URL has a "%" that is not a percent-escape (%XX of UTF-8); write a literal % as %25`;
+    }
+  }
+  return undefined;
+}
+
+/**
  * Takes `user:password@` out of the URL (fetch refuses URLs with credentials) and returns it as
- * an Authorization header value, or undefined if the URL has none.
+ * an Authorization header value, or undefined if the URL has none. Throws, with
+ * credentialsProblem()'s message, when they cannot be decoded.
  */
 export function takeBasicAuth(u: URL): string | undefined {
   if (!u.username && !u.password) return undefined;
+  const problem = credentialsProblem(u);
+  if (problem) throw new Error(problem);
   const value = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
   u.username = '';
   u.password = '';

@@ -40,7 +40,12 @@ export class HttpGateRunner implements GateRunner {
     } catch {
       return fail('the URL is not valid');
     }
-    const authorization = takeBasicAuth(url);
+    let authorization: string | undefined;
+    try {
+      authorization = takeBasicAuth(url);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/plain, */*', ...(authorization ? { authorization } : {}) };
     this.calls += 1;
     const res = await post(url, { headers, body: webhookBody(payload), redirect: 'manual' }, gate.timeoutMs, signal, MAX_ANSWER_BYTES);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { durationOption, labelKeyOption, nonEmptyListOption, seconds } from '../../src/cli/options.js';
+import { durationOption, httpUrlOption, labelKeyOption, nonEmptyListOption, seconds } from '../../src/cli/options.js';
 
 describe('CLI option parsers', () => {
   describe('--track-label (a label key kube-canary writes on pods)', () => {
@@ -20,6 +20,27 @@ describe('CLI option parsers', () => {
     for (const [value, message] of bad) {
       it(`refuses ${JSON.stringify(value)}, saying what a label key is`, () => {
         assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && message.test(e.message));
+      });
+    }
+  });
+
+  describe('--prometheus-url (an http(s) URL, credentials never quoted)', () => {
+    const parse = httpUrlOption('--prometheus-url', 'http://prometheus.istio-system:9090');
+    for (const ok of ['http://127.0.0.1:9090', 'https://prom.example/prefix/', 'http://u:p%40ss@prom:9090', 'http://u:50%25off@prom:9090']) {
+      it(`accepts ${ok}`, () => assert.equal(parse(ok), ok));
+    }
+    const bad: Array<[string, RegExp]> = [
+      // No scheme: "prometheus.istio-system:" would be taken as the scheme, and every check fail with "unknown scheme".
+      ['prometheus.istio-system:9090', /^--prometheus-url "prometheus\.istio-system:9090" is not an http\(s\) URL; write it with its scheme, e.g. --prometheus-url http:\/\/prometheus\.istio-system:9090$/],
+      ['127.0.0.1:9090', /"127\.0\.0\.1:9090" is not an http\(s\) URL/],
+      ['ftp://prom/', /"ftp:\/\/prom\/" is not an http\(s\) URL/],
+      ['', /"" is not an http\(s\) URL/],
+      ['admin:s3cret@prom:9090', /"\*\*\*@prom:9090" is not an http\(s\) URL/],
+      ['http://admin:50%off@prom:9090', /"http:\/\/\*\*\*@prom:9090": the password in the URL has a "%" that is not a percent-escape \(%XX of UTF-8\); write a literal % as %25$/],
+    ];
+    for (const [value, message] of bad) {
+      it(`refuses ${JSON.stringify(value)}, saying why, without its credentials`, () => {
+        assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && message.test(e.message) && !/s3cret|50%off|admin/.test(e.message));
       });
     }
   });

@@ -80,6 +80,13 @@ describe('kube-canary progressor start-up', function () {
     assert.doesNotMatch(out, /pa55word|sekret-token/);
   });
 
+  it('refuses to start with a --prometheus-url without scheme, naming the flag and an example', async () => {
+    const out = await start('prometheus.istio-system:9090', /--prometheus-url/);
+    await new Promise((r) => (child!.exitCode !== null ? r(undefined) : child!.once('exit', r)));
+    assert.notEqual(child!.exitCode, 0);
+    assert.match(out, /--prometheus-url "prometheus\.istio-system:9090" is not an http\(s\) URL; write it with its scheme, e\.g\. --prometheus-url http:\/\/prometheus\.istio-system:9090/);
+  });
+
   it('warns when the URL answers, but not as Prometheus does', async () => {
     prometheus = http.createServer((req, res) => {
       req.resume();

@@ -311,6 +311,14 @@ describe('analysis: what a Flagger user pastes, and text that would cost or leak
     assert.match(errorsOf('webhooks: [{name: a, url: "http://x/", metadata: [secret]}]').join(), /metadata must be a mapping of strings, got a list/);
   });
 
+  it('refuses a webhook URL whose password has a "%" that is no percent-escape (every call would fail), without quoting it', () => {
+    const e = errorsOf('webhooks: [{name: load, url: "http://ci:50%off@loadtester.test/"}]').join(' | ');
+    assert.match(e, /analysis\.webhooks\[0\]\.url "http:\/\/\*\*\*@loadtester\.test\/": the password in the URL has a "%" that is not a percent-escape \(%XX of UTF-8\); write a literal % as %25/);
+    assert.ok(!e.includes('50%off') && !e.includes('ci:'), e);
+    assert.match(errorsOf('webhooks: [{name: load, url: "http://c%FFi:pw@loadtester.test/"}]').join(), /the user in the URL has a "%"/);
+    assert.ok(parseAnalysis('webhooks: [{name: load, url: "http://ci:50%25off@loadtester.test/"}]').ok);
+  });
+
   it('YAML beyond an analysis: one document, no tags (and nothing printed to stderr), merge keys work', () => {
     assert.equal(only('interval: 1m\n---\nthreshold: 5'), 'analysis is not valid YAML or JSON: it holds more than one YAML document ("---" or "..." on a line of its own); keep one');
     const warnings: string[] = [];

@@ -228,6 +228,10 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     assert.equal(p.queries, 1);
   });
 
+  it('a password with a "%" that is no percent-escape is refused at construction, saying so, without quoting it', () => {
+    assert.throws(() => new PrometheusProvider({ url: 'http://u:50%off@prom:9090', timeoutMs: 1000 }), (e: Error) => /^the password in the URL has a "%" that is not a percent-escape \(%XX of UTF-8\); write a literal % as %25$/.test(e.message));
+  });
+
   it('HTTP error: failed, naming the status and Prometheus\' error, never the credentials', async () => {
     handler = () => ({ status: 400, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'parse error at char 3' }) });
     const r = await new PrometheusProvider({ url: base.replace('http://', 'http://u:secret@'), timeoutMs: 2000 }).check(sr, target);

@@ -106,6 +106,13 @@ describe('webhooks: HttpGateRunner against a real HTTP server on 127.0.0.1', () 
     assert.equal(received[0]!.headers.authorization, `Basic ${Buffer.from('ci:pw').toString('base64')}`);
   });
 
+  it('a password with a "%" that is no percent-escape fails the gate saying so (an object admitted before the check), never throws, never shows it', async () => {
+    const r = await new HttpGateRunner().run(gate({ url: base.replace('http://', 'http://ci:50%off@') + '/hook' }), payload);
+    assert.equal(r.passed, false);
+    assert.equal(r.message, `webhook load-test (rollout) ${base}/hook: the password in the URL has a "%" that is not a percent-escape (%XX of UTF-8); write a literal % as %25`);
+    assert.equal(received.length, 0);
+  });
+
   it('calls given the progressor\'s one long-lived signal leave nothing on it, and it still cancels them', async () => {
     respond = () => ({ status: 200 });
     const runner = new HttpGateRunner();
