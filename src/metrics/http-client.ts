@@ -53,8 +53,32 @@ export function takeBasicAuth(u: URL): string | undefined {
   return value;
 }
 
+/**
+ * Node's codes for a TLS certificate it does not accept. The server answered, so "unreachable"
+ * would send the user looking at the network; the fix is the progressor's trust store.
+ */
+const UNTRUSTED_CERT = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** What to do about an untrusted certificate, for the messages of the providers. */
+export const UNTRUSTED_FIX = 'if it is signed by your own CA, give the progressor that CA (environment variable NODE_EXTRA_CA_CERTS=/path/to/ca.pem); if it has expired or names another host, fix the certificate';
+
 /** `truncated`: the answer was longer than the caller's maxBytes; `text` is its beginning. */
-export type PostResult = { ok: boolean; status: number; text: string; truncated?: true } | { failed: 'timeout' } | { failed: 'cancelled' } | { failed: 'unreachable'; detail: string };
+export type PostResult =
+  | { ok: boolean; status: number; text: string; truncated?: true }
+  | { failed: 'timeout' }
+  | { failed: 'cancelled' }
+  | { failed: 'unreachable'; detail: string }
+  | { failed: 'untrusted'; detail: string };
 
 /**
  * POSTs and reads the whole answer, giving up after timeoutMs or when `signal` aborts. That signal
@@ -89,6 +113,8 @@ export async function post(
   } catch (e) {
     if (timedOut) return { failed: 'timeout' };
     if (signal?.aborted) return { failed: 'cancelled' };
+    const code = (e as { cause?: { code?: unknown } })?.cause?.code;
+    if (typeof code === 'string' && UNTRUSTED_CERT.has(code)) return { failed: 'untrusted', detail: describeFetchError(e) };
     return { failed: 'unreachable', detail: describeFetchError(e) };
   } finally {
     clearTimeout(timer);

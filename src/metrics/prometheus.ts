@@ -9,7 +9,7 @@
 import type { MetricCheck } from '../config/analysis.js';
 import { formatDuration } from '../config/duration.js';
 import { type QueryVars, renderQuery } from '../config/query-template.js';
-import { post, redactUrl, takeBasicAuth } from './http-client.js';
+import { UNTRUSTED_FIX, post, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, MetricProvider, MetricTarget } from './provider.js';
 
 export interface PrometheusOptions {
@@ -329,6 +329,7 @@ export class PrometheusProvider implements MetricProvider {
     if ('failed' in res) {
       if (res.failed === 'timeout') return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
       if (res.failed === 'cancelled') return { error: CANCELLED };
+      if (res.failed === 'untrusted') return { error: `Prometheus at ${this.shownUrl}: its TLS certificate is not accepted: ${res.detail}; ${UNTRUSTED_FIX}` };
       return { error: `Prometheus at ${this.shownUrl} is unreachable: ${res.detail}` };
     }
     if (res.truncated) {

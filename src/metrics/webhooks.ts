@@ -6,7 +6,7 @@
  * never appear in a message: the response body is shown only with every metadata value masked.
  */
 import type { WebhookGate } from '../config/analysis.js';
-import { post, redactUrl, takeBasicAuth } from './http-client.js';
+import { UNTRUSTED_FIX, post, redactUrl, takeBasicAuth } from './http-client.js';
 import type { CheckResult, GateRunner, WebhookPayload } from './provider.js';
 
 const BODY_SNIPPET = 200;
@@ -52,6 +52,7 @@ export class HttpGateRunner implements GateRunner {
     if ('failed' in res) {
       if (res.failed === 'timeout') return fail(`no answer within the gate's timeout of ${gate.timeoutMs}ms`);
       if (res.failed === 'cancelled') return fail('cancelled before it answered');
+      if (res.failed === 'untrusted') return fail(`its TLS certificate is not accepted: ${res.detail}; ${UNTRUSTED_FIX}`);
       return fail(`unreachable: ${res.detail}`);
     }
     const secrets = Object.values(payload.metadata);

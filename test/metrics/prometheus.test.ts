@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { generateCerts } from '../../src/certs/generate.js';
 import type { MetricCheck } from '../../src/config/analysis.js';
 import {
   PrometheusProvider,
@@ -296,6 +298,20 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     } finally {
       big.closeAllConnections();
       big.close();
+    }
+  });
+
+  it('HTTPS with a certificate the progressor does not trust: failed, naming the certificate and the fix', async () => {
+    const pki = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+    const tls = createHttpsServer({ key: pki.key, cert: pki.cert }, (req, res) => void req.resume().on('end', () => res.end('{}')));
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const r = await new PrometheusProvider({ url: `https://127.0.0.1:${(tls.address() as AddressInfo).port}`, timeoutMs: 2000 }).check(sr, target);
+      assert.equal(r.passed, false);
+      assert.match(r.message, /^request-success-rate: Prometheus at https:\/\/127\.0\.0\.1:\d+\/: its TLS certificate is not accepted: UNABLE_TO_VERIFY_LEAF_SIGNATURE .*NODE_EXTRA_CA_CERTS/);
+    } finally {
+      tls.closeAllConnections();
+      tls.close();
     }
   });
 

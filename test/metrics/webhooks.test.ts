@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { generateCerts } from '../../src/certs/generate.js';
 import type { WebhookGate } from '../../src/config/analysis.js';
 import type { WebhookPayload } from '../../src/metrics/provider.js';
 import { HttpGateRunner, bodySnippet } from '../../src/metrics/webhooks.js';
@@ -97,6 +99,24 @@ describe('webhooks: HttpGateRunner against a real HTTP server on 127.0.0.1', () 
     assert.equal(r.passed, false);
     assert.match(r.message, new RegExp(`http://127.0.0.1:${port}/x: unreachable: ECONNREFUSED`));
     assert.doesNotMatch(r.message, /pw/);
+  });
+
+  it('an HTTPS gate with a certificate the progressor does not trust fails naming the certificate and the fix, not "unreachable"', async () => {
+    const pki = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+    const tls = createHttpsServer({ key: pki.key, cert: pki.cert }, (req, res) => void req.resume().on('end', () => res.end('ok')));
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
+    try {
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/gate`;
+      const r = await new HttpGateRunner().run(gate({ url }), payload);
+      assert.equal(r.passed, false);
+      assert.equal(
+        r.message,
+        `webhook load-test (rollout) ${url}: its TLS certificate is not accepted: UNABLE_TO_VERIFY_LEAF_SIGNATURE (unable to verify the first certificate); if it is signed by your own CA, give the progressor that CA (environment variable NODE_EXTRA_CA_CERTS=/path/to/ca.pem); if it has expired or names another host, fix the certificate`,
+      );
+    } finally {
+      tls.closeAllConnections();
+      tls.close();
+    }
   });
 
   it('sends URL credentials as basic auth, not in the URL', async () => {
