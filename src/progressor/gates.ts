@@ -30,8 +30,9 @@ async function safe(name: string, f: () => Promise<CheckResult>): Promise<CheckR
   }
 }
 
-function callHook(deps: GateDeps, gate: WebhookGate, c: GateContext, signal?: AbortSignal): Promise<CheckResult> {
-  return safe(gate.name, () => deps.webhooks.run(gate, { name: c.name, namespace: c.namespace, phase: c.phase, checksum: c.revision, metadata: gate.metadata }, signal));
+/** `extra`: metadata of the call itself, which wins over the hook's own keys of the same name (as in Flagger). */
+function callHook(deps: GateDeps, gate: WebhookGate, c: GateContext, signal?: AbortSignal, extra?: Record<string, string>): Promise<CheckResult> {
+  return safe(gate.name, () => deps.webhooks.run(gate, { name: c.name, namespace: c.namespace, phase: c.phase, checksum: c.revision, metadata: extra ? { ...gate.metadata, ...extra } : gate.metadata }, signal));
 }
 
 export async function runGates(kind: GateKind, a: Analysis, c: GateContext, deps: GateDeps, signal?: AbortSignal): Promise<GateOutcome> {
@@ -51,7 +52,12 @@ export async function runGates(kind: GateKind, a: Analysis, c: GateContext, deps
   return { passed: checks.every((r) => r.passed), rollbackRequested: asked.length > 0, results: [...checks, ...asked] };
 }
 
-/** Best-effort notification hooks (`event`, `post-rollout`): results are only logged. */
-export async function notify(hook: NotifyType, a: Analysis, c: GateContext, deps: GateDeps): Promise<CheckResult[]> {
-  return Promise.all(hooks(a, hook).map((g) => callHook(deps, g, c)));
+/**
+ * Best-effort notification hooks (`event`, `post-rollout`): results are only logged. An `event`
+ * hook gets Flagger's metadata for the Event it reports: eventMessage, eventType (Normal or
+ * Warning) and timestamp (Unix milliseconds).
+ */
+export async function notify(hook: NotifyType, a: Analysis, c: GateContext, deps: GateDeps, event?: { message: string; warning: boolean; at: number }): Promise<CheckResult[]> {
+  const extra = event ? { eventMessage: event.message, eventType: event.warning ? 'Warning' : 'Normal', timestamp: String(event.at) } : undefined;
+  return Promise.all(hooks(a, hook).map((g) => callHook(deps, g, c, undefined, extra)));
 }

@@ -27,7 +27,7 @@ import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
 import { HOLD_REPEAT_MS, step } from './step.js';
-import type { Decision, GateKind, GateOutcome, Observation } from './types.js';
+import type { Decision, GateKind, GateOutcome, NotifyType, Observation } from './types.js';
 
 export interface ReconcilerDeps {
   kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets' | 'getService'>;
@@ -216,6 +216,12 @@ export class Reconciler {
     const guard = () => {
       if (!d.mayAct()) throw new NotLeaderError();
     };
+    const context = { namespace: ns, name, revision: dec.status?.revision ?? '' };
+    /** An Event on the stable Deployment; as in Flagger, every Event recorded goes to the `event` hooks too. */
+    const say = (warning: boolean, reason: string, message: string) => {
+      d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, warning, reason, message);
+      if (x.analysis?.webhooks.some((w) => w.type === 'event')) this.notify('event', x.analysis, { ...context, phase: dec.status?.phase ?? '' }, x.log, { message, warning, at: Date.now() });
+    };
     for (const a of dec.actions) {
       if (isStablePatchAction(a) || a.type === 'emitEvent' || a.type === 'notify') continue;
       guard();
@@ -229,9 +235,7 @@ export class Reconciler {
           x.weightChangedAt = Date.now();
           break;
         case 'ensureCanary':
-          if ((await this.ensureCanary(stable, a.replicas, x.canaryObj)) && a.recreated) {
-            d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, true, 'CanaryRecreated', a.recreated);
-          }
+          if ((await this.ensureCanary(stable, a.replicas, x.canaryObj)) && a.recreated) say(true, 'CanaryRecreated', a.recreated);
           break;
         case 'deleteCanary':
           await this.deleteCanary(stable, x.canaryObj);
@@ -259,17 +263,20 @@ export class Reconciler {
     }
     for (const a of dec.actions) {
       if (a.type === 'emitEvent') {
-        d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, a.warning, a.reason, a.message);
+        say(a.warning, a.reason, a.message);
       } else if (a.type === 'notify' && x.analysis) {
-        const status = dec.status;
-        // Fire and forget: notification hooks must not hold a release step.
-        notify(a.hook, x.analysis, { namespace: ns, name, revision: status?.revision ?? '', phase: a.phase }, d.gates).then(
-          (rs) => rs.filter((r) => !r.passed).forEach((r) => x.log.warn({ hook: a.hook, message: r.message }, 'notification webhook failed')),
-          () => undefined,
-        );
+        this.notify(a.hook, x.analysis, { ...context, phase: a.phase }, x.log);
       }
     }
     return written;
+  }
+
+  /** Fire and forget: notification hooks must not hold a release step; their failures are logged. */
+  private notify(hook: NotifyType, analysis: Analysis, c: GateContext, log: Logger, event?: { message: string; warning: boolean; at: number }): void {
+    notify(hook, analysis, c, this.d.gates, event).then(
+      (rs) => rs.filter((r) => !r.passed).forEach((r) => log.warn({ hook, message: r.message }, 'notification webhook failed')),
+      () => undefined,
+    );
   }
 
   /**

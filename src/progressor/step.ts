@@ -582,9 +582,6 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   const r = obs.routes;
   if (obs.stable.config.ok && !unrouted && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
   const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...(unrouted ? [] : idleRoutesReset(obs, s, routes)), ...pre, ...dec.actions];
-  if (s && s.phase !== prev?.phase && obs.stable.config.ok && obs.stable.config.value.analysis.webhooks.some((w) => w.type === 'event')) {
-    actions.push({ type: 'notify', hook: 'event', phase: s.phase });
-  }
   if (s && !sameStatus(s, prev)) actions.push({ type: 'writeStatus', status: s });
   return { kind: 'decision', status: s, actions, ...(dec.requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(0, dec.requeueAfterMs) } : {}) };
 }

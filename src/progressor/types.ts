@@ -79,7 +79,7 @@ export interface Observation {
   stableTemplateFound?: boolean;
 }
 
-/** Best-effort notifications (never gates): `event` on every transition, `post-rollout` at the end. */
+/** Best-effort notifications (never gates): `event` for every Event recorded (the reconciler sends those), `post-rollout` at the end. */
 export type NotifyType = Extract<WebhookType, 'event' | 'post-rollout'>;
 
 /** Every action is idempotent: performing it twice, or after a crash half-way, is harmless. */

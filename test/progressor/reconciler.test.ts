@@ -757,3 +757,35 @@ describe('progressor reconciler: routes outside a release (in-memory world)', ()
     assert.deepEqual(w.events, []);
   });
 });
+
+describe('progressor reconciler: event webhooks (in-memory world)', () => {
+  it("gets every Event recorded, with Flagger's metadata (eventMessage, eventType, timestamp) over the hook's own", async () => {
+    class Recording implements GateRunner {
+      readonly calls: Array<{ hook: string; payload: WebhookPayload }> = [];
+      async run(g: { name: string }, payload: WebhookPayload): Promise<CheckResult> {
+        this.calls.push({ hook: g.name, payload });
+        return { name: g.name, passed: true, message: 'ok' };
+      }
+    }
+    const analysis = { ...ANALYSIS, webhooks: [{ name: 'slack', type: 'event', url: 'http://notify.test/', metadata: { channel: 'releases', eventType: 'mine' } }] };
+    const w = new World(analysis);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const hooks = new Recording();
+    w.capture('review:1.8.0');
+    for (let round = 0; round < 40 && w.stable.metadata!.annotations![ANN_REVISION]; round++) {
+      w.settle();
+      const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), hooks as never);
+      clock.now += Math.max((await r.reconcile(structuredClone(w.stable))).requeueAfterMs ?? 1000, 1);
+    }
+    await new Promise((r) => setImmediate(r));
+    const sent = hooks.calls.filter((c) => c.hook === 'slack').map((c) => c.payload);
+    assert.deepEqual(sent.map((p) => p.metadata['eventMessage']), w.events, 'one call per Event, in order');
+    for (const p of sent) {
+      assert.equal(p.metadata['eventType'], 'Normal');
+      assert.equal(p.metadata['channel'], 'releases', "the hook's own metadata is kept");
+      assert.match(p.metadata['timestamp']!, /^\d{13}$/);
+      assert.equal(p.name, 'review');
+    }
+    assert.ok(sent.some((p) => p.phase === 'Succeeded'));
+  });
+});
