@@ -325,12 +325,16 @@ export class PrometheusProvider implements MetricProvider {
     const form = new URLSearchParams({ query: promql, timeout: `${Math.max(1, Math.floor(this.timeoutMs / 1000))}s` });
     this.queries += 1;
     const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...(this.authorization ? { authorization: this.authorization } : {}) };
-    const res = await post(this.endpoint, { headers, body: form, redirect: 'error' }, this.timeoutMs, signal, MAX_ANSWER_BYTES);
+    const res = await post(this.endpoint, { headers, body: form, redirect: 'manual' }, this.timeoutMs, signal, MAX_ANSWER_BYTES);
     if ('failed' in res) {
       if (res.failed === 'timeout') return { error: `Prometheus at ${this.shownUrl} did not answer within ${this.timeoutMs}ms (timeout)` };
       if (res.failed === 'cancelled') return { error: CANCELLED };
       if (res.failed === 'untrusted') return { error: `Prometheus at ${this.shownUrl}: its TLS certificate is not accepted: ${res.detail}; ${UNTRUSTED_FIX}` };
       return { error: `Prometheus at ${this.shownUrl} is unreachable: ${res.detail}` };
+    }
+    // Not followed: a POST redirected is a GET elsewhere (an SSO login page, another host that would get the credentials).
+    if (res.status >= 300 && res.status < 400) {
+      return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status} (a redirect, e.g. to a login page of a proxy in front of it); point --prometheus-url at Prometheus itself (its /api/v1/query answers)` };
     }
     if (res.truncated) {
       return { error: `Prometheus at ${this.shownUrl} answered HTTP ${res.status} with more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB, not read; a check needs one series: aggregate the query (e.g. with sum(...))` };

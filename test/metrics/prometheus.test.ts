@@ -242,6 +242,14 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     assert.doesNotMatch(r.message, /secret/);
   });
 
+  it('a redirect (a login page of a proxy in front of Prometheus) is not followed: failed, saying what to point the flag at', async () => {
+    handler = () => ({ status: 302, body: '' });
+    const r = await new PrometheusProvider({ url: base.replace('http://', 'http://u:secret@'), timeoutMs: 2000 }).check(sr, target);
+    assert.equal(r.passed, false);
+    assert.match(r.message, /answered HTTP 302 \(a redirect, e\.g\. to a login page of a proxy in front of it\); point --prometheus-url at Prometheus itself/);
+    assert.doesNotMatch(r.message, /secret|unreachable/);
+  });
+
   it('timeout: failed, saying it timed out', async () => {
     handler = () => ({ status: 200, body: '{}', delayMs: 1000 });
     const t0 = Date.now();
