@@ -298,7 +298,9 @@ function rollingBack(s: ReleaseStatus, c: Ctx): StepResult {
       { type: 'restoreStableTemplate', revision: stableRev },
       { type: 'unpauseStable' },
       { type: 'clearRelease', failedRevision: s.revision },
-      event(true, 'RolledBack', `Canary failed! Scaling down ${c.canaryId}`),
+      // The article's wording when there is a canary of ours to scale down; none was made when the
+      // release was held (a missing Service, a Deployment of that name that is not ours).
+      event(true, 'RolledBack', c.obs.canary ? `Canary failed! Scaling down ${c.canaryId}` : `Canary failed! ${c.id} stays on revision ${stableRev}; no canary of it was running`),
       { type: 'notify', hook: 'post-rollout', phase: 'Failed' },
     ],
   });

@@ -523,6 +523,12 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'RollingBack of a release that never had a canary of ours (held, then aborted): says so instead of "Scaling down"',
+    o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: aborted' }) }, { stableTemplateFound: true, routes: undefined }),
+    phase: 'Failed',
+    events: ['Canary failed! review.test stays on revision old0; no canary of it was running'],
+  },
+  {
     name: 'RollingBack without the stable ReplicaSet: stays paused, says why and the way out',
     o: obs({ status: status({ phase: 'RollingBack', message: 'Rolling back review.test: x' }) }, { stableTemplateFound: false }),
     phase: 'RollingBack',
