@@ -29,6 +29,8 @@ export interface InformerOptions {
 }
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+/** Objects per list request (client-go's reflector uses the same page size). */
+export const LIST_PAGE = 500;
 
 /**
  * Drops what no reader of the cache uses but every object carries: managedFields and kubectl's
@@ -137,12 +139,31 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
+  /**
+   * The whole list, in pages of LIST_PAGE as client-go's reflector reads it: each page is a request
+   * of its own (bounded by the request deadline) however large the cluster, and trimmed as it comes.
+   * Nothing is applied before the last page: a failure half-way (a continue token expired, 410)
+   * leaves the cache as it was and the loop lists again.
+   */
+  private async listAll(): Promise<{ items: T[]; resourceVersion: string }> {
+    const items: T[] = [];
+    let resourceVersion = '';
+    let cont: string | undefined;
+    do {
+      const page = await this.http.request<List<T>>('GET', this.opts.path, { query: { labelSelector: this.opts.labelSelector, limit: LIST_PAGE, continue: cont } });
+      for (const raw of page.items ?? []) items.push(trimForCache(raw));
+      // Every page of one list carries the same resourceVersion: the snapshot the watch starts from.
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    return { items, resourceVersion };
+  }
+
   private async relist(): Promise<void> {
     this.stats.lists += 1;
-    const list = await this.http.request<List<T>>('GET', this.opts.path, { query: { labelSelector: this.opts.labelSelector } });
+    const list = await this.listAll();
     const seen = new Set<string>();
-    for (const raw of list.items ?? []) {
-      const obj = trimForCache(raw);
+    for (const obj of list.items) {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.store.get(key);
@@ -156,7 +177,7 @@ export class Informer<T extends KubernetesObject> {
         this.emit('delete', old);
       }
     }
-    this.resourceVersion = list.metadata?.resourceVersion ?? '';
+    this.resourceVersion = list.resourceVersion;
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();

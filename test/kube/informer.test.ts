@@ -126,3 +126,57 @@ describe('kube informer: a version primed from our own write', function () {
     await inf.stop();
   });
 });
+
+describe('kube informer: a list of many objects', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  const queries: URLSearchParams[] = [];
+  let all: V1Deployment[] = [];
+  /** Fail the request for this page number once (a continue token that expired: 410). */
+  let expireAtPage = -1;
+  let watch: http.ServerResponse | undefined;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') === 'true') return void (watch = res.writeHead(200, { 'content-type': 'application/json' }));
+      queries.push(url.searchParams);
+      // As the apiserver pages a list: `limit` objects, a continue token while more remain.
+      const limit = Number(url.searchParams.get('limit') ?? all.length);
+      const from = Number(url.searchParams.get('continue') ?? 0);
+      if (from > 0 && from / limit === expireAtPage) {
+        expireAtPage = -1;
+        return void res.writeHead(410, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 410, message: 'The provided continue parameter is too old' }));
+      }
+      const next = from + limit < all.length ? String(from + limit) : undefined;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: all.slice(from, from + limit), metadata: { resourceVersion: '77', ...(next ? { continue: next } : {}) } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    watch?.destroy();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('is read in pages of 500 (one request each), and a page failing half-way leaves nothing half-applied: listed again from the start', async () => {
+    all = Array.from({ length: 1234 }, (_, i) => dep(`d${i}`, String(i + 1)));
+    expireAtPage = 2;
+    const port = (server.address() as AddressInfo).port;
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'test', path: '/apis/apps/v1/deployments', backoffMinMs: 20, backoffMaxMs: 50 }, createLogger('test', 'silent'));
+    let adds = 0;
+    inf.on((ev) => ev === 'add' && (adds += 1));
+    inf.start();
+    await inf.waitForSync();
+    for (let i = 0; i < 200 && watch === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    await inf.stop();
+    assert.equal(inf.list().length, 1234);
+    assert.equal(adds, 1234, 'each object added once: the failed attempt applied nothing');
+    assert.deepEqual(queries.map((q) => [q.get('limit'), q.get('continue')]), [
+      ['500', null], ['500', '500'], ['500', '1000'], // the third page: 410, continue token expired
+      ['500', null], ['500', '500'], ['500', '1000'],
+    ]);
+    assert.equal(inf.stats.lists, 2);
+  });
+});
