@@ -19,7 +19,7 @@ import { Informer, objectKey } from '../kube/informer.js';
 import type { Logger } from '../kube/logger.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { NotLeaderError, type Reconciler, StaleError } from './reconciler.js';
-import { routeHolder } from './shared-service.js';
+import { routeHolder, routedService } from './shared-service.js';
 
 export interface ControllerOptions {
   kube: Kube;
@@ -63,6 +63,9 @@ export class Controller {
   private readonly leftScope = new Set<string>();
   /** The last state of a Deployment deleted mid-release, until its routes are set back to stable (Reconciler.releaseGone). */
   private readonly deletedMidRelease = new Map<string, V1Deployment>();
+  /** Deployment keys per routed Service (namespace/service) and the reverse, for routeHolder() without a scan of every cache. */
+  private readonly byService = new Map<string, Set<string>>();
+  private readonly serviceOf = new Map<string, string>();
   /** resourceVersion our own last patch produced, per release: that watch event is our echo. */
   private readonly ownWrites = new Map<string, string>();
   private readonly inflight = new Set<Promise<void>>();
@@ -155,11 +158,38 @@ export class Controller {
     return this.namespaces.get('', ns) ? d : undefined;
   }
 
-  /** Of the opted-in Deployments in `stable`'s namespace, the one whose release routes its Service, if not itself (shared-service.ts). */
+  /** Of the opted-in Deployments behind `stable`'s Service, the one whose release routes it, if not `stable` (shared-service.ts). */
   routeHolder(stable: V1Deployment): string | undefined {
-    const ns = stable.metadata!.namespace!;
-    const others = this.keys().filter((k) => k.startsWith(`${ns}/`)).map((k) => this.stableFor(k)!);
+    const keys = this.byService.get(serviceKey(stable));
+    if (!keys) return undefined;
+    const others: V1Deployment[] = [];
+    for (const k of keys) {
+      const d = this.stableFor(k);
+      if (d) others.push(d);
+    }
     return routeHolder(stable, others);
+  }
+
+  /** Keeps byService current: every Deployment our watches see, under the Service it routes. */
+  private indexService(ev: string, d: V1Deployment): void {
+    const key = objectKey(d);
+    const was = this.serviceOf.get(key);
+    // A delete from one watch while another still has it (left one selector, not the other) keeps it.
+    const now = ev === 'delete' && !this.stableFor(key) ? undefined : serviceKey(d);
+    if (was === now) return;
+    if (was) {
+      const set = this.byService.get(was)!;
+      set.delete(key);
+      if (set.size === 0) this.byService.delete(was);
+    }
+    if (now) {
+      this.serviceOf.set(key, now);
+      let set = this.byService.get(now);
+      if (!set) this.byService.set(now, (set = new Set()));
+      set.add(key);
+    } else {
+      this.serviceOf.delete(key);
+    }
   }
 
   keys(): string[] {
@@ -196,6 +226,7 @@ export class Controller {
 
   private onDeployment(ev: string, d: V1Deployment): void {
     const key = objectKey(d);
+    this.indexService(ev, d);
     // The echo of our own status write: we decided on exactly this and scheduled what follows.
     if (ev === 'update' && d.metadata?.resourceVersion && this.ownWrites.get(key) === d.metadata.resourceVersion) return;
     if (ev === 'delete' && !this.stableFor(key)) {
@@ -385,3 +416,5 @@ function newest(a: V1Deployment | undefined, b: V1Deployment | undefined): V1Dep
   // resourceVersions are opaque, but etcd-backed ones are integers; fall back to the first.
   return Number.isFinite(ra) && Number.isFinite(rb) && rb > ra ? b : a;
 }
+
+const serviceKey = (d: V1Deployment) => `${d.metadata!.namespace}/${routedService(d)}`;

@@ -28,6 +28,8 @@ interface Run {
   done: Promise<void>;
   /** A reconcile returned without this run's answer: the answer wakes the release. */
   wake: boolean;
+  /** What the run threw (it is dropped then): the reconcile waiting inline for it fails with it. */
+  failed?: Error;
 }
 
 export interface GateRunsOptions {
@@ -50,18 +52,30 @@ export class GateRuns {
    */
   async get(key: string, state: string, need: string, now: number, maxAgeMs: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Promise<GateAnswer | undefined> {
     const runs = this.runsFor(key, state);
+    this.expire(runs, maxAgeMs);
     let run = runs.get(need);
-    if (run?.outcome && this.o.clock() - run.answeredAt! > maxAgeMs) {
-      runs.delete(need);
-      run = undefined;
-    }
     if (!run) {
       run = this.launch(key, need, runs, now, start, outer);
       await this.waitInline(run);
     }
+    if (run.failed) throw run.failed;
     if (run.outcome) return { outcome: run.outcome, requestedAt: run.requestedAt };
     run.wake = true;
     return undefined;
+  }
+
+  /**
+   * Answers are dropped together once the newest of their state is older than maxAgeMs: a step
+   * that needs two gate sets (analysis, then a confirm gate), each slower than the interval,
+   * must not expire the first while the second runs, or it would never decide.
+   */
+  private expire(runs: Map<string, Run>, maxAgeMs: number): void {
+    let newest = -Infinity;
+    for (const r of runs.values()) {
+      if (!r.outcome) return; // one still running: the answers wait for it
+      newest = Math.max(newest, r.answeredAt!);
+    }
+    if (this.o.clock() - newest > maxAgeMs) runs.clear();
   }
 
   /** A reconcile that used these answers committed its decision: they are spent. */
@@ -119,10 +133,12 @@ export class GateRuns {
           run.answeredAt = this.o.clock();
           if (run.wake) this.o.onDone(key);
         },
-        // Gate runners turn failures into failed checks; anything thrown is a bug: run again next time.
-        () => {
+        // Gate runners turn failures into failed checks; anything thrown is a bug: the reconcile
+        // that gets it fails (retried with backoff, said in a ReconcileError Event); the next runs it again.
+        (err: unknown) => {
           if (!current()) return;
           runs.delete(need);
+          run.failed = err instanceof Error ? err : new Error(String(err));
           if (run.wake) this.o.onDone(key);
         },
       )

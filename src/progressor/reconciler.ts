@@ -43,7 +43,7 @@ export interface ReconcilerDeps {
   /** False as soon as this replica may no longer write (lease lost, shutting down). */
   mayAct(): boolean;
   now(): number;
-  /** Another release in progress that routes the same Service and started first (shared-service.ts routeHolder). */
+  /** The Deployment whose release routes this one's Service, if another (shared-service.ts routeHolder). */
   routeHolder?(stable: V1Deployment): string | undefined;
   /** Reconcile this release (namespace/name) again: a gate run that outlasted its reconcile answered. */
   wake?(key: string): void;
@@ -123,7 +123,9 @@ export class Reconciler {
       const now = this.d.now();
       if (last?.msg !== msg || now - last.at >= HOLD_REPEAT_MS) {
         this.lastError.set(key, { msg, at: now });
-        this.d.events.emit({ namespace: stable.metadata!.namespace!, name: stable.metadata!.name!, uid: stable.metadata!.uid! }, true, 'ReconcileError', msg);
+        const st = stableView(stable, this.d.trackLabel, this.d.defaults);
+        const status = st.status;
+        this.say(stable, true, 'ReconcileError', msg, st.config.ok ? st.config.value.analysis : undefined, { revision: status?.revision ?? st.revision ?? '', phase: status?.phase ?? '' }, this.d.log);
       }
       throw err;
     }
@@ -137,8 +139,6 @@ export class Reconciler {
     const log = d.log.child({ namespace: st.namespace, deployment: st.name });
     const canaryObj = this.ownCanary(stable);
     const obs: Observation = { stable: st, ...(canaryObj ? { canary: canaryView(canaryObj, d.trackLabel) } : {}) };
-    const holder = st.revision && !optedOut ? d.routeHolder?.(stable) : undefined;
-    if (holder) obs.routeHolder = holder;
     const cfg = st.config.ok ? st.config.value : undefined;
     const target = this.target(stable, cfg?.service);
     const provider = cfg ? d.providers.get(cfg.provider) : undefined;
@@ -148,6 +148,9 @@ export class Reconciler {
     // VirtualService that still sends a share to canary pods that are gone (step(): RoutesRestored).
     const firstLook = this.lookedAt.get(key) !== stable.metadata!.uid;
     if (provider && (active || firstLook)) {
+      // Another release routing the same Service: its routes are not this one's to set (step()).
+      const holder = d.routeHolder?.(stable);
+      if (holder) obs.routeHolder = holder;
       try {
         const routes = await provider.getRoutes(target);
         if (routes) obs.routes = routes;
@@ -216,12 +219,8 @@ export class Reconciler {
     const guard = () => {
       if (!d.mayAct()) throw new NotLeaderError();
     };
-    const context = { namespace: ns, name, revision: dec.status?.revision ?? '' };
-    /** An Event on the stable Deployment; as in Flagger, every Event recorded goes to the `event` hooks too. */
-    const say = (warning: boolean, reason: string, message: string) => {
-      d.events.emit({ namespace: ns, name, uid: stable.metadata!.uid! }, warning, reason, message);
-      if (x.analysis?.webhooks.some((w) => w.type === 'event')) this.notify('event', x.analysis, { ...context, phase: dec.status?.phase ?? '' }, x.log, { message, warning, at: Date.now() });
-    };
+    const release = { revision: dec.status?.revision ?? '', phase: dec.status?.phase ?? '' };
+    const say = (warning: boolean, reason: string, message: string) => this.say(stable, warning, reason, message, x.analysis, release, x.log);
     for (const a of dec.actions) {
       if (isStablePatchAction(a) || a.type === 'emitEvent' || a.type === 'notify') continue;
       guard();
@@ -265,10 +264,17 @@ export class Reconciler {
       if (a.type === 'emitEvent') {
         say(a.warning, a.reason, a.message);
       } else if (a.type === 'notify' && x.analysis) {
-        this.notify(a.hook, x.analysis, { ...context, phase: a.phase }, x.log);
+        this.notify(a.hook, x.analysis, { namespace: ns, name, revision: release.revision, phase: a.phase }, x.log);
       }
     }
     return written;
+  }
+
+  /** An Event on the stable Deployment; as in Flagger, every Event recorded goes to the `event` hooks too. */
+  private say(stable: V1Deployment, warning: boolean, reason: string, message: string, analysis: Analysis | undefined, release: { revision: string; phase: string }, log: Logger): void {
+    const { namespace, name, uid } = stable.metadata as { namespace: string; name: string; uid: string };
+    this.d.events.emit({ namespace, name, uid }, warning, reason, message);
+    if (analysis?.webhooks.some((w) => w.type === 'event')) this.notify('event', analysis, { namespace, name, ...release }, log, { message, warning, at: Date.now() });
   }
 
   /** Fire and forget: notification hooks must not hold a release step; their failures are logged. */
@@ -302,6 +308,8 @@ export class Reconciler {
     const d = this.d;
     const st = stableView(last, d.trackLabel, d.defaults);
     if (!st.config.ok) return;
+    // Another release routes that Service now: its weights are its own (shared-service.ts).
+    if (d.routeHolder?.(last)) return;
     const target = this.target(last, st.config.value.service);
     const provider = d.providers.get(st.config.value.provider);
     try {

@@ -6,35 +6,43 @@
  */
 import type { V1Deployment } from '@kubernetes/client-node';
 import { ANN_REVISION, ANN_SERVICE, ANN_STATUS } from '../config/contract.js';
-import { parseStatus } from '../config/status.js';
+import { isTerminal, parseStatus } from '../config/status.js';
 
 /** The Service a Deployment's release routes: its annotation, or the Deployment's name. */
 export function routedService(d: V1Deployment): string {
   return d.metadata?.annotations?.[ANN_SERVICE] ?? d.metadata!.name!;
 }
 
-/** When the release in progress on `d` started (its status), or +Infinity when none has started yet. */
-function startedAt(d: V1Deployment): number {
-  const ann = d.metadata?.annotations ?? {};
-  const s = parseStatus(ann[ANN_STATUS]);
-  const t = s && s.revision === ann[ANN_REVISION] ? Date.parse(s.startedAt) : NaN;
+/**
+ * The rank of `d`'s release for its Service: when its release started routing, if it does (a
+ * status that is not terminal and not waiting for another release, whatever revision it is of: a
+ * new revision mid-release keeps the Service); +Infinity when it has not started or waits.
+ */
+function rank(d: V1Deployment): number {
+  const s = parseStatus(d.metadata?.annotations?.[ANN_STATUS]);
+  if (!s || isTerminal(s.phase) || s.heldBy !== undefined) return Infinity;
+  const t = Date.parse(s.startedAt);
   return Number.isFinite(t) ? t : Infinity;
 }
 
+const inProgress = (d: V1Deployment) => d.metadata?.annotations?.[ANN_REVISION] !== undefined && !d.metadata?.deletionTimestamp;
+
 /**
  * The name of the Deployment whose release routes `me`'s Service, when that is not `me`: of the
- * releases in progress on that Service (`others`: the opted-in Deployments of the namespace),
- * the one that started first, ties by name, so that every release sees the same order.
+ * releases in progress on that Service (`others`: the opted-in Deployments of the namespace; `me`
+ * counts only while its own release is in progress), the one that started routing first, ties by
+ * name, so that every release sees the same order. For a Deployment with no release in progress
+ * (idle, opted out, deleted), any other release on its Service is the holder: its routes are not
+ * this one's to set back.
  */
 export function routeHolder(me: V1Deployment, others: Iterable<V1Deployment>): string | undefined {
   const service = routedService(me);
-  const key = (d: V1Deployment): [number, string] => [startedAt(d), d.metadata!.name!];
-  let first: [number, string] = key(me);
+  const name = me.metadata!.name!;
+  let first: [number, string] | undefined = inProgress(me) ? [rank(me), name] : undefined;
   for (const d of others) {
-    if (d.metadata?.name === me.metadata?.name || d.metadata?.annotations?.[ANN_REVISION] === undefined || d.metadata?.deletionTimestamp) continue;
-    if (routedService(d) !== service) continue;
-    const k = key(d);
-    if (k[0] < first[0] || (k[0] === first[0] && k[1] < first[1])) first = k;
+    if (d.metadata?.name === name || !inProgress(d) || routedService(d) !== service) continue;
+    const k: [number, string] = [rank(d), d.metadata!.name!];
+    if (!first || k[0] < first[0] || (k[0] === first[0] && k[1] < first[1])) first = k;
   }
-  return first[1] === me.metadata!.name ? undefined : first[1];
+  return first && first[1] !== name ? first[1] : undefined;
 }

@@ -93,23 +93,28 @@ export function step(obs: Observation, now: number): StepResult {
     if (typeof a !== 'string') return finish(obs, prev, a, pre, fresh);
     ignored = ignore(req, id, a);
   }
-  const r = obs.routeHolder && HELD.includes(s!.phase) ? decided(heldByOther(s!, ctx, obs.routeHolder)) : byPhase(s!.heldBy ? unheld(s!, ctx) : s!, ctx);
+  const r = obs.routeHolder && ANALYSING.includes(s!.phase) ? decided(heldByOther(s!, ctx, obs.routeHolder)) : byPhase(s!.heldBy ? unheld(s!, ctx) : s!, ctx);
   if (r.kind === 'need') return r;
   return finish(obs, prev, withActions(r, ignored), pre, fresh);
 }
 
-/** Phases a release waits in while another one routes its Service (a paused one stays paused). */
-const HELD: readonly Phase[] = ['Initializing', 'Progressing', 'Waiting'];
-
 /**
- * Another release routes the same Service (shared-service.ts): this one does nothing (no canary,
- * no routes, no checks) until that one ends, and says so. Polled every interval: the other
- * Deployment's events do not wake this one.
+ * Another release routes the same Service (shared-service.ts): this one has no canary and sets no
+ * routes until that one ends, and says so. One that had got further (both started at once, or
+ * before this rule) starts again from Initializing then: its canary is removed now, as the canary
+ * subset would otherwise carry it along with the other release's canary. A paused one stays
+ * paused. Polled every interval: the other Deployment's events do not wake this one.
  */
 function heldByOther(s: ReleaseStatus, c: Ctx, holder: string): Decision {
-  const msg = `Waiting for the release of ${holder}.${c.obs.stable.namespace} to end: it routes Service ${c.cfg.service ?? c.obs.stable.name} too, and kube-canary shifts one release's traffic at a time; ${c.id} starts then`;
+  const actions: Action[] = c.obs.canary ? [{ type: 'deleteCanary' }] : [];
+  if (s.phase === 'Paused') return { status: { ...s, heldBy: holder }, actions };
+  const further = s.phase !== 'Initializing' || s.stepIndex >= 0 || !!c.obs.canary;
+  const msg = `Waiting for the release of ${holder}.${c.obs.stable.namespace} to end: it routes Service ${c.cfg.service ?? c.obs.stable.name} too, and kube-canary shifts one release's traffic at a time; ${c.id} starts ${further ? 'again from its first step ' : ''}then`;
+  const { lastCheckAt: _a, canaryUnreadySince: _b, preRolloutDone: _c, ...rest } = withoutWaiting(s);
+  const restarted: ReleaseStatus = further ? { ...transition(rest, 'Initializing', c.now, msg), weight: 0, stepIndex: -1 } : s;
   const say = sayHold(s, msg, c.now);
-  return { status: { ...saying(s, msg, say, c.now), heldBy: holder }, actions: say ? [event(false, 'Waiting', msg)] : [], requeueAfterMs: c.cfg.analysis.intervalMs };
+  if (say) actions.push(event(false, 'Waiting', msg));
+  return { status: { ...saying(restarted, msg, say, c.now), heldBy: holder }, actions, requeueAfterMs: c.cfg.analysis.intervalMs };
 }
 
 /** The wait for another release is over: the phase's clocks (progress deadline, next check) start now. */

@@ -24,6 +24,9 @@ export const DESTINATION_RULES: Gvr = { group: 'networking.istio.io', version: I
 export const VIRTUAL_SERVICES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'virtualservices' };
 const API_VERSION = `networking.istio.io/${ISTIO_VERSION}`;
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kube-canary' };
+/** How long a read serves the weight PATCH that follows it; above LAST_READ_SWEEP entries, older ones are swept. */
+const LAST_READ_MS = 2000;
+const LAST_READ_SWEEP = 256;
 
 function generated(o: ApiObject): boolean {
   return (o.metadata.labels as Record<string, string> | undefined)?.['app.kubernetes.io/managed-by'] === MANAGED_BY['app.kubernetes.io/managed-by'];
@@ -44,12 +47,15 @@ function unchangedSince(o: ApiObject): Operation {
 }
 
 /**
- * Ops making the Deployment the owner of an object kube-canary generated that has none (its
+ * Ops making the Deployment an owner of an object kube-canary generated: one that has none (its
  * Deployment was deleted with --cascade=orphan and created again), so garbage collection takes
- * it with the Deployment again.
+ * it with the Deployment again; or one generated for another Deployment behind the same Service,
+ * so that deleting that one does not take the routes of this one's releases with it (garbage
+ * collection deletes an object only once all its owners are gone).
  */
 function ownerOps(o: ApiObject, t: RouteTarget): Operation[] {
-  return generated(o) && owners(o).length === 0 ? [{ op: 'add', path: '/metadata/ownerReferences', value: [t.owner] }] : [];
+  if (!generated(o) || owners(o).some((r) => r.uid === t.owner.uid)) return [];
+  return owners(o).length === 0 ? [{ op: 'add', path: '/metadata/ownerReferences', value: [t.owner] }] : [{ op: 'add', path: '/metadata/ownerReferences/-', value: t.owner }];
 }
 
 interface Destination {
@@ -279,7 +285,7 @@ export class IstioProvider implements TrafficProvider {
     const key = `${t.namespace}/${t.name}`;
     const recent = this.lastRead.get(key);
     this.lastRead.delete(key);
-    const services = recent && Date.now() - recent.at < 2000 ? recent.objs : await this.servicesFor(t);
+    const services = recent && Date.now() - recent.at < LAST_READ_MS ? recent.objs : await this.servicesFor(t);
     if (services.length === 0) throw new Error(`no VirtualService routes ${t.service}.${t.namespace} to subset ${TRACK_STABLE}`);
     for (const vs of services) {
       const ops = weightPatch(vs, t, stableWeight, canaryWeight);
@@ -289,11 +295,21 @@ export class IstioProvider implements TrafficProvider {
 
   async getRoutes(t: RouteTarget): Promise<Routes | undefined> {
     const objs = await this.servicesFor(t);
-    this.lastRead.set(`${t.namespace}/${t.name}`, { at: Date.now(), objs });
+    this.remember(`${t.namespace}/${t.name}`, objs);
     const found = objs.map((vs) => readWeights(vs, t)).filter((w): w is Routes => w !== undefined);
     if (found.length === 0) return undefined;
     const first = found[0]!;
     return found.every((w) => w.stable === first.stable && w.canary === first.canary) ? first : { stable: -1, canary: -1 };
+  }
+
+  /**
+   * Kept for the setRoutes() of the same reconcile only (2 s): most reads are not followed by one
+   * (idle Deployments are looked at too), so old entries are dropped rather than kept per Deployment ever seen.
+   */
+  private remember(key: string, objs: ApiObject[]): void {
+    const now = Date.now();
+    if (this.lastRead.size >= LAST_READ_SWEEP) for (const [k, v] of this.lastRead) if (now - v.at >= LAST_READ_MS) this.lastRead.delete(k);
+    this.lastRead.set(key, { at: now, objs });
   }
 
   /** Gives an orphaned generated object to the Deployment (see ownerOps); leaves any other alone. */

@@ -89,6 +89,35 @@ describe('gate runs outside the reconcile slot', () => {
     assert.equal(a?.outcome.results[0]?.name, 'run 2');
   });
 
+  it('two gate sets of one step, each slower than the interval, are not expired one while the other runs: the step decides with both', async () => {
+    const { r, clock } = runs();
+    const analysis = held();
+    const confirm = held();
+    const CONFIRM = 'confirm-traffic-increase|rev1|Progressing';
+    assert.equal(await r.get(KEY, 's1', NEED, 5, 10_000, analysis.start), undefined);
+    clock.now += 15_000;
+    analysis.calls[0]!.answer(PASS);
+    await tick();
+    assert.ok(await r.get(KEY, 's1', NEED, 6, 10_000, analysis.start));
+    assert.equal(await r.get(KEY, 's1', CONFIRM, 6, 10_000, confirm.start), undefined);
+    clock.now += 15_000; // the analysis answer is 15 s old now, but the confirm gate was still running
+    confirm.calls[0]!.answer(PASS);
+    await tick();
+    assert.ok(await r.get(KEY, 's1', NEED, 7, 10_000, analysis.start), 'the analysis answer is kept');
+    assert.ok(await r.get(KEY, 's1', CONFIRM, 7, 10_000, confirm.start));
+    assert.deepEqual([analysis.calls.length, confirm.calls.length], [1, 1]);
+    // Both answers an interval old: the step runs its checks again.
+    clock.now += 10_001;
+    assert.equal(await r.get(KEY, 's1', NEED, 8, 10_000, analysis.start), undefined);
+    assert.equal(analysis.calls.length, 2);
+  });
+
+  it('a run that throws while the reconcile waits for it fails that reconcile (retried with backoff, said in an Event), not a silent stall', async () => {
+    const { r } = runs(1000);
+    await assert.rejects(r.get(KEY, 's1', NEED, 5, 60_000, async () => Promise.reject(new Error('gate runner bug'))), /gate runner bug/);
+    assert.equal(r.size, 0);
+  });
+
   it('a run that throws is dropped (the next reconcile runs it again) and still wakes a release that waits for it', async () => {
     const { r, woken } = runs();
     const g = held();

@@ -737,6 +737,17 @@ describe('progressor reconciler: routes outside a release (in-memory world)', ()
     assert.deepEqual(w.routes, { stable: 100, canary: 0 });
   });
 
+  it("leaves alone the routes of a Service that another Deployment's release routes now (two Deployments behind one Service): idle, deleted or not", async () => {
+    const w = new World(ANALYSIS);
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    w.routes = { stable: 70, canary: 30 };
+    const r = reconcilerFor(w, clock, undefined, undefined, undefined, { routeHolder: () => 'web-a' });
+    await r.reconcile(structuredClone(w.stable));
+    await r.releaseGone(structuredClone(w.stable));
+    assert.deepEqual(w.routes, { stable: 70, canary: 30 });
+    assert.deepEqual(w.events, []);
+  });
+
   it('routes that cannot be read outside a release (no Istio CRDs in the cluster) are no error', async () => {
     const w = new World(ANALYSIS);
     const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
@@ -787,5 +798,18 @@ describe('progressor reconciler: event webhooks (in-memory world)', () => {
       assert.equal(p.name, 'review');
     }
     assert.ok(sent.some((p) => p.phase === 'Succeeded'));
+  });
+
+  it('gets the Warning that says what blocks a release (ReconcileError) too', async () => {
+    const calls: WebhookPayload[] = [];
+    const hooks = { run: async (g: { name: string }, payload: WebhookPayload) => (calls.push(payload), { name: g.name, passed: true, message: 'ok' }) };
+    const w = new World({ ...ANALYSIS, webhooks: [{ name: 'slack', type: 'event', url: 'http://notify.test/' }] });
+    w.services = [];
+    w.capture('review:1.8.0');
+    await assert.rejects(reconcilerFor(w, { now: Date.parse('2026-01-01T00:00:00Z') }, new StubMetrics(), new ProgressorMetrics(false), hooks as never).reconcile(structuredClone(w.stable)), /Service review not found/);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.metadata['eventType'], 'Warning');
+    assert.match(calls[0]!.metadata['eventMessage']!, /^Release blocked, retrying: Service review not found in test/);
   });
 });

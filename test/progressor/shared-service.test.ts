@@ -10,11 +10,11 @@ import { step } from '../../src/progressor/step.js';
 import { T0, config, iso, obs, readyCanary, status } from './fixtures.js';
 import { decided, eventActions } from './step-table.js';
 
-function deployment(name: string, o: { service?: string; revision?: string; startedAt?: number; statusRevision?: string; deleting?: boolean } = {}): V1Deployment {
+function deployment(name: string, o: { service?: string; revision?: string; startedAt?: number; statusRevision?: string; deleting?: boolean; heldBy?: string; phase?: 'Progressing' | 'Succeeded' } = {}): V1Deployment {
   const ann: Record<string, string> = {};
   if (o.service) ann['kube-canary.io/service'] = o.service;
   if (o.revision) ann['kube-canary.io/revision'] = o.revision;
-  if (o.startedAt !== undefined) ann['kube-canary.io/status'] = JSON.stringify(status({ revision: o.statusRevision ?? o.revision ?? 'x', startedAt: iso(o.startedAt) }));
+  if (o.startedAt !== undefined) ann['kube-canary.io/status'] = JSON.stringify(status({ revision: o.statusRevision ?? o.revision ?? 'x', startedAt: iso(o.startedAt), ...(o.phase ? { phase: o.phase } : {}), ...(o.heldBy ? { heldBy: o.heldBy } : {}) }));
   return { metadata: { name, namespace: 'test', annotations: ann, ...(o.deleting ? { deletionTimestamp: new Date(T0) } : {}) } };
 }
 
@@ -26,15 +26,30 @@ describe('one release at a time per routed Service: who routes it', () => {
     assert.equal(routeHolder(wa, [wa, wb]), undefined);
   });
 
-  it('a release not started yet (captured, no status of its revision) comes after every started one; between two such, the name decides', () => {
-    const started = deployment('zz', { service: 'web', revision: 'z1', startedAt: T0 + 60_000 });
-    const fresh = deployment('aa', { service: 'web', revision: 'a2', startedAt: T0, statusRevision: 'a1' });
-    assert.equal(routeHolder(fresh, [started]), 'zz');
-    assert.equal(routeHolder(started, [fresh]), undefined);
+  it('a release that waits ranks after every routing one, whatever its own start; a new revision mid-release keeps the Service', () => {
+    // wb waits (heldBy) since T0 + 5 s; wa, routing since T0 + 60 s, gets a new revision (its status is still of a1).
+    const wb = deployment('wb', { service: 'web', revision: 'b1', startedAt: T0 + 5000, heldBy: 'wa' });
+    const wa = deployment('wa', { service: 'web', revision: 'a2', startedAt: T0 + 60_000, statusRevision: 'a1' });
+    assert.equal(routeHolder(wb, [wa]), 'wa');
+    assert.equal(routeHolder(wa, [wb]), undefined);
+  });
+
+  it('releases not started (no status, or the last one ended) rank after routing ones; between two such, the name decides, the same for both', () => {
+    const routing = deployment('zz', { service: 'web', revision: 'z1', startedAt: T0 + 60_000 });
+    const fresh = deployment('aa', { service: 'web', revision: 'a2', startedAt: T0, statusRevision: 'a1', phase: 'Succeeded' });
+    assert.equal(routeHolder(fresh, [routing]), 'zz');
+    assert.equal(routeHolder(routing, [fresh]), undefined);
     const b = deployment('b', { service: 'web', revision: 'b1' });
     const a = deployment('a', { service: 'web', revision: 'a1' });
     assert.equal(routeHolder(b, [a]), 'a');
     assert.equal(routeHolder(a, [b]), undefined);
+  });
+
+  it('for a Deployment with no release in progress (idle, opted out, deleted), any release on its Service holds it', () => {
+    const live = deployment('wa', { service: 'web', revision: 'a1', startedAt: T0 });
+    assert.equal(routeHolder(deployment('wb', { service: 'web' }), [live]), 'wa');
+    assert.equal(routeHolder(deployment('wb', { service: 'web', revision: 'b1', startedAt: 0, deleting: true }), [live]), 'wa');
+    assert.equal(routeHolder(deployment('wb', { service: 'web' }), []), undefined);
   });
 
   it('ignores other Services (the Deployment name is the default), Deployments with no release in progress, and ones being deleted', () => {
@@ -81,11 +96,26 @@ describe('one release at a time per routed Service: the release that waits', () 
     assert.ok(d.actions.some((a) => a.type === 'ensureCanary'));
   });
 
-  it('a release already past its first weight when the other one appeared (a race) is frozen, not rolled back, and goes on after', () => {
-    const s = status({ phase: 'Progressing', weight: 20, stepIndex: 0, lastCheckAt: iso(T0) });
+  it('a release already past its first weight when the other one appeared (both started at once) starts again: canary removed, Initializing, weight 0; routes untouched', () => {
+    const s = status({ phase: 'Progressing', weight: 20, stepIndex: 0, lastCheckAt: iso(T0), failedChecks: 1 });
     const d = decided(step(obs({ status: s, config: config() }, { ...holding, canary: readyCanary() }), T0 + 60_000));
-    assert.equal(d.status?.phase, 'Progressing');
-    assert.equal(d.status?.weight, 20);
-    assert.ok(!d.actions.some((a) => ['setWeight', 'deleteCanary', 'ensureCanary'].includes(a.type)));
+    assert.equal(d.status?.phase, 'Initializing');
+    assert.equal(d.status?.weight, 0);
+    assert.equal(d.status?.stepIndex, -1);
+    assert.equal(d.status?.heldBy, 'wa');
+    assert.equal(d.status?.lastCheckAt, undefined);
+    assert.ok(d.actions.some((a) => a.type === 'deleteCanary'));
+    assert.ok(!d.actions.some((a) => ['setWeight', 'ensureRoutes', 'ensureCanary'].includes(a.type)));
+    assert.match(eventActions(d.actions).map((e) => e.message).join('\n'), /starts again from its first step then/);
   });
+
+  it('a paused one stays paused while it waits: no canary made, the pause message kept', () => {
+    const s = status({ phase: 'Paused', message: 'Release of review.test paused by request at canary weight 0; resume it with ...' });
+    const d = decided(step(obs({ status: s }, holding), T0 + 5000));
+    assert.equal(d.status?.phase, 'Paused');
+    assert.equal(d.status?.heldBy, 'wa');
+    assert.equal(d.status?.message, s.message);
+    assert.ok(!d.actions.some((a) => a.type === 'ensureCanary' || a.type === 'setWeight'));
+  });
+
 });

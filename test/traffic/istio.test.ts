@@ -368,7 +368,7 @@ spec:
       assert.equal(fake.patches.length, 2);
     });
 
-    it("leaves an object without kube-canary's label, or with another owner, as it is", async () => {
+    it("leaves an object without kube-canary's label as it is; one generated for another Deployment behind the same Service is owned by both, so deleting either keeps the other's routes", async () => {
       const fake = new FakeCustomObjects();
       fake.objects.set('virtualservices/test/review-virtualservice', userVs());
       fake.objects.set('destinationrules/test/review-destinationrule', { metadata: { name: 'review-destinationrule' }, spec: { host: 'review', subsets: [{ name: 'stable', labels: { version: 'stable' } }, { name: 'canary', labels: { version: 'canary' } }] } });
@@ -378,7 +378,10 @@ spec:
       const other = { ...target.owner, uid: 'uid-other' };
       await new IstioProvider(owned).reconcile({ ...target, owner: other });
       await new IstioProvider(owned).reconcile(target);
-      for (const k of generated) assert.deepEqual(owned.objects.get(k)!.metadata.ownerReferences, [other], k);
+      for (const k of generated) assert.deepEqual(owned.objects.get(k)!.metadata.ownerReferences, [other, target.owner], k);
+      const patches = owned.patches.length;
+      await new IstioProvider(owned).reconcile(target);
+      assert.equal(owned.patches.length, patches, 'owned by both now: nothing more to write');
     });
 
     it('the owner is not written over a change made since the object was read (a user taking it over)', async () => {
