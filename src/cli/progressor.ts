@@ -175,7 +175,7 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   log.info(
-    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
+    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, ...(credentials.proxy ? { proxy: credentials.proxy } : {}), lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
     'progressor starting',
   );
   elector.start();

@@ -4,7 +4,8 @@
  * read here; anything else a kubeconfig can ask for (exec plugins, auth providers, proxies,
  * basic auth, several merged files) goes to the client library's KubeConfig, loaded only then:
  * importing it loads the whole generated API (~80 MB of RSS, ~45 MB of heap), more than the
- * progressor's own state for 500 releases (ADR 0009).
+ * progressor's own state for 500 releases (ADR 0009). Without a proxy-url, HTTPS_PROXY,
+ * HTTP_PROXY and NO_PROXY decide, as in client-go (proxy-env.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type https from 'node:https';
@@ -12,14 +13,17 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
+import { proxyFromEnv } from './proxy-env.js';
 
 /** What KubeHttp needs: the server, and per request the TLS material and Authorization header. */
 export interface ApiCredentials {
   readonly server: string;
   /** How they were found, for the startup log line (never the secrets themselves). */
   readonly source: string;
-  /** A kubeconfig's proxy-url (http, https or socks): every connection goes through it. */
+  /** A kubeconfig's proxy-url, else HTTPS_PROXY or HTTP_PROXY (http, https or socks): every connection goes through it. */
   readonly proxyUrl?: string;
+  /** Which proxy and where it came from, or why a proxy variable is not used, for the startup log line (never its credentials). */
+  readonly proxy?: string;
   applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>;
 }
 
@@ -148,6 +152,33 @@ export function inClusterSpec(env: NodeJS.ProcessEnv, saDir = SERVICE_ACCOUNT_DI
  * ~/.kube/config: the order of client-go and of the client library's loadFromDefault.
  */
 export async function loadCredentials(kubeconfig?: string, env: NodeJS.ProcessEnv = process.env, saDir = SERVICE_ACCOUNT_DIR): Promise<ApiCredentials> {
+  return withEnvProxy(await findCredentials(kubeconfig, env, saDir), env);
+}
+
+/**
+ * As client-go: a proxy-url wins; without one, HTTPS_PROXY or HTTP_PROXY (by the server's
+ * scheme) unless NO_PROXY lists the server or it is a loopback address.
+ */
+function withEnvProxy(c: ApiCredentials, env: NodeJS.ProcessEnv): ApiCredentials {
+  if (c.proxyUrl || !URL.canParse(c.server)) return c;
+  let p: ReturnType<typeof proxyFromEnv>;
+  try {
+    p = proxyFromEnv(new URL(c.server), env);
+  } catch (e) {
+    throw new CredentialsError((e as Error).message);
+  }
+  if (!p) return c;
+  if (!p.url) return { ...c, proxy: `none: ${p.variable} is set, but the server is ${p.exempt === 'loopback' ? 'a loopback address, never proxied' : `listed in ${p.exempt}`}` };
+  return { ...c, proxyUrl: p.url, proxy: `${shownProxy(p.url)} (${p.variable})` };
+}
+
+/** A proxy URL without its user and password. */
+function shownProxy(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}`;
+}
+
+async function findCredentials(kubeconfig: string | undefined, env: NodeJS.ProcessEnv, saDir: string): Promise<ApiCredentials> {
   if (kubeconfig) return fromKubeconfigFile(kubeconfig);
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) return specCredentials(inClusterSpec(env, saDir), `in-cluster service account (${saDir})`);
   // As kubectl: files of the list that do not exist are skipped.
@@ -257,7 +288,7 @@ export function credentialsFromKubeConfig(kc: KubeConfig, source = 'client libra
   if (proxyUrl && !(URL.canParse(proxyUrl) && PROXY_PROTOCOLS.has(new URL(proxyUrl).protocol))) {
     throw new CredentialsError(`${source}: the cluster's proxy-url is not an http://, https:// or socks5:// URL (e.g. http://proxy.example:3128); fix it in the kubeconfig`);
   }
-  return { server: cluster.server, source, ...(proxyUrl ? { proxyUrl } : {}), applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
+  return { server: cluster.server, source, ...(proxyUrl ? { proxyUrl, proxy: `${shownProxy(proxyUrl)} (the cluster's proxy-url)` } : {}), applyToHTTPSOptions: (opts) => kc.applyToHTTPSOptions(opts) };
 }
 
 /** client-go's headerKeyEscape: bytes that are neither unreserved (RFC 3986) nor header token characters become %XX. */

@@ -148,7 +148,8 @@ export class KubeHttp {
   /**
    * Headers, basic auth and keep-alive agents for one request or watch, from what the credentials
    * give now. The client library's own `agent` is not used: it builds a new one per call, without
-   * keep-alive; ours go through the same kind of proxy agent for a kubeconfig's proxy-url. The
+   * keep-alive; ours go through the same kind of proxy agent for a kubeconfig's proxy-url (or
+   * HTTPS_PROXY, see proxy-env.ts). The
    * caller hands the agents back with done().
    */
   private async options(): Promise<{ headers: Record<string, string>; auth?: string; agents: Agents }> {
@@ -350,9 +351,9 @@ function sameTls(a: Tls, b: Tls): boolean {
 }
 
 /**
- * Builds agents for the server, through a kubeconfig's proxy-url with the proxy agents the client
- * library uses for it (hpagent for http and https proxies, socks-proxy-agent for socks), loaded
- * only then.
+ * Builds agents for the server, through a kubeconfig's proxy-url or HTTPS_PROXY/HTTP_PROXY with
+ * the proxy agents the client library uses for a proxy-url (hpagent for http and https proxies,
+ * socks-proxy-agent for socks), loaded only then.
  */
 async function agentMaker(server: URL, proxyUrl: string | undefined): Promise<(o: https.AgentOptions) => http.Agent> {
   const secure = server.protocol === 'https:';

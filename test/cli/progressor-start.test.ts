@@ -49,8 +49,8 @@ describe('kube-canary progressor start-up', function () {
   });
 
   /** Starts the progressor and collects its output until `until` matches a line. */
-  async function start(prometheusUrl: string, until: RegExp): Promise<string> {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'progressor', '--kubeconfig', join(dir, 'kubeconfig'), '--prometheus-url', prometheusUrl, '--metrics-addr', '127.0.0.1:0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  async function start(prometheusUrl: string, until: RegExp, env: Record<string, string> = {}): Promise<string> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'progressor', '--kubeconfig', join(dir, 'kubeconfig'), '--prometheus-url', prometheusUrl, '--metrics-addr', '127.0.0.1:0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no line matching ${until} within 20 s; output:\n${out}`)), 20_000);
@@ -77,6 +77,18 @@ describe('kube-canary progressor start-up', function () {
     const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { credentials: string; prometheus: string };
     assert.match(starting.credentials, /^kubeconfig .*kubeconfig \(token\)$/);
     assert.equal(starting.prometheus, `http://127.0.0.1:${port}/prom`);
+    assert.doesNotMatch(out, /pa55word|sekret-token/);
+  });
+
+  it('names the proxy HTTP_PROXY gives and the variable, without its password', async () => {
+    const [api, proxy] = [await closedPort(), await closedPort()];
+    writeFileSync(
+      join(dir, 'kubeconfig'),
+      JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: `http://kube.test:${api}` } }], users: [{ name: 'u', user: { token: 'sekret-token' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' }),
+    );
+    const out = await start(`http://127.0.0.1:${await closedPort()}`, /progressor starting/, { HTTP_PROXY: `http://corp:pa55word@127.0.0.1:${proxy}`, http_proxy: '', NO_PROXY: '', no_proxy: '' });
+    const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { proxy: string };
+    assert.equal(starting.proxy, `http://127.0.0.1:${proxy} (HTTP_PROXY)`);
     assert.doesNotMatch(out, /pa55word|sekret-token/);
   });
 

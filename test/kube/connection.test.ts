@@ -1,9 +1,11 @@
 /**
  * How KubeHttp reaches the API server when the client library authenticates: a kubeconfig's
  * proxy-url (an HTTP CONNECT proxy, a SOCKS5 proxy), basic auth, and client certificates an exec
- * plugin rotates. Real TLS, a real proxy and an HTTPS stand-in for the API server, all on 127.0.0.1.
+ * plugin rotates; and through HTTPS_PROXY when there is no proxy-url. Real TLS, a real proxy and
+ * an HTTPS stand-in for the API server, all on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import dns from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -27,7 +29,8 @@ async function waitUntil(f: () => boolean, what: string): Promise<void> {
 
 describe('kube http: proxies, basic auth and rotating client certificates (client library credentials)', function () {
   this.timeout(20_000);
-  const serving = generateCerts({ hosts: ['127.0.0.1'], validDays: 1, keyBits: 1024 });
+  // kube.test: a name only the test proxy resolves (HTTPS_PROXY is never used for a loopback address).
+  const serving = generateCerts({ hosts: ['127.0.0.1', 'kube.test'], validDays: 1, keyBits: 1024 });
   // Leaf pairs used as client certificates; the stand-in tells them apart by CN.
   const clientA = generateCerts({ hosts: ['client-a'], validDays: 1, keyBits: 1024 });
   const clientB = generateCerts({ hosts: ['client-b'], validDays: 1, keyBits: 1024 });
@@ -37,7 +40,7 @@ describe('kube http: proxies, basic auth and rotating client certificates (clien
   const seen: Array<{ url: string; authorization?: string; client?: string; socket: TLSSocket }> = [];
   const watches: http.ServerResponse[] = [];
   let proxy: http.Server;
-  const connects: Array<{ target: string; socket: net.Socket }> = [];
+  const connects: Array<{ target: string; socket: net.Socket; authorization?: string }> = [];
   const open = new Set<net.Socket>();
 
   before(async () => {
@@ -55,9 +58,9 @@ describe('kube http: proxies, basic auth and rotating client certificates (clien
     // An HTTP proxy that only tunnels (CONNECT), as corporate proxies do for https.
     proxy = http.createServer((_req, res) => res.writeHead(405).end());
     proxy.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
-      connects.push({ target: req.url!, socket: client });
+      connects.push({ target: req.url!, socket: client, ...(req.headers['proxy-authorization'] ? { authorization: req.headers['proxy-authorization'] } : {}) });
       const [host, p] = req.url!.split(':');
-      const upstream = net.connect(Number(p), host, () => {
+      const upstream = net.connect(Number(p), host === 'kube.test' ? '127.0.0.1' : host, () => {
         client.write('HTTP/1.1 200 Connection established\r\n\r\n');
         upstream.pipe(client).pipe(upstream);
       });
@@ -207,6 +210,63 @@ describe('kube http: proxies, basic auth and rotating client certificates (clien
     ctrl.abort();
     await watching;
     await waitUntil(() => oldConnections.every((s) => s.destroyed || s.readyState === 'closed'), 'the connections made with the old certificate are closed once unused');
+  });
+
+  describe('without a proxy-url: HTTPS_PROXY and NO_PROXY, as client-go', () => {
+    // Lookups of kube.test made by this process, i.e. by KubeHttp going around the proxy; they
+    // get 127.0.0.1, so such a request still reaches the stand-in and the test shows where it went.
+    const lookedUp: string[] = [];
+    const realLookup = dns.lookup;
+    before(() => {
+      dns.lookup = ((host: string, ...rest: unknown[]) => {
+        if (host === 'kube.test') lookedUp.push(host);
+        return (realLookup as (...a: unknown[]) => unknown)(host === 'kube.test' ? '127.0.0.1' : host, ...rest);
+      }) as typeof dns.lookup;
+    });
+    after(() => {
+      dns.lookup = realLookup;
+    });
+    beforeEach(() => {
+      lookedUp.length = 0;
+    });
+    const viaName = (name: string, cluster: Record<string, unknown> = {}) => kubeconfig(name, { server: `https://kube.test:${port(api)}`, ...cluster }, { token: 'env-proxied' });
+
+    it('goes through HTTPS_PROXY with its basic auth; the start line names it without the password', async () => {
+      const creds = await loadCredentials(viaName('env-proxy'), { HTTPS_PROXY: `http://corp:pa%3Ass@127.0.0.1:${port(proxy)}`, NO_PROXY: 'other.test,10.0.0.0/8' });
+      assert.equal(creds.proxy, `http://127.0.0.1:${port(proxy)} (HTTPS_PROXY)`);
+      assert.deepEqual(await new KubeHttp(creds).request('GET', '/api/v1/namespaces'), { kind: 'NamespaceList', items: [] });
+      assert.deepEqual(connects.map((c) => [c.target, c.authorization]), [[`kube.test:${port(api)}`, `Basic ${b64('corp:pa:ss')}`]]);
+      assert.equal(seen[0]?.authorization, 'Bearer env-proxied');
+      assert.deepEqual(lookedUp, [], 'the proxy resolved the name, not the progressor');
+    });
+
+    it('goes around it when NO_PROXY lists the server', async () => {
+      const creds = await loadCredentials(viaName('env-no-proxy'), { HTTPS_PROXY: `http://127.0.0.1:${port(proxy)}`, no_proxy: 'localhost,.test' });
+      assert.equal(creds.proxy, 'none: HTTPS_PROXY is set, but the server is listed in no_proxy');
+      assert.deepEqual(await new KubeHttp(creds).request('GET', '/api/v1/namespaces'), { kind: 'NamespaceList', items: [] });
+      assert.deepEqual(connects, []);
+      assert.deepEqual(lookedUp, ['kube.test'], 'connected directly');
+      assert.equal(seen[0]?.authorization, 'Bearer env-proxied');
+    });
+
+    it("a kubeconfig's proxy-url wins over HTTPS_PROXY", async () => {
+      let envProxyConnections = 0;
+      const envProxy = net.createServer((s) => {
+        envProxyConnections += 1;
+        s.destroy();
+      });
+      await listen(envProxy);
+      try {
+        const creds = await loadCredentials(viaName('env-and-proxy-url', { 'proxy-url': `http://127.0.0.1:${port(proxy)}` }), { HTTPS_PROXY: `http://127.0.0.1:${port(envProxy)}` });
+        assert.equal(creds.proxy, `http://127.0.0.1:${port(proxy)} (the cluster's proxy-url)`);
+        await new KubeHttp(creds).request('GET', '/api/v1/namespaces');
+        assert.deepEqual(connects.map((c) => c.target), [`kube.test:${port(api)}`]);
+        assert.equal(envProxyConnections, 0);
+        assert.deepEqual(lookedUp, []);
+      } finally {
+        await new Promise((r) => envProxy.close(r));
+      }
+    });
   });
 
   it('refuses a proxy-url that is not an http, https or socks URL at start, naming the field and not quoting it', async () => {

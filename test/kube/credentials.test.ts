@@ -107,6 +107,25 @@ describe('kube/credentials', () => {
     assert.equal((await loadCredentials(file, env, dir)).server, 'https://elsewhere');
   });
 
+  it('without a proxy-url, takes HTTPS_PROXY unless NO_PROXY lists the server, and says so without the proxy password', async () => {
+    write('ca.crt', 'SA-CA');
+    write('token', 'sa-token');
+    const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', HTTPS_PROXY: 'http://corp:hunter2@proxy.corp:3128' };
+    const proxied = await loadCredentials(undefined, pod, dir);
+    assert.equal(proxied.proxyUrl, 'http://corp:hunter2@proxy.corp:3128/');
+    assert.equal(proxied.proxy, 'http://proxy.corp:3128 (HTTPS_PROXY)');
+    const listed = await loadCredentials(undefined, { ...pod, no_proxy: '.svc,10.96.0.0/12' }, dir);
+    assert.equal(listed.proxyUrl, undefined);
+    assert.equal(listed.proxy, 'none: HTTPS_PROXY is set, but the server is listed in no_proxy');
+    const local = await loadCredentials(write('local', kubeconfig({ server: 'https://127.0.0.1:6443' }, { token: 't' })), { https_proxy: 'proxy.corp:3128' });
+    assert.equal(local.proxy, 'none: https_proxy is set, but the server is a loopback address, never proxied');
+    assert.equal((await loadCredentials(write('plain', kubeconfig({ server: 'https://api' }, { token: 't' })), {})).proxy, undefined);
+    await assert.rejects(
+      loadCredentials(undefined, { ...pod, HTTPS_PROXY: 'ftp://corp:hunter2@proxy.corp' }, dir),
+      (e: Error) => e instanceof CredentialsError && /^HTTPS_PROXY is not an http:\/\/, https:\/\/ or socks5:\/\/ URL, nor a host:port .*; fix it, or unset it to connect directly$/.test(e.message) && !e.message.includes('hunter2'),
+    );
+  });
+
   it('leaves exec plugins to the client library, which runs them', async () => {
     const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'from-exec' } });
     const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `process.stdout.write(${JSON.stringify(credential)})`], interactiveMode: 'Never' };
