@@ -107,6 +107,8 @@ const CANCELLED = 'the check was cancelled before Prometheus answered';
  * of MB, which would be held in the memory of the progressor that serves every release.
  */
 export const MAX_ANSWER_BYTES = 1024 * 1024;
+/** Below this, a built-in metric's window may hold fewer than two scrapes (15 s and 30 s scrape intervals are common): said with "no data". */
+const SHORT_WINDOW_MS = 60_000;
 const NO_DATA = 'no data: the query returned an empty result (no matching series in the window; has the canary received traffic?)';
 
 /** The `data` of an answer Prometheus marked a success, or why there is none. */
@@ -263,7 +265,7 @@ export class PrometheusProvider implements MetricProvider {
       const answer = await this.query(built.query, signal);
       outcome = 'error' in answer ? answer : extractValue(answer.body);
     }
-    if ('error' in outcome) return fail(outcome.error);
+    if ('error' in outcome) return fail(outcome.error === NO_DATA && metric.query === undefined && metric.intervalMs < SHORT_WINDOW_MS ? `${NO_DATA}; a rate over ${formatDuration(metric.intervalMs)} needs two scrapes in that window: make the metric's interval at least twice Prometheus' scrape interval (e.g. 1m)` : outcome.error);
     return judge(metric.name, outcome.value, metric.min, metric.max);
   }
 

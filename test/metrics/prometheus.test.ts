@@ -339,6 +339,16 @@ describe('prometheus: HTTP failures are failed checks, never passes', () => {
     }
   });
 
+  it('"no data" of a built-in metric over a window shorter than a minute says that the window may hold too few scrapes; over 1m it does not', async () => {
+    handler = () => ({ status: 200, body: JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } }) });
+    const p = new PrometheusProvider({ url: base, timeoutMs: 2000, batchWindowMs: 0 });
+    const short = await p.check({ ...sr, intervalMs: 15_000 }, target);
+    assert.match(short.message, /no data: .*; a rate over 15s needs two scrapes in that window: make the metric's interval at least twice Prometheus' scrape interval \(e\.g\. 1m\)$/);
+    const long = await p.check({ ...sr, intervalMs: 60_000 }, target);
+    assert.match(long.message, /no data/);
+    assert.doesNotMatch(long.message, /scrapes/);
+  });
+
   it('built-in checks of many releases arriving together go out as one query; each release gets its own value', async () => {
     const seen: string[] = [];
     handler = (_path, body) => {
