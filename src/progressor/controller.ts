@@ -170,6 +170,12 @@ export class Controller {
     return routeHolder(stable, others);
   }
 
+  /** Reconcile the other Deployments behind `d`'s Service (one of them may be waiting for `d`'s release). */
+  private wakeSiblings(d: V1Deployment): void {
+    const self = objectKey(d);
+    for (const k of this.byService.get(serviceKey(d)) ?? []) if (k !== self) this.enqueue(k);
+  }
+
   /** Keeps byService current: every Deployment our watches see, under the Service it routes. */
   private indexService(ev: string, d: V1Deployment): void {
     const key = objectKey(d);
@@ -227,6 +233,7 @@ export class Controller {
   private onDeployment(ev: string, d: V1Deployment): void {
     const key = objectKey(d);
     this.indexService(ev, d);
+    if (ev === 'delete' && d.metadata?.annotations?.[ANN_REVISION] !== undefined) this.wakeSiblings(d);
     // The echo of our own status write: we decided on exactly this and scheduled what follows.
     if (ev === 'update' && d.metadata?.resourceVersion && this.ownWrites.get(key) === d.metadata.resourceVersion) return;
     if (ev === 'delete' && !this.stableFor(key)) {
@@ -371,6 +378,9 @@ export class Controller {
       stable ??= await this.optedOutRelease(key);
       if (!stable) return;
       const r = await this.reconciler.reconcile(stable, this.abort.signal, optedOut);
+      // A release that ended frees its Service: one waiting for it starts now, not an interval later.
+      // (Only on the write that ended it: idle reconciles also report their terminal status.)
+      if (r.wroteResourceVersion !== undefined && r.phase && isTerminal(r.phase)) this.wakeSiblings(stable);
       if (optedOut && r.phase && isTerminal(r.phase)) {
         this.leftScope.delete(key);
         this.forget(key); // ended as a plain Deployment: its series go

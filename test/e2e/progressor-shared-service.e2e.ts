@@ -17,8 +17,10 @@ describe('progressor: two Deployments behind one Service', function () {
   it('runs their releases one after the other: the later waits without a canary and without touching the routes', async () => {
     const ns = scenario.ns;
     const objs: object[] = [];
+    // wb checks every 20 s: waiting, it would look again only that much later; the end of wa's release wakes it at once.
+    const wbAnalysis = JSON.stringify({ interval: '20s', threshold: 2, maxWeight: 10, stepWeight: 10, metrics: [] });
     for (const name of ['wa', 'wb']) {
-      const { service, deployment } = reviewManifests({ namespace: ns, name, image: `${name}:1`, analysis: stepsOnlyAnalysis(2), progressDeadline: '60s' });
+      const { service, deployment } = reviewManifests({ namespace: ns, name, image: `${name}:1`, analysis: name === 'wa' ? stepsOnlyAnalysis(2) : wbAnalysis, progressDeadline: '60s' });
       deployment.metadata!.annotations!['kube-canary.io/service'] = 'web';
       deployment.spec!.template.metadata!.labels!['tier'] = 'web';
       objs.push(deployment);
@@ -52,6 +54,10 @@ describe('progressor: two Deployments behind one Service', function () {
     assert.deepEqual(seen, [...seen].sort((a, b) => a - b), `canary weights of Service web while wa ran: ${seen.join(',')}`);
 
     assert.equal((await waitForPhase(ns, 'wa', ['Succeeded', 'Failed'], 60_000, logs)).phase, 'Succeeded');
+    await waitFor('wb to start once wa ended (woken, not polled 20 s later)', async () => {
+      const s = statusOf(await getDeployment(ns, 'wb'));
+      return s && s['heldBy'] === undefined;
+    }, { timeoutMs: 4_000, describe: logs });
     const wb = await waitForPhase(ns, 'wb', ['Succeeded', 'Failed'], 90_000, logs);
     assert.equal(wb.phase, 'Succeeded');
     assert.equal((await getDeployment(ns, 'wb')).spec?.template.spec?.containers[0]?.image, 'wb:2');
