@@ -46,6 +46,8 @@ export interface ReleaseStatus {
   canaryUnreadySince?: string;
   /** The Deployment whose release routes the same Service: this one waits until it ends (progressor/shared-service.ts). */
   heldBy?: string;
+  /** The Service this release sets the routes of, and since when (ISO): its rank among releases behind that Service. */
+  routing?: { service: string; since: string };
   /**
    * When and why the revision in kube-canary.io/failed-revision failed: kept through later
    * releases for as long as that annotation names it, so a denial of it can still say so.
@@ -91,6 +93,7 @@ export function parseStatus(text: string | undefined): ReleaseStatus | undefined
       ...(s.cancelled === true ? { cancelled: true } : {}),
       ...(typeof s.canaryUnreadySince === 'string' ? { canaryUnreadySince: s.canaryUnreadySince } : {}),
       ...(typeof s.heldBy === 'string' ? { heldBy: s.heldBy } : {}),
+      ...(typeof s.routing?.service === 'string' && typeof s.routing.since === 'string' ? { routing: { service: s.routing.service, since: s.routing.since } } : {}),
       ...(isFailure(s.failure) ? { failure: { revision: s.failure.revision, at: s.failure.at, message: s.failure.message } } : {}),
     };
   } catch {

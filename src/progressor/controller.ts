@@ -215,6 +215,8 @@ export class Controller {
         for (const d of inf.list()) if (d.metadata?.annotations?.[ANN_REVISION] !== undefined) this.leftScope.add(objectKey(d));
         const keys = inf.list().map(objectKey);
         void inf.stop();
+        // A stopped watch sends no deletes: what only it saw leaves the Service index here.
+        for (const d of inf.list()) this.indexService('delete', d);
         for (const k of keys) {
           // Still ours through its own label (the other watch): nothing to forget.
           if (!this.stableFor(k)) this.forget(k);

@@ -28,7 +28,7 @@ interface Run {
   done: Promise<void>;
   /** A reconcile returned without this run's answer: the answer wakes the release. */
   wake: boolean;
-  /** What the run threw (it is dropped then): the reconcile waiting inline for it fails with it. */
+  /** What the run threw: the next reconcile that asks for it fails with it (backoff, ReconcileError Event), then it is dropped. */
   failed?: Error;
 }
 
@@ -58,7 +58,11 @@ export class GateRuns {
       run = this.launch(key, need, runs, now, start, outer);
       await this.waitInline(run);
     }
-    if (run.failed) throw run.failed;
+    if (run.failed) {
+      // Said once, by the reconcile that gets it; the next one runs the gates again.
+      runs.delete(need);
+      throw run.failed;
+    }
     if (run.outcome) return { outcome: run.outcome, requestedAt: run.requestedAt };
     run.wake = true;
     return undefined;
@@ -72,7 +76,7 @@ export class GateRuns {
   private expire(runs: Map<string, Run>, maxAgeMs: number): void {
     let newest = -Infinity;
     for (const r of runs.values()) {
-      if (!r.outcome) return; // one still running: the answers wait for it
+      if (!r.outcome) return; // one still running (or failed, not yet said): the answers wait for it
       newest = Math.max(newest, r.answeredAt!);
     }
     if (this.o.clock() - newest > maxAgeMs) runs.clear();
@@ -137,7 +141,6 @@ export class GateRuns {
         // that gets it fails (retried with backoff, said in a ReconcileError Event); the next runs it again.
         (err: unknown) => {
           if (!current()) return;
-          runs.delete(need);
           run.failed = err instanceof Error ? err : new Error(String(err));
           if (run.wake) this.o.onDone(key);
         },

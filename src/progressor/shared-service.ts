@@ -14,14 +14,15 @@ export function routedService(d: V1Deployment): string {
 }
 
 /**
- * The rank of `d`'s release for its Service: when its release started routing, if it does (a
- * status that is not terminal and not waiting for another release, whatever revision it is of: a
- * new revision mid-release keeps the Service); +Infinity when it has not started or waits.
+ * The rank of `d`'s release for its Service: since when it routes it (status.routing, stamped when
+ * it first set routes unhindered, kept through a new revision mid-release); +Infinity when it
+ * routes nothing: not started, waiting for another, ended, or routing another Service before its
+ * kube-canary.io/service changed.
  */
 function rank(d: V1Deployment): number {
   const s = parseStatus(d.metadata?.annotations?.[ANN_STATUS]);
-  if (!s || isTerminal(s.phase) || s.heldBy !== undefined) return Infinity;
-  const t = Date.parse(s.startedAt);
+  if (!s || isTerminal(s.phase) || s.routing?.service !== routedService(d)) return Infinity;
+  const t = Date.parse(s.routing.since);
   return Number.isFinite(t) ? t : Infinity;
 }
 
@@ -38,7 +39,10 @@ const inProgress = (d: V1Deployment) => d.metadata?.annotations?.[ANN_REVISION] 
 export function routeHolder(me: V1Deployment, others: Iterable<V1Deployment>): string | undefined {
   const service = routedService(me);
   const name = me.metadata!.name!;
-  let first: [number, string] | undefined = inProgress(me) ? [rank(me), name] : undefined;
+  // `me` takes part while its release is in progress, or while it still routes (its revision
+  // annotation removed by hand, being deleted): its routes are its own to set back then.
+  const mine = rank(me);
+  let first: [number, string] | undefined = inProgress(me) || Number.isFinite(mine) ? [mine, name] : undefined;
   for (const d of others) {
     if (d.metadata?.name === name || !inProgress(d) || routedService(d) !== service) continue;
     const k: [number, string] = [rank(d), d.metadata!.name!];

@@ -58,24 +58,24 @@ export function step(obs: Observation, now: number): StepResult {
   const req = st.request;
   if (!st.revision) {
     const d = idle(obs, now, id);
-    return finish(obs, prev, req === undefined ? d : withActions(d, idleRequest(obs, req, id)), [], false);
+    return finish(obs, prev, req === undefined ? d : withActions(d, idleRequest(obs, req, id)), [], false, now);
   }
 
   if (st.optedOut) {
     const d = optedOut(obs, now, id);
-    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `${id} is no longer opted in to kube-canary`)), [], false);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `${id} is no longer opted in to kube-canary`)), [], false, now);
   }
 
   if (!st.config.ok) {
     const d = invalidConfig(obs, now, id, st.config.errors);
-    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, 'the kube-canary configuration is invalid (see the InvalidConfig Event); fix it, then ask again')), [], false);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, 'the kube-canary configuration is invalid (see the InvalidConfig Event); fix it, then ask again')), [], false, now);
   }
   const ctx: Ctx = { obs, now, cfg: st.config.value, id, canaryId: `${canaryName(st.name)}.${st.namespace}` };
 
   // The user put back the template the pods are running: nothing to release.
   if (st.stableRevision !== undefined && st.revision === st.stableRevision) {
     const d = cancel(ctx);
-    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `the release is cancelled: ${id} is back on its running revision ${st.revision}`)), [], false);
+    return finish(obs, prev, req === undefined ? d : withActions(d, ignore(req, id, `the release is cancelled: ${id} is back on its running revision ${st.revision}`)), [], false, now);
   }
 
   let s = prev;
@@ -90,12 +90,12 @@ export function step(obs: Observation, now: number): StepResult {
   let ignored: Action[] = [];
   if (req !== undefined) {
     const a = applyRequest(req, s!, ctx);
-    if (typeof a !== 'string') return finish(obs, prev, a, pre, fresh);
+    if (typeof a !== 'string') return finish(obs, prev, a, pre, fresh, now);
     ignored = ignore(req, id, a);
   }
   const r = obs.routeHolder && ANALYSING.includes(s!.phase) ? decided(heldByOther(s!, ctx, obs.routeHolder)) : byPhase(s!.heldBy ? unheld(s!, ctx) : s!, ctx);
   if (r.kind === 'need') return r;
-  return finish(obs, prev, withActions(r, ignored), pre, fresh);
+  return finish(obs, prev, withActions(r, ignored), pre, fresh, now);
 }
 
 /**
@@ -105,14 +105,16 @@ export function step(obs: Observation, now: number): StepResult {
  * subset would otherwise carry it along with the other release's canary. A paused one stays
  * paused. Polled every interval: the other Deployment's events do not wake this one.
  */
-function heldByOther(s: ReleaseStatus, c: Ctx, holder: string): Decision {
+function heldByOther(s0: ReleaseStatus, c: Ctx, holder: string): Decision {
+  const { routing: _r, ...s } = s0;
   const actions: Action[] = c.obs.canary ? [{ type: 'deleteCanary' }] : [];
-  if (s.phase === 'Paused') return { status: { ...s, heldBy: holder }, actions };
+  // Paused: stays paused, from its first step again (its canary goes, so its weight cannot stay).
+  if (s.phase === 'Paused') return { status: { ...s, weight: 0, stepIndex: -1, heldBy: holder }, actions };
   const further = s.phase !== 'Initializing' || s.stepIndex >= 0 || !!c.obs.canary;
   const msg = `Waiting for the release of ${holder}.${c.obs.stable.namespace} to end: it routes Service ${c.cfg.service ?? c.obs.stable.name} too, and kube-canary shifts one release's traffic at a time; ${c.id} starts ${further ? 'again from its first step ' : ''}then`;
   const { lastCheckAt: _a, canaryUnreadySince: _b, preRolloutDone: _c, ...rest } = withoutWaiting(s);
   const restarted: ReleaseStatus = further ? { ...transition(rest, 'Initializing', c.now, msg), weight: 0, stepIndex: -1 } : s;
-  const say = sayHold(s, msg, c.now);
+  const say = sayHold(s0, msg, c.now);
   if (say) actions.push(event(false, 'Waiting', msg));
   return { status: { ...saying(restarted, msg, say, c.now), heldBy: holder }, actions, requeueAfterMs: c.cfg.analysis.intervalMs };
 }
@@ -572,12 +574,19 @@ function stuckRollback(s: ReleaseStatus, c: Ctx, problem: string): Decision {
  * Common tail: align the routes with the status weight (first, so traffic leaves the canary
  * before it changes or goes), then the phase's actions, then the status write.
  */
-function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision | StepResult, pre: Action[], newRelease: boolean): StepResult {
+function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision | StepResult, pre: Action[], newRelease: boolean, now: number): StepResult {
   if ('kind' in d && d.kind === 'need') return d;
   const dec = d as Decision;
-  const s = dec.status;
+  let s = dec.status;
   // With an invalid configuration the provider itself is unknown: touch no routes.
   const inProgress = !!obs.stable.revision && !!s && !isTerminal(s.phase) && obs.stable.config.ok;
+  // Routing its Service from now on (the first decision with no other release in the way, or its
+  // Service changed): stamped, as its rank among releases behind that Service (shared-service.ts),
+  // and the routes ensured, so that routes generated for another Deployment there are owned by
+  // this one too and outlive that one's deletion.
+  const service = obs.stable.config.ok ? (obs.stable.config.value.service ?? obs.stable.name) : undefined;
+  const startsRouting = inProgress && !obs.routeHolder && s!.phase !== 'RollingBack' && s!.routing?.service !== service;
+  if (startsRouting) s = { ...s!, routing: { service: service!, since: iso(now) } };
   const desired = s && inProgress ? s.weight : 0;
   // Rolling back with no routes at all (never made, for a release held by a missing Service; or
   // deleted): nothing routes the host to the canary, so there is nothing to set back. Making them
@@ -585,7 +594,7 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   // Also while another release routes the Service (routeHolder): its routes are not ours to set.
   const unrouted = (s?.phase === 'RollingBack' && obs.routes === undefined) || obs.routeHolder !== undefined;
   const routes: Action[] = [];
-  if (inProgress && !unrouted && (newRelease || obs.routes === undefined)) routes.push({ type: 'ensureRoutes' });
+  if (inProgress && !unrouted && (newRelease || obs.routes === undefined || startsRouting)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
   if (obs.stable.config.ok && !unrouted && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
   const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...(unrouted ? [] : idleRoutesReset(obs, s, routes)), ...pre, ...dec.actions];
@@ -632,8 +641,11 @@ function decided(d: Decision): StepResult {
 function newStatus(st: StableView, now: number, message: string): ReleaseStatus {
   // The record of the failure that kube-canary.io/failed-revision still names outlives this release (see FailureRecord).
   const failure = st.status?.failure;
+  // A new revision mid-release keeps the Service it routes (shared-service.ts).
+  const routing = st.status && !isTerminal(st.status.phase) ? st.status.routing : undefined;
   return {
     ...(failure && failure.revision === st.failedRevision ? { failure } : {}),
+    ...(routing ? { routing } : {}),
     phase: 'Initializing',
     revision: st.revision ?? st.templateHash,
     stableRevision: st.stableRevision ?? '',

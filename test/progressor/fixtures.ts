@@ -44,6 +44,8 @@ export function status(over: Partial<ReleaseStatus> = {}): ReleaseStatus {
     startedAt: iso(T0),
     lastTransitionAt: iso(T0),
     message: 'New revision new1 detected',
+    // It routes its Service (shared-service.ts): the steady state of a release under way.
+    routing: { service: 'review', since: iso(T0) },
     ...over,
   };
 }

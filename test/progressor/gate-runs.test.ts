@@ -118,15 +118,17 @@ describe('gate runs outside the reconcile slot', () => {
     assert.equal(r.size, 0);
   });
 
-  it('a run that throws is dropped (the next reconcile runs it again) and still wakes a release that waits for it', async () => {
+  it('a run that throws in the background wakes the release, whose next reconcile fails with it (backoff, an Event); the one after runs it again', async () => {
     const { r, woken } = runs();
     const g = held();
     assert.equal(await r.get(KEY, 's1', NEED, 5, 60_000, g.start), undefined);
     g.calls[0]!.fail(new Error('bug'));
     await tick();
     assert.deepEqual(woken, [KEY]);
+    await assert.rejects(r.get(KEY, 's1', NEED, 6, 60_000, g.start), /bug/);
+    assert.equal(g.calls.length, 1, 'not started again by the reconcile that says the failure');
     assert.equal(r.size, 0);
-    await r.get(KEY, 's1', NEED, 6, 60_000, g.start);
+    await r.get(KEY, 's1', NEED, 7, 60_000, g.start);
     assert.equal(g.calls.length, 2);
   });
 

@@ -14,7 +14,15 @@ function deployment(name: string, o: { service?: string; revision?: string; star
   const ann: Record<string, string> = {};
   if (o.service) ann['kube-canary.io/service'] = o.service;
   if (o.revision) ann['kube-canary.io/revision'] = o.revision;
-  if (o.startedAt !== undefined) ann['kube-canary.io/status'] = JSON.stringify(status({ revision: o.statusRevision ?? o.revision ?? 'x', startedAt: iso(o.startedAt), ...(o.phase ? { phase: o.phase } : {}), ...(o.heldBy ? { heldBy: o.heldBy } : {}) }));
+  // `startedAt`: when it started routing its Service (status.routing); a waiting one (heldBy) routes nothing.
+  if (o.startedAt !== undefined) {
+    const s = status({ revision: o.statusRevision ?? o.revision ?? 'x', startedAt: iso(o.startedAt), routing: { service: o.service ?? name, since: iso(o.startedAt) }, ...(o.phase ? { phase: o.phase } : {}) });
+    if (o.heldBy) {
+      delete s.routing;
+      s.heldBy = o.heldBy;
+    }
+    ann['kube-canary.io/status'] = JSON.stringify(s);
+  }
   return { metadata: { name, namespace: 'test', annotations: ann, ...(o.deleting ? { deletionTimestamp: new Date(T0) } : {}) } };
 }
 
@@ -48,8 +56,28 @@ describe('one release at a time per routed Service: who routes it', () => {
   it('for a Deployment with no release in progress (idle, opted out, deleted), any release on its Service holds it', () => {
     const live = deployment('wa', { service: 'web', revision: 'a1', startedAt: T0 });
     assert.equal(routeHolder(deployment('wb', { service: 'web' }), [live]), 'wa');
-    assert.equal(routeHolder(deployment('wb', { service: 'web', revision: 'b1', startedAt: 0, deleting: true }), [live]), 'wa');
+    assert.equal(routeHolder(deployment('wb', { service: 'web', revision: 'b1', startedAt: 0, deleting: true, heldBy: 'wa' }), [live]), 'wa', 'deleted while it waited');
+    // One that routes its Service and is deleted (or loses its revision annotation by hand) sets its routes back itself.
+    const waiting = deployment('wa', { service: 'web', revision: 'a1', startedAt: T0, heldBy: 'wb' });
+    assert.equal(routeHolder(deployment('wb', { service: 'web', revision: 'b1', startedAt: T0 + 1000, deleting: true }), [waiting]), undefined);
+    assert.equal(routeHolder(deployment('wb', { service: 'web', startedAt: T0 + 1000 }), [waiting]), undefined);
     assert.equal(routeHolder(deployment('wb', { service: 'web' }), []), undefined);
+  });
+
+  it('a release that never routed (it waited, then was promoted or aborted) does not take the Service from the one that routes it', () => {
+    const wa = deployment('wa', { service: 'web', revision: 'a2', startedAt: T0 + 60_000 });
+    const wb = deployment('wb', { service: 'web', revision: 'b1' });
+    wb.metadata!.annotations!['kube-canary.io/status'] = JSON.stringify(status({ phase: 'Promoting', revision: 'b1', startedAt: iso(T0 + 5000), routing: undefined }));
+    assert.equal(routeHolder(wa, [wb]), undefined);
+    assert.equal(routeHolder(wb, [wa]), 'wa');
+  });
+
+  it("a release whose kube-canary.io/service changed ranks by the new Service's routing, not by its start on the old one", () => {
+    const a = deployment('a', { service: 'web', revision: 'a1', startedAt: T0 });
+    a.metadata!.annotations!['kube-canary.io/service'] = 'api'; // moved at weight 0 (the webhook allows that)
+    const c = deployment('c', { service: 'api', revision: 'c1', startedAt: T0 + 3600_000 });
+    assert.equal(routeHolder(c, [a]), undefined, 'c keeps api');
+    assert.equal(routeHolder(a, [c]), 'c');
   });
 
   it('ignores other Services (the Deployment name is the default), Deployments with no release in progress, and ones being deleted', () => {
@@ -109,13 +137,27 @@ describe('one release at a time per routed Service: the release that waits', () 
     assert.match(eventActions(d.actions).map((e) => e.message).join('\n'), /starts again from its first step then/);
   });
 
-  it('a paused one stays paused while it waits: no canary made, the pause message kept', () => {
-    const s = status({ phase: 'Paused', message: 'Release of review.test paused by request at canary weight 0; resume it with ...' });
-    const d = decided(step(obs({ status: s }, holding), T0 + 5000));
+  it('a paused one stays paused while it waits, from its first step again: canary removed, weight 0, the pause message kept', () => {
+    const s = status({ phase: 'Paused', weight: 25, stepIndex: 0, message: 'Release of review.test paused by request at canary weight 25; resume it with ...' });
+    const d = decided(step(obs({ status: s }, { ...holding, canary: readyCanary() }), T0 + 5000));
     assert.equal(d.status?.phase, 'Paused');
     assert.equal(d.status?.heldBy, 'wa');
+    assert.equal(d.status?.routing, undefined, 'routes nothing while it waits');
+    assert.deepEqual([d.status?.weight, d.status?.stepIndex], [0, -1]);
     assert.equal(d.status?.message, s.message);
+    assert.ok(d.actions.some((a) => a.type === 'deleteCanary'));
     assert.ok(!d.actions.some((a) => a.type === 'ensureCanary' || a.type === 'setWeight'));
+    // Once the other has ended: still paused, and no share sent to a canary that is not there.
+    const after = decided(step(obs({ status: d.status! }, { routes: { stable: 100, canary: 0 } }), T0 + 60_000));
+    assert.equal(after.status?.phase, 'Paused');
+    assert.ok(!after.actions.some((a) => a.type === 'setWeight'), JSON.stringify(after.actions));
+  });
+
+  it('once it no longer waits it routes the Service: stamped (its rank), and the routes ensured (so it co-owns generated ones)', () => {
+    const s = status({ heldBy: 'wa', routing: undefined, message: 'Waiting for the release of wa.test to end' });
+    const d = decided(step(obs({ status: s }, { routes: { stable: 100, canary: 0 } }), T0 + 60_000));
+    assert.deepEqual(d.status?.routing, { service: 'review', since: iso(T0 + 60_000) });
+    assert.ok(d.actions.some((a) => a.type === 'ensureRoutes'));
   });
 
 });
