@@ -384,6 +384,23 @@ spec:
       assert.equal(owned.patches.length, patches, 'owned by both now: nothing more to write');
     });
 
+    it("a Deployment moved to another Service leaves generated routes that another Deployment's releases also use as they are (theirs now) and gets routes of its own", async () => {
+      const fake = new FakeCustomObjects();
+      const b = { ...target, name: 'review-b', owner: { ...target.owner, name: 'review-b', uid: 'uid-b' } };
+      await new IstioProvider(fake).reconcile(target); // generated "review" for Service review
+      await new IstioProvider(fake).reconcile(b); // review-b behind the same Service: co-owner
+      await new IstioProvider(fake).reconcile({ ...target, service: 'ratings' }); // review moves to Service ratings
+      for (const k of generated) {
+        const o = fake.objects.get(k)!;
+        assert.deepEqual(o.metadata.ownerReferences, [b.owner], `${k}: review-b's alone now`);
+      }
+      assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'review', 'still routing Service review');
+      const mine = fake.objects.get('destinationrules/test/review-ratings')!;
+      assert.equal((mine.spec as { host: string }).host, 'ratings');
+      assert.deepEqual(mine.metadata.ownerReferences, [target.owner]);
+      assert.ok(fake.objects.get('virtualservices/test/review-ratings'));
+    });
+
     it('the owner is not written over a change made since the object was read (a user taking it over)', async () => {
       const fake = await orphaned();
       const before = new FakeCustomObjects();
