@@ -235,7 +235,6 @@ export class Controller {
   private onDeployment(ev: string, d: V1Deployment): void {
     const key = objectKey(d);
     this.indexService(ev, d);
-    if (ev === 'delete' && d.metadata?.annotations?.[ANN_REVISION] !== undefined) this.wakeSiblings(d);
     // The echo of our own status write: we decided on exactly this and scheduled what follows.
     if (ev === 'update' && d.metadata?.resourceVersion && this.ownWrites.get(key) === d.metadata.resourceVersion) return;
     if (ev === 'delete' && !this.stableFor(key)) {
@@ -264,7 +263,12 @@ export class Controller {
   private async routesOfDeleted(key: string, now: V1Deployment | undefined): Promise<void> {
     const deleted = this.deletedMidRelease.get(key);
     if (!deleted) return;
-    if (now?.metadata?.uid !== deleted.metadata?.uid) await this.reconciler.releaseGone(deleted);
+    if (now?.metadata?.uid !== deleted.metadata?.uid) {
+      await this.reconciler.releaseGone(deleted);
+      // Its routes are set back: one waiting behind the same Service may start now, not before
+      // (or this late write could undo its first weight).
+      this.wakeSiblings(deleted);
+    }
     this.deletedMidRelease.delete(key);
   }
 

@@ -597,7 +597,7 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
   if (inProgress && !unrouted && (newRelease || obs.routes === undefined || startsRouting)) routes.push({ type: 'ensureRoutes' });
   const r = obs.routes;
   if (obs.stable.config.ok && !unrouted && (r ? r.canary !== desired || r.stable !== 100 - desired : inProgress)) routes.push({ type: 'setWeight', canary: desired });
-  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted), ...(unrouted ? [] : idleRoutesReset(obs, s, routes)), ...pre, ...dec.actions];
+  const actions = [...routes, ...routesRepaired(obs, prev, desired, inProgress && !newRelease && !unrouted && !prev?.heldBy), ...(unrouted ? [] : idleRoutesReset(obs, s, routes)), ...pre, ...dec.actions];
   if (s && !sameStatus(s, prev)) actions.push({ type: 'writeStatus', status: s });
   return { kind: 'decision', status: s, actions, ...(dec.requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(0, dec.requeueAfterMs) } : {}) };
 }
@@ -609,6 +609,7 @@ function finish(obs: Observation, prev: ReleaseStatus | undefined, d: Decision |
  * not what this decision sets: somebody deleted or edited them (a GitOps tool syncing its own
  * weights back shows up here, release after release), or a restart interrupted a step.
  */
+/** (Not for a release taking over routes another release left behind: `ongoing` is false then.) */
 function routesRepaired(obs: Observation, prev: ReleaseStatus | undefined, desired: number, ongoing: boolean): Action[] {
   if (!ongoing || !prev || isTerminal(prev.phase)) return [];
   const id = `${obs.stable.name}.${obs.stable.namespace}`;

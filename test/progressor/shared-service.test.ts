@@ -153,6 +153,13 @@ describe('one release at a time per routed Service: the release that waits', () 
     assert.ok(!after.actions.some((a) => a.type === 'setWeight'), JSON.stringify(after.actions));
   });
 
+  it('taking over routes the other release left at its weight (it was deleted, or opted out), it sets them to its own without a RoutesRestored Warning blaming "outside kube-canary"', () => {
+    const s = status({ heldBy: 'wa', routing: undefined, message: 'Waiting for the release of wa.test to end' });
+    const d = decided(step(obs({ status: s }, { routes: { stable: 70, canary: 30 } }), T0 + 60_000));
+    assert.ok(d.actions.some((a) => a.type === 'setWeight' && a.canary === 0));
+    assert.ok(!eventActions(d.actions).some((e) => e.reason === 'RoutesRestored'), JSON.stringify(eventActions(d.actions)));
+  });
+
   it('once it no longer waits it routes the Service: stamped (its rank), and the routes ensured (so it co-owns generated ones)', () => {
     const s = status({ heldBy: 'wa', routing: undefined, message: 'Waiting for the release of wa.test to end' });
     const d = decided(step(obs({ status: s }, { routes: { stable: 100, canary: 0 } }), T0 + 60_000));

@@ -259,10 +259,13 @@ describe('istio provider', () => {
     assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'review');
     assert.deepEqual((fake.objects.get('virtualservices/test/review')!.spec as { hosts: string[] }).hosts, ['review']);
     assert.equal(fake.creates.length, 2, 'rewritten in place, not created again');
-    // Generated for another Deployment of the same name (another owner): not ours to rewrite.
+    // Generated for another Deployment of the same name (another owner, which keeps it): not ours
+    // to rewrite; this one's routes get a name of their own.
     const other = new FakeCustomObjects();
     await new IstioProvider(other).reconcile({ ...target, service: 'nosuch', owner: { ...target.owner, uid: 'uid-other' } });
-    await assert.rejects(new IstioProvider(other).reconcile(target), /already exists in test but does not route review/);
+    await new IstioProvider(other).reconcile(target);
+    assert.equal((other.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'nosuch', 'theirs, untouched');
+    assert.equal((other.objects.get('destinationrules/test/review-review')!.spec as { host: string }).host, 'review');
   });
 
   describe('a user VirtualService with match routes', () => {
@@ -399,6 +402,28 @@ spec:
       assert.equal((mine.spec as { host: string }).host, 'ratings');
       assert.deepEqual(mine.metadata.ownerReferences, [target.owner]);
       assert.ok(fake.objects.get('virtualservices/test/review-ratings'));
+
+      // Moved again: the object of the other Deployment is still theirs; this one gets another name again.
+      await new IstioProvider(fake).reconcile({ ...target, service: 'details' });
+      assert.equal((fake.objects.get('destinationrules/test/review-details')!.spec as { host: string }).host, 'details');
+      assert.deepEqual(fake.objects.get('destinationrules/test/review')!.metadata.ownerReferences, [b.owner]);
+    });
+
+    it('a Deployment whose name is taken by routes generated for another Service (e.g. "api" moved to "v2", then a Deployment "api-v2") gets routes of its own, not an error', async () => {
+      const fake = new FakeCustomObjects();
+      const other = { ...target, name: 'api', service: 'v2', owner: { ...target.owner, name: 'api', uid: 'uid-api' } };
+      await new IstioProvider(fake).reconcile(other);
+      await new IstioProvider(fake).reconcile({ ...other, name: 'api-v2-x', service: 'unused' }); // unrelated
+      fake.objects.set('destinationrules/test/review', { ...structuredClone(fake.objects.get('destinationrules/test/api')!), metadata: { ...structuredClone(fake.objects.get('destinationrules/test/api')!.metadata), name: 'review' } });
+      await new IstioProvider(fake).reconcile(target); // "review" is taken by one routing v2 for api
+      assert.equal((fake.objects.get('destinationrules/test/review-review')!.spec as { host: string }).host, 'review');
+      assert.equal((fake.objects.get('destinationrules/test/review')!.spec as { host: string }).host, 'v2', 'theirs, untouched');
+    });
+
+    it("a name taken by a user's object is an error naming it, the same on every retry", async () => {
+      const fake = new FakeCustomObjects();
+      fake.objects.set('destinationrules/test/review', { metadata: { name: 'review' }, spec: { host: 'somewhere-else' } });
+      for (let i = 0; i < 2; i++) await assert.rejects(new IstioProvider(fake).reconcile(target), /a DestinationRule named review already exists in test but does not route review; rename it or set kube-canary.io\/service/);
     });
 
     it('the owner is not written over a change made since the object was read (a user taking it over)', async () => {
