@@ -3,6 +3,13 @@
  * request, latencies from hrtime. Closed loop (fixed concurrency) measures throughput; open loop
  * (fixed rate, requests scheduled on the clock, latency counted from the scheduled time so a
  * stalled server cannot hide queueing) measures latency at a given load.
+ *
+ * Both open their connections before the clock starts, as the apiserver holds its connections to
+ * a webhook open (the servers keep idle ones 95 s). Opened inside the timed window, they were a
+ * storm: a client stall of a few ms made several requests due at once, each took a new TLS
+ * connection (~1 ms of this process's CPU and a handshake on the server's), which stalled it
+ * further, up to all 64 sockets; that alone put either server's p99 at 1,000 requests/s at 40-70 ms
+ * in most rounds (measured 2026-11-27: 30-64 connections opened in those rounds, none in the others).
  */
 import { Agent, request } from 'node:https';
 
@@ -36,6 +43,11 @@ function once(agent: Agent, t: Target): Promise<boolean> {
   });
 }
 
+/** Opens `n` connections on the agent (n requests at once, each needing its own socket) and keeps them. */
+async function warm(agent: Agent, t: Target, n: number): Promise<void> {
+  await Promise.all(Array.from({ length: n }, () => once(agent, t)));
+}
+
 function summarise(latencies: number[], errors: number, seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
@@ -44,6 +56,7 @@ function summarise(latencies: number[], errors: number, seconds: number): LoadRe
 
 export async function closedLoop(t: Target, concurrency: number, seconds: number): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  await warm(agent, t, concurrency);
   const latencies: number[] = [];
   let errors = 0;
   const start = performance.now();
@@ -61,8 +74,12 @@ export async function closedLoop(t: Target, concurrency: number, seconds: number
   return summarise(latencies, errors, (performance.now() - start) / 1000);
 }
 
+/** Connections of the open loop: requests beyond this many in flight wait for one (and show as latency). */
+const OPEN_LOOP_SOCKETS = 64;
+
 export async function openLoop(t: Target, rate: number, seconds: number): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const agent = new Agent({ keepAlive: true, maxSockets: OPEN_LOOP_SOCKETS });
+  await warm(agent, t, OPEN_LOOP_SOCKETS);
   const latencies: number[] = [];
   let errors = 0;
   const total = Math.round(rate * seconds);
