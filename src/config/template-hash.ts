@@ -30,8 +30,15 @@ export function templateHash(template: V1PodTemplateSpec | undefined, trackLabel
 
 function without(map: Record<string, string> | undefined, keys: string[]): Record<string, string> | undefined {
   if (!map) return undefined;
-  const kept = Object.fromEntries(Object.entries(map).filter(([k]) => !keys.includes(k)));
-  return Object.keys(kept).length > 0 ? kept : undefined;
+  // No prototype: a key "__proto__" (possible in a hand-made review) stays a member, as with Object.fromEntries.
+  const kept: Record<string, string> = Object.create(null);
+  let n = 0;
+  for (const k of Object.keys(map)) {
+    if (keys.includes(k)) continue;
+    kept[k] = map[k]!;
+    n++;
+  }
+  return n > 0 ? kept : undefined;
 }
 
 /**
@@ -48,7 +55,7 @@ export function canonicalJson(v: unknown): string {
   }
   const o = v as Record<string, unknown>;
   const keys = Object.keys(o);
-  if (keys.length > 1) keys.sort();
+  if (keys.length > 1) sortKeys(keys);
   let out = '{';
   for (const k of keys) {
     const x = o[k];
@@ -56,6 +63,27 @@ export function canonicalJson(v: unknown): string {
     out += (out.length > 1 ? ',' : '') + stringJson(k) + ':' + canonicalJson(x);
   }
   return `${out}}`;
+}
+
+/**
+ * `keys.sort()`, in place. Insertion sort for the short key lists of a pod template (and the
+ * already sorted maps the apiserver sends): Array.prototype.sort allocates a work copy per call,
+ * a third of what an admission allocated (two templates, ~120 objects).
+ */
+function sortKeys(keys: string[]): void {
+  if (keys.length > 32) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
 }
 
 /** Exactly `JSON.stringify(v) ?? 'null'` for a non-object, without its generic path for the common cases. */

@@ -34,6 +34,13 @@ describe('template hash', () => {
     assert.equal(templateHash(shuffled, 'version'), templateHash(t, 'version'));
   });
 
+  it('keeps a label named __proto__ (a hand-made review) as a label, not as a prototype', () => {
+    const labels = JSON.parse('{"__proto__": "x", "app": "review", "version": "stable"}') as Record<string, string>;
+    const t = { ...template(), metadata: { labels } };
+    assert.notEqual(templateHash(t, 'version'), templateHash(template(), 'version'));
+    assert.equal(templateHash(t, 'version'), createHash('sha256').update(canonicalJson({ metadata: { labels: JSON.parse('{"__proto__": "x", "app": "review"}') }, spec: t.spec })).digest('hex').slice(0, 10));
+  });
+
   it('changes with the image, an env value or a label', () => {
     const base = templateHash(template(), 'version');
     const a = template();
@@ -84,5 +91,21 @@ describe('template hash', () => {
       assert.equal(canonicalJson(v), referenceCanonicalJson(v));
     }
     assert.equal(canonicalJson({ z: 'a"b', 'k\n': 1.5, n: Number.NaN, d: new Date(0), t: true }), '{"d":{},"k\\n":1.5,"n":null,"t":true,"z":"a\\"b"}');
+  });
+
+  it('canonical JSON orders keys like Array.prototype.sort for short and long key lists, in any order', () => {
+    // Short lists are sorted in place (insertion sort), long ones natively: both must give the order the hash was defined with.
+    const pool = ['b', 'a', 'B', 'A', '_', '10', '9', '0', 'aa', 'a\u0000', 'é', 'z', '\ud83d\ude00', '\uffff', 'key-1', 'key-10', 'key-2', 'KEY'];
+    let seed = 11;
+    const rnd = (n: number) => Math.floor(((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * n);
+    for (const size of [2, 3, 5, 31, 32, 33, 40, 100]) {
+      for (let n = 0; n < 50; n++) {
+        const keys = new Set<string>();
+        while (keys.size < size) keys.add(`${pool[rnd(pool.length)]}${rnd(2) === 0 ? rnd(1000) : ''}`);
+        const ordered = n % 2 === 0 ? [...keys] : [...keys].sort().reverse();
+        const o = Object.fromEntries(ordered.map((k, i) => [k, i]));
+        assert.equal(canonicalJson(o), referenceCanonicalJson(o), `${size} keys`);
+      }
+    }
   });
 });
