@@ -4,7 +4,7 @@
  * the right content type.
  */
 import type { Operation } from 'fast-json-patch';
-import type { KubeHttp, Priority } from './http.js';
+import { ApiError, type KubeHttp, type Priority } from './http.js';
 
 export interface ApiObject {
   apiVersion?: string;
@@ -18,6 +18,8 @@ export interface Gvr {
   group: string;
   version: string;
   plural: string;
+  /** What installs the resource, for the message when the cluster does not serve it (e.g. "Istio 1.22 or newer"). */
+  servedBy?: string;
 }
 
 export interface CustomObjectClient {
@@ -34,7 +36,13 @@ export class KubeCustomObjects implements CustomObjectClient {
   constructor(private readonly http: KubeHttp) {}
 
   async list(gvr: Gvr, namespace: string): Promise<ApiObject[]> {
-    return (await this.http.request<{ items?: ApiObject[] }>('GET', path(gvr, namespace))).items ?? [];
+    try {
+      return (await this.http.request<{ items?: ApiObject[] }>('GET', path(gvr, namespace))).items ?? [];
+    } catch (err) {
+      // A list in a namespace that does not exist is empty: a 404 here means the resource itself is not served.
+      if (err instanceof ApiError && err.code === 404) throw new ApiError(404, notServedMessage(gvr), err.body);
+      throw err;
+    }
   }
 
   get(gvr: Gvr, namespace: string, name: string): Promise<ApiObject> {
@@ -48,4 +56,10 @@ export class KubeCustomObjects implements CustomObjectClient {
   jsonPatch(gvr: Gvr, namespace: string, name: string, ops: Operation[], priority?: Priority): Promise<ApiObject> {
     return this.http.request('PATCH', `${path(gvr, namespace)}/${name}`, { body: ops, contentType: 'application/json-patch+json', ...(priority ? { priority } : {}) });
   }
+}
+
+/** Why reading a resource failed with 404 on its collection: its CustomResourceDefinition is missing. */
+export function notServedMessage(gvr: Gvr): string {
+  const by = gvr.servedBy ? ` (${gvr.servedBy})` : '';
+  return `the API server does not serve ${gvr.plural}.${gvr.group}/${gvr.version}: install its CustomResourceDefinition${by}`;
 }

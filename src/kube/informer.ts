@@ -68,6 +68,12 @@ export class Informer<T extends KubernetesObject> {
   private abort?: AbortController;
   private loop?: Promise<void>;
   private syncWaiters: Array<() => void> = [];
+  private settleWaiters: Array<() => void> = [];
+  /**
+   * Why the list fails, while it fails in a way retrying soon will not mend: 404 (the resource is
+   * not served: its CRD is not installed) or 403 (RBAC forbids it). Cleared by the next list that works.
+   */
+  private lasting?: ApiError;
   /** Counters for metrics and tests. */
   readonly stats = { lists: 0, watches: 0, restarts: 0, silentRestarts: 0, errors: 0 };
 
@@ -105,6 +111,16 @@ export class Informer<T extends KubernetesObject> {
     return this.synced ? Promise.resolve() : new Promise((r) => this.syncWaiters.push(r));
   }
 
+  /** The error of a list that fails for a lasting reason (see `lasting`), or undefined. */
+  get lastingFailure(): ApiError | undefined {
+    return this.lasting;
+  }
+
+  /** Resolves after the first successful list, or once a list has failed for a lasting reason. */
+  waitUntilSettled(): Promise<void> {
+    return this.synced || this.lasting ? Promise.resolve() : new Promise((r) => this.settleWaiters.push(r));
+  }
+
   start(): this {
     if (!this.loop) this.loop = this.run();
     return this;
@@ -125,6 +141,7 @@ export class Informer<T extends KubernetesObject> {
         backoff = this.opts.backoffMinMs ?? 500;
         const started = Date.now();
         await this.watchOnce();
+        if (this.stopped) break;
         // A stream the server closed after a while is normal; one that dies at once is not.
         if (Date.now() - started < 1000) await this.sleep(backoff);
         this.stats.restarts += 1;
@@ -132,9 +149,21 @@ export class Informer<T extends KubernetesObject> {
         if (this.stopped) break;
         this.stats.errors += 1;
         if (err instanceof ApiError && err.code === 410) this.resourceVersion = '';
-        this.log.warn({ informer: this.opts.name, err: (err as Error).message, retryInMs: backoff }, 'watch failed; retrying');
+        const maxBackoff = this.opts.backoffMaxMs ?? 30_000;
+        if (err instanceof ApiError && (err.code === 404 || err.code === 403)) {
+          // Said once, not every retry: a cluster without the CRD (or the permission) stays so
+          // until somebody installs it, which the slowest retry still notices.
+          const known = this.lasting?.code === err.code;
+          this.lasting = err;
+          for (const w of this.settleWaiters.splice(0)) w();
+          backoff = maxBackoff;
+          const what = err.code === 404 ? 'the API server does not serve this resource (is its CustomResourceDefinition installed?)' : 'access is forbidden (RBAC)';
+          this.log[known ? 'debug' : 'warn']({ informer: this.opts.name, err: err.message, retryInMs: backoff }, `cannot list: ${what}; retrying`);
+        } else {
+          this.log.warn({ informer: this.opts.name, err: (err as Error).message, retryInMs: backoff }, 'watch failed; retrying');
+        }
         await this.sleep(backoff * (0.8 + Math.random() * 0.4));
-        backoff = Math.min(backoff * 2, this.opts.backoffMaxMs ?? 30_000);
+        backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
   }
@@ -178,13 +207,18 @@ export class Informer<T extends KubernetesObject> {
       }
     }
     this.resourceVersion = list.resourceVersion;
+    if (this.lasting) this.log.info({ informer: this.opts.name }, 'listing works again');
+    this.lasting = undefined;
     if (!this.synced) {
       this.synced = true;
-      for (const w of this.syncWaiters.splice(0)) w();
+      for (const w of [...this.syncWaiters.splice(0), ...this.settleWaiters.splice(0)]) w();
     }
   }
 
   private async watchOnce(): Promise<void> {
+    // Stopped while the list was in flight: stop() had no watch to abort, and one started now
+    // would run until the server ends it (minutes), holding up whoever awaits stop().
+    if (this.stopped) return;
     this.stats.watches += 1;
     const ctrl = new AbortController();
     this.abort = ctrl;

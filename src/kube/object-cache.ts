@@ -69,8 +69,9 @@ export class InformerObjectCache implements ObjectCache {
   async list(gvr: Gvr, namespace: string): Promise<ApiObject[] | undefined> {
     const inf = this.informer(gvr, namespace);
     if (!inf.hasSynced) {
+      // Not for a list that cannot work (no CRD, no permission): the caller's API read says why at once.
       const wait = this.opts.syncWaitMs ?? 3000;
-      await Promise.race([inf.waitForSync(), new Promise((r) => setTimeout(r, wait).unref())]);
+      await Promise.race([inf.waitUntilSettled(), new Promise((r) => setTimeout(r, wait).unref())]);
       if (!inf.hasSynced) return undefined;
     }
     return inf.list();

@@ -20,8 +20,9 @@ import type { RouteTarget, Routes, TrafficProvider } from './provider.js';
 
 // v1 is served by the CRDs we ship against (shared/crds/istio) and by Istio >= 1.22.
 export const ISTIO_VERSION = 'v1';
-export const DESTINATION_RULES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'destinationrules' };
-export const VIRTUAL_SERVICES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'virtualservices' };
+const SERVED_BY = 'Istio 1.22 or newer';
+export const DESTINATION_RULES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'destinationrules', servedBy: SERVED_BY };
+export const VIRTUAL_SERVICES: Gvr = { group: 'networking.istio.io', version: ISTIO_VERSION, plural: 'virtualservices', servedBy: SERVED_BY };
 const API_VERSION = `networking.istio.io/${ISTIO_VERSION}`;
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kube-canary' };
 /** How long a read serves the weight PATCH that follows it; above LAST_READ_SWEEP entries, older ones are swept. */

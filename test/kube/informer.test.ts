@@ -180,3 +180,101 @@ describe('kube informer: a list of many objects', function () {
     assert.equal(inf.stats.lists, 2);
   });
 });
+
+describe('kube informer: a list that cannot work (resource not served, access forbidden)', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  /** What the list answers: a status code, or 200 with no items. */
+  let answer = 404;
+  let lists = 0;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') === 'true') return void res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+      lists += 1;
+      if (answer === 404) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found\n');
+      if (answer === 403) return void res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'things is forbidden: User "x" cannot list resource "things"' }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], metadata: { resourceVersion: '1' } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('settles at once, says so once at warn (each new reason once), retries at the slowest pace, and recovers', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const lines: Array<{ level: number; msg: string; retryInMs?: number }> = [];
+    const log = createLogger('test', 'debug', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'things(ns)', path: '/apis/x.example/v1/namespaces/ns/things', backoffMinMs: 20, backoffMaxMs: 150 }, log);
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond());
+    };
+    inf.start();
+    const started = Date.now();
+    await inf.waitUntilSettled();
+    assert.ok(Date.now() - started < 1000, 'settled by the first failed list, not by a timeout');
+    assert.equal(inf.hasSynced, false);
+    assert.equal(inf.lastingFailure?.code, 404);
+    await until(() => lists >= 4);
+    answer = 403;
+    await until(() => inf.lastingFailure?.code === 403 && lists >= 7);
+    const warns = lines.filter((l) => l.level === 40);
+    assert.deepEqual(warns.map((l) => l.msg), [
+      'cannot list: the API server does not serve this resource (is its CustomResourceDefinition installed?); retrying',
+      'cannot list: access is forbidden (RBAC); retrying',
+    ]);
+    assert.ok(warns.every((l) => l.retryInMs === 150), 'straight to the slowest retry');
+    assert.ok(lines.some((l) => l.level === 20 && l.msg.startsWith('cannot list: the API server does not serve')), 'repeats go to debug');
+    answer = 200;
+    await inf.waitForSync();
+    assert.equal(inf.lastingFailure, undefined);
+    assert.ok(lines.some((l) => l.msg === 'listing works again'));
+    await inf.stop();
+  });
+});
+
+describe('kube informer: stopped while its list is in flight', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  let watches = 0;
+  let listArrived: () => void;
+  const listing = new Promise<void>((r) => (listArrived = r));
+  let answerList: () => void;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') === 'true') {
+        watches += 1;
+        return void res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+      }
+      answerList = () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], metadata: { resourceVersion: '1' } }));
+      listArrived();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('starts no watch after the list answers, so stop() returns at once', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'test', path: '/apis/apps/v1/deployments' }, createLogger('test', 'silent'));
+    inf.start();
+    await listing;
+    const stopped = inf.stop();
+    answerList();
+    const started = Date.now();
+    const outcome = await Promise.race([stopped.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still waiting'), 3000))]);
+    assert.equal(outcome, 'stopped', 'stop() waited for a watch started after it');
+    assert.ok(Date.now() - started < 200, `stop() took ${Date.now() - started} ms`);
+    assert.equal(watches, 0);
+  });
+});
