@@ -10,8 +10,82 @@
  * aborted and dropped. An answer is kept until a reconcile that used it has committed, so a commit
  * lost to a conflict or an API error is retried with the same answer instead of running the checks
  * again; it is not used once it is older than `maxAgeMs` (one analysis interval).
+ *
+ * Runs take one of a bounded number of slots (GateSlots, --gate-concurrency): with hundreds of
+ * releases and a slow Prometheus or slow webhooks, up to one run per release would otherwise be in
+ * flight at once. A run that waits for a slot has not started; its reconcile does not wait for it.
  */
 import type { GateOutcome } from './types.js';
+
+/** As --concurrency's default: before gates left the reconcile slots, that many sets were in flight at most. */
+export const DEFAULT_GATE_CONCURRENCY = 32;
+
+/**
+ * At most `limit` gate runs in flight in the process; the others wait in the order they asked
+ * (FIFO, so none is starved). One whose signal aborts while it waits leaves the queue unstarted.
+ */
+export class GateSlots {
+  private inFlight = 0;
+  /** Insertion-ordered: the first waiter gets the next free slot; an aborted one is deleted where it is. */
+  private readonly queue = new Set<() => void>();
+
+  constructor(
+    private readonly limit: number,
+    /** Each change of the counts, for the kube_canary_gate_runs gauge. */
+    private readonly onChange: (counts: { waiting: number; running: number }) => void = () => {},
+  ) {}
+
+  /** `f()` once a slot is free, holding it until `f` settles; rejects without calling `f` if `signal` aborts first. */
+  async run<T>(signal: AbortSignal, f: () => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    if (this.inFlight < this.limit) {
+      this.inFlight++;
+      this.changed();
+    } else {
+      await this.turn(signal);
+    }
+    try {
+      // Handed a slot in the same tick as it stopped being wanted.
+      signal.throwIfAborted();
+      return await f();
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Settles when a finishing run hands this one its slot (so no newcomer can take it in between). */
+  private turn(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', leave);
+        resolve();
+      };
+      const leave = () => {
+        this.queue.delete(go);
+        this.changed();
+        reject(signal.reason);
+      };
+      this.queue.add(go);
+      signal.addEventListener('abort', leave, { once: true });
+      this.changed();
+    });
+  }
+
+  private release(): void {
+    const next = this.queue.values().next();
+    if (next.done) {
+      this.inFlight--;
+    } else {
+      this.queue.delete(next.value);
+      next.value();
+    }
+    this.changed();
+  }
+
+  private changed(): void {
+    this.onChange({ waiting: this.queue.size, running: this.inFlight });
+  }
+}
 
 export interface GateAnswer {
   outcome: GateOutcome;
@@ -30,6 +104,8 @@ interface Run {
   wake: boolean;
   /** What the run threw: the next reconcile that asks for it fails with it (backoff, ReconcileError Event), then it is dropped. */
   failed?: Error;
+  /** Not started yet: waits for one of the GateSlots. */
+  waiting: boolean;
 }
 
 export interface GateRunsOptions {
@@ -38,6 +114,8 @@ export interface GateRunsOptions {
   /** A run that a reconcile stopped waiting for answered: reconcile its release again. */
   onDone(key: string): void;
   clock(): number;
+  /** Shared by every release (and by the reconcilers of successive leadership terms). */
+  slots: GateSlots;
 }
 
 export class GateRuns {
@@ -47,8 +125,8 @@ export class GateRuns {
 
   /**
    * The answer to `need` (gate kind, revision, phase) for release `key` in `state`: a kept one, or
-   * a new run's if it answers within inlineMs; undefined while a run goes on in the background.
-   * `start` is called only when a new run is needed.
+   * a new run's if it answers within inlineMs; undefined while a run goes on in the background or
+   * waits for a slot. `start` is called only when a new run is needed, once it has a slot.
    */
   async get(key: string, state: string, need: string, now: number, maxAgeMs: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Promise<GateAnswer | undefined> {
     const runs = this.runsFor(key, state);
@@ -56,7 +134,8 @@ export class GateRuns {
     let run = runs.get(need);
     if (!run) {
       run = this.launch(key, need, runs, now, start, outer);
-      await this.waitInline(run);
+      // A run that waits for a slot waits for other releases' slow runs: not in a reconcile slot.
+      if (!run.waiting) await this.waitInline(run);
     }
     if (run.failed) {
       // Said once, by the reconcile that gets it; the next one runs the gates again.
@@ -98,7 +177,12 @@ export class GateRuns {
     this.byRelease.delete(key);
   }
 
-  /** Runs in flight, or answered and not spent. */
+  /** Whether release `key`'s run for `need` waits for a slot (not started yet). */
+  waiting(key: string, need: string): boolean {
+    return this.byRelease.get(key)?.runs.get(need)?.waiting ?? false;
+  }
+
+  /** Runs waiting, in flight, or answered and not spent. */
   get size(): number {
     let n = 0;
     for (const r of this.byRelease.values()) n += r.runs.size;
@@ -126,10 +210,16 @@ export class GateRuns {
     const onAbort = () => abort.abort();
     outer?.addEventListener('abort', onAbort, { once: true });
     if (outer?.aborted) abort.abort();
-    const run: Run = { requestedAt: now, abort, wake: false, done: Promise.resolve() };
+    const run: Run = { requestedAt: now, abort, wake: false, waiting: true, done: Promise.resolve() };
     const current = () => !abort.signal.aborted && this.byRelease.get(key)?.runs === runs && runs.get(need) === run;
     runs.set(need, run);
-    run.done = start(abort.signal)
+    // An aborted run (its state left, the release gone, the controller stopped) rejects here,
+    // started or not; it is not current() any more, so that is dropped like its answer would be.
+    run.done = this.o.slots
+      .run(abort.signal, () => {
+        run.waiting = false;
+        return start(abort.signal);
+      })
       .then(
         (outcome) => {
           if (!current()) return;

@@ -13,6 +13,7 @@ export class ProgressorMetrics {
   readonly weight = new Gauge({ name: 'kube_canary_release_canary_weight', help: 'Canary traffic weight in percent', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly failedChecks = new Gauge({ name: 'kube_canary_release_failed_checks', help: 'Failed checks of the current release', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly checks = new Counter({ name: 'kube_canary_analysis_checks_total', help: 'Gate check results', labelNames: ['namespace', 'name', 'gate', 'check', 'result'], registers: [this.registry] });
+  readonly gateRuns = new Gauge({ name: 'kube_canary_gate_runs', help: 'Gate sets in flight (running) or waiting for one of the --gate-concurrency slots (waiting)', labelNames: ['state'], registers: [this.registry] });
   readonly gateDuration = new Histogram({ name: 'kube_canary_gate_duration_seconds', help: 'Time to run one gate set', labelNames: ['gate'], buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30], registers: [this.registry] });
   readonly releaseDuration = new Histogram({ name: 'kube_canary_release_duration_seconds', help: 'Release duration from new revision to its end', labelNames: ['outcome'], buckets: [10, 30, 60, 120, 300, 600, 1200, 3600], registers: [this.registry] });
   readonly promotions = new Counter({ name: 'kube_canary_promotions_total', help: 'Releases promoted', labelNames: ['namespace', 'name'], registers: [this.registry] });

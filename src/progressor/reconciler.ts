@@ -22,7 +22,7 @@ import type { Logger } from '../kube/logger.js';
 import type { RouteTarget, TrafficProvider } from '../traffic/provider.js';
 import { buildCanary, canarySelector } from './canary.js';
 import { type GateContext, type GateDeps, notify, runGates } from './gates.js';
-import { GateRuns } from './gate-runs.js';
+import { DEFAULT_GATE_CONCURRENCY, GateRuns, GateSlots } from './gate-runs.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
@@ -49,6 +49,8 @@ export interface ReconcilerDeps {
   wake?(key: string): void;
   /** How long a reconcile waits for the gates it starts before leaving them to the background (GATE_INLINE_MS). */
   gateInlineMs?: number;
+  /** Bounds the gate runs in flight (--gate-concurrency); one per process, kept across leadership terms. */
+  gateSlots?: GateSlots;
 }
 
 export class NotLeaderError extends Error {
@@ -79,7 +81,7 @@ export class Reconciler {
   private readonly gateRuns: GateRuns;
 
   constructor(private readonly d: ReconcilerDeps) {
-    this.gateRuns = new GateRuns({ inlineMs: d.gateInlineMs ?? GATE_INLINE_MS, clock: () => d.now(), onDone: (key) => d.wake?.(key) });
+    this.gateRuns = new GateRuns({ inlineMs: d.gateInlineMs ?? GATE_INLINE_MS, clock: () => d.now(), onDone: (key) => d.wake?.(key), slots: d.gateSlots ?? new GateSlots(DEFAULT_GATE_CONCURRENCY) });
   }
 
   /** Last error reported per release, so a retrying failure produces one Event (again after HOLD_REPEAT_MS), not one per retry. */
@@ -182,7 +184,7 @@ export class Reconciler {
         if (!d.mayAct()) throw new NotLeaderError();
         const answer = await this.gateRuns.get(key, state, need, now, cfg!.analysis.intervalMs, (sig) => this.runGates(gate, cfg!.analysis, ctx, sig, log), signal);
         if (!answer) {
-          log.debug({ gate }, 'gates still running; deciding when they answer');
+          log.debug({ gate }, this.gateRuns.waiting(key, need) ? 'gates waiting for a slot (--gate-concurrency); deciding when they answer' : 'gates still running; deciding when they answer');
           return {};
         }
         used.add(need);

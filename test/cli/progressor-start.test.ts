@@ -49,8 +49,8 @@ describe('kube-canary progressor start-up', function () {
   });
 
   /** Starts the progressor and collects its output until `until` matches a line. */
-  async function start(prometheusUrl: string, until: RegExp, env: Record<string, string> = {}): Promise<string> {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'progressor', '--kubeconfig', join(dir, 'kubeconfig'), '--prometheus-url', prometheusUrl, '--metrics-addr', '127.0.0.1:0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  async function start(prometheusUrl: string, until: RegExp, env: Record<string, string> = {}, args: string[] = []): Promise<string> {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'progressor', '--kubeconfig', join(dir, 'kubeconfig'), '--prometheus-url', prometheusUrl, '--metrics-addr', '127.0.0.1:0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no line matching ${until} within 20 s; output:\n${out}`)), 20_000);
@@ -117,5 +117,34 @@ describe('kube-canary progressor start-up', function () {
     await new Promise<void>((r) => prometheus!.listen(0, '127.0.0.1', r));
     const out = await start(`http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`, /Prometheus answers|Prometheus does not answer/);
     assert.match(out, /"msg":"Prometheus answers"/);
+  });
+
+  it('bounds the gate sets in flight by --gate-concurrency (KUBE_CANARY_GATE_CONCURRENCY), 32 by default, says so at start and serves kube_canary_gate_runs', async () => {
+    const prom = `http://127.0.0.1:${await closedPort()}`;
+    for (const [env, args, expected] of [[{}, [], 32], [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, [], 4], [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, ['--gate-concurrency', '7'], 7]] as const) {
+      const out = await start(prom, /progressor starting/, env, [...args]);
+      const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { gateConcurrency: number; concurrency: number; metrics: string };
+      assert.deepEqual([starting.gateConcurrency, starting.concurrency], [expected, 32]);
+      if (expected === 32) {
+        const text = await (await fetch(`http://${starting.metrics}/metrics`)).text();
+        assert.match(text, /^kube_canary_gate_runs\{state="waiting"\} 0$/m);
+        assert.match(text, /^kube_canary_gate_runs\{state="running"\} 0$/m);
+      }
+      const exited = new Promise((r) => child!.once('exit', r));
+      child!.kill('SIGKILL');
+      await exited;
+      child = undefined;
+    }
+  });
+
+  it('refuses a --gate-concurrency that is not a whole number from 1 to 1000, from the flag or the environment', async () => {
+    const prom = `http://127.0.0.1:${await closedPort()}`;
+    for (const [env, args] of [[{}, ['--gate-concurrency', '0']], [{ KUBE_CANARY_GATE_CONCURRENCY: 'many' }, []]] as const) {
+      const out = await start(prom, /must be a whole number/, env, [...args]);
+      await new Promise((r) => (child!.exitCode !== null ? r(undefined) : child!.once('exit', r)));
+      assert.notEqual(child!.exitCode, 0);
+      assert.match(out, /--gate-concurrency "(0|many)" must be a whole number from 1 to 1000/);
+      if (env.KUBE_CANARY_GATE_CONCURRENCY) assert.match(out, /from env 'KUBE_CANARY_GATE_CONCURRENCY'/);
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
-import { GateRuns } from '../../src/progressor/gate-runs.js';
+import { GateRuns, GateSlots } from '../../src/progressor/gate-runs.js';
 import type { GateOutcome } from '../../src/progressor/types.js';
 
 const PASS: GateOutcome = { passed: true, rollbackRequested: false, results: [{ name: 'request-success-rate', passed: true, message: 'ok' }] };
@@ -19,11 +19,33 @@ function held() {
   return { calls, start };
 }
 
-function runs(inlineMs = 20) {
+function runs(inlineMs = 20, slots = new GateSlots(32)) {
   const clock = { now: 1_000_000 };
   const woken: string[] = [];
-  const r = new GateRuns({ inlineMs, clock: () => clock.now, onDone: (k) => woken.push(k) });
+  const r = new GateRuns({ inlineMs, clock: () => clock.now, onDone: (k) => woken.push(k), slots });
   return { r, clock, woken };
+}
+
+/** Gate sets per release that answer when told to; `started` is the order they started in. */
+function heldPerRelease() {
+  const started: string[] = [];
+  const calls = new Map<string, { signal: AbortSignal; answer: (o: GateOutcome) => void; fail: (e: Error) => void }>();
+  const start = (key: string) => (signal: AbortSignal) =>
+    new Promise<GateOutcome>((answer, fail) => {
+      started.push(key);
+      calls.set(key, { signal, answer, fail });
+    });
+  return { started, calls, start };
+}
+
+/** Slots of `limit` whose counts are recorded, with the most ever running. */
+function countedSlots(limit: number) {
+  const counts = { waiting: 0, running: 0, peak: 0 };
+  const slots = new GateSlots(limit, (c) => {
+    Object.assign(counts, c);
+    counts.peak = Math.max(counts.peak, c.running);
+  });
+  return { slots, counts };
 }
 
 describe('gate runs outside the reconcile slot', () => {
@@ -150,5 +172,132 @@ describe('gate runs outside the reconcile slot', () => {
     const live = new AbortController();
     for (let i = 0; i < 50; i++) await r.get(`test/r${i}`, 's1', NEED, 5, 60_000, async () => PASS, live.signal);
     assert.equal(getEventListeners(live.signal, 'abort').length, 0);
+  });
+});
+
+describe('gate runs in flight are bounded (--gate-concurrency)', () => {
+  const keys = ['test/a', 'test/b', 'test/c', 'test/d', 'test/e'];
+
+  it('with 2 slots and 5 releases whose gates hang, 2 run at once; the others start in the order they asked as slots free, and each answer wakes its release', async () => {
+    const { slots, counts } = countedSlots(2);
+    const { r, woken } = runs(20, slots);
+    const g = heldPerRelease();
+    for (const k of keys) assert.equal(await r.get(k, 's1', NEED, 5, 60_000, g.start(k)), undefined);
+    assert.deepEqual(g.started, ['test/a', 'test/b']);
+    assert.deepEqual([counts.running, counts.waiting], [2, 3]);
+    assert.deepEqual(
+      keys.map((k) => r.waiting(k, NEED)),
+      [false, false, true, true, true],
+    );
+    // Asked again meanwhile (a watch event, the resync): still waiting, not queued twice.
+    assert.equal(await r.get('test/e', 's1', NEED, 6, 60_000, g.start('test/e')), undefined);
+
+    g.calls.get('test/b')!.answer(PASS);
+    await tick();
+    assert.deepEqual(g.started, ['test/a', 'test/b', 'test/c']);
+    g.calls.get('test/a')!.answer(PASS);
+    await tick();
+    assert.deepEqual(g.started, ['test/a', 'test/b', 'test/c', 'test/d']);
+    g.calls.get('test/d')!.answer(PASS);
+    await tick();
+    assert.deepEqual(g.started, keys);
+    g.calls.get('test/c')!.answer(PASS);
+    g.calls.get('test/e')!.answer(PASS);
+    await tick();
+    assert.equal(counts.peak, 2);
+    assert.deepEqual([counts.running, counts.waiting], [0, 0]);
+    assert.deepEqual(woken, ['test/b', 'test/a', 'test/d', 'test/c', 'test/e']);
+    for (const k of keys) assert.deepEqual(await r.get(k, 's1', NEED, 7, 60_000, g.start(k)), { outcome: PASS, requestedAt: 5 }, `${k} is answered for the instant it asked`);
+  });
+
+  it('a reconcile whose run waits for a slot returns at once instead of holding its reconcile slot; a free slot still answers inline', async () => {
+    const { slots } = countedSlots(1);
+    const { r, woken } = runs(60_000, slots);
+    const a = heldPerRelease();
+    const inline = r.get('test/a', 's1', NEED, 5, 60_000, a.start('test/a'));
+    await tick();
+    const b = heldPerRelease();
+    assert.equal(await r.get('test/b', 's1', NEED, 5, 60_000, b.start('test/b')), undefined);
+    assert.deepEqual(b.started, []);
+    a.calls.get('test/a')!.answer(PASS);
+    assert.deepEqual(await inline, { outcome: PASS, requestedAt: 5 });
+    await tick();
+    assert.deepEqual(b.started, ['test/b']);
+    b.calls.get('test/b')!.answer(PASS);
+    await tick();
+    assert.deepEqual(woken, ['test/b']);
+  });
+
+  it('a waiting run whose release state changes, whose release is deleted or whose controller stops never starts and leaves the queue; one aborted while running keeps its slot until it ends', async () => {
+    const { slots, counts } = countedSlots(1);
+    const { r, woken } = runs(20, slots);
+    const g = heldPerRelease();
+    const stop = new AbortController();
+    for (const k of keys) await r.get(k, 's1', NEED, 5, 60_000, g.start(k), stop.signal);
+    assert.deepEqual([counts.running, counts.waiting], [1, 4]);
+
+    r.enter('test/b', 's2'); // b committed (or a new revision): its waiting run is not wanted
+    r.forget('test/c'); // c's Deployment was deleted
+    assert.deepEqual([counts.running, counts.waiting], [1, 2]);
+    assert.equal(r.waiting('test/b', NEED), false);
+
+    // a's state changes while it runs: aborted, but its requests are in flight until it ends.
+    r.enter('test/a', 's2');
+    assert.equal(g.calls.get('test/a')!.signal.aborted, true);
+    await tick();
+    assert.deepEqual(g.started, ['test/a']);
+    g.calls.get('test/a')!.fail(new Error('cancelled'));
+    await tick();
+    assert.deepEqual(g.started, ['test/a', 'test/d'], 'the next one still wanted starts, not b or c');
+
+    stop.abort(); // the controller stops: d is aborted, e leaves the queue unstarted
+    g.calls.get('test/d')!.fail(new Error('cancelled'));
+    await tick();
+    assert.deepEqual(g.started, ['test/a', 'test/d']);
+    assert.deepEqual([counts.running, counts.waiting], [0, 0]);
+    assert.deepEqual(woken, []);
+    assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+  });
+
+  it('a run that throws frees its slot, in the background or while its reconcile waits for it', async () => {
+    const { slots, counts } = countedSlots(1);
+    const { r, woken } = runs(20, slots);
+    const g = heldPerRelease();
+    await r.get('test/a', 's1', NEED, 5, 60_000, g.start('test/a'));
+    await r.get('test/b', 's1', NEED, 5, 60_000, g.start('test/b'));
+    g.calls.get('test/a')!.fail(new Error('gate runner bug'));
+    await tick();
+    assert.deepEqual(g.started, ['test/a', 'test/b']);
+    assert.deepEqual(woken, ['test/a']);
+    await assert.rejects(r.get('test/a', 's1', NEED, 6, 60_000, g.start('test/a')), /gate runner bug/);
+    g.calls.get('test/b')!.answer(PASS);
+    await tick();
+
+    const { r: inline } = runs(1000, slots);
+    await assert.rejects(inline.get('test/c', 's1', NEED, 5, 60_000, async () => Promise.reject(new Error('bug'))), /bug/);
+    await assert.rejects(
+      inline.get('test/d', 's1', NEED, 5, 60_000, () => {
+        throw new Error('thrown before any promise');
+      }),
+      /thrown before any promise/,
+    );
+    assert.deepEqual(await inline.get('test/e', 's1', NEED, 5, 60_000, async () => PASS), { outcome: PASS, requestedAt: 5 });
+    assert.deepEqual([counts.running, counts.waiting], [0, 0]);
+  });
+
+  it('a freed slot goes to the first waiter, not to a run that asks in between', async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    let newcomer: Promise<void> | undefined;
+    const slots = new GateSlots(1, (c) => {
+      // Right after the first run ended and handed its slot over, before the waiter resumed.
+      if (c.running === 1 && c.waiting === 0 && !newcomer && order.length === 1) newcomer = slots.run(new AbortController().signal, async () => void order.push('newcomer'));
+    });
+    const first = slots.run(new AbortController().signal, () => new Promise<void>((r) => ((release = r), order.push('first'))));
+    const waiter = slots.run(new AbortController().signal, async () => void order.push('waiter'));
+    release();
+    await Promise.all([first, waiter]);
+    await newcomer;
+    assert.deepEqual(order, ['first', 'waiter', 'newcomer']);
   });
 });

@@ -11,6 +11,7 @@ import { parseStatus } from '../../src/config/status.js';
 import { templateHash } from '../../src/config/template-hash.js';
 import { createLogger } from '../../src/kube/logger.js';
 import type { CheckResult, GateRunner, MetricProvider, WebhookPayload } from '../../src/metrics/provider.js';
+import { GateSlots } from '../../src/progressor/gate-runs.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
 import { buildCanary } from '../../src/progressor/canary.js';
 import { Reconciler, type ReconcilerDeps, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
@@ -641,12 +642,12 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
   }
 
   /** Ship 1.8.0 with one reconciler (as the controller keeps one) until the canary carries 25%; the next check is then due. */
-  async function at25() {
+  async function at25(gateSlots?: GateSlots) {
     const w = new World(ANALYSIS);
     const clock = { now: T };
     const metrics = new HeldMetrics();
     const woken: string[] = [];
-    const r = reconcilerFor(w, clock, metrics, new ProgressorMetrics(false), new StubWebhooks(), { gateInlineMs: 20, wake: (k) => woken.push(k) });
+    const r = reconcilerFor(w, clock, metrics, new ProgressorMetrics(false), new StubWebhooks(), { gateInlineMs: 20, wake: (k) => woken.push(k), ...(gateSlots ? { gateSlots } : {}) });
     const once = () => {
       w.settle();
       return r.reconcile(structuredClone(w.stable));
@@ -712,6 +713,28 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(woken, []);
     assert.match(w.events.join('\n'), /analysis restarts/);
+  });
+
+  it("releases share the process's gate slots: with one, a second release's check does not start until the first's answers; meanwhile it decides nothing, then steps when its own answers", async () => {
+    const slots = new GateSlots(1);
+    const first = await at25(slots);
+    const second = await at25(slots);
+    first.metrics.hold = true;
+    second.metrics.hold = true;
+    assert.deepEqual(await first.once(), {});
+    const calls = second.metrics.calls;
+    assert.deepEqual(await second.once(), {});
+    assert.equal(second.metrics.calls, calls, 'not started: it waits for the slot');
+    assert.equal(second.w.routes?.canary, 25);
+
+    first.metrics.waiting[0]!.answer();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(second.metrics.calls, calls + 1);
+    second.metrics.waiting[0]!.answer();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(second.woken, ['test/review']);
+    await second.once();
+    assert.equal(second.w.routes?.canary, 50);
   });
 });
 
