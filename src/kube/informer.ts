@@ -26,7 +26,12 @@ export interface InformerOptions {
   silenceMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** A custom resource: a 404 on its list is said to mean that its CRD is not installed. */
+  customResource?: boolean;
 }
+
+/** How often a list that keeps failing for a lasting reason (404, 403) is warned about again. */
+const LASTING_REPEAT_MS = 5 * 60_000;
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /** Objects per list request (client-go's reflector uses the same page size). */
@@ -74,6 +79,7 @@ export class Informer<T extends KubernetesObject> {
    * not served: its CRD is not installed) or 403 (RBAC forbids it). Cleared by the next list that works.
    */
   private lasting?: ApiError;
+  private lastingSaidAt = 0;
   /** Counters for metrics and tests. */
   readonly stats = { lists: 0, watches: 0, restarts: 0, silentRestarts: 0, errors: 0 };
 
@@ -134,38 +140,58 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private async run(): Promise<void> {
-    let backoff = this.opts.backoffMinMs ?? 500;
+    const minBackoff = this.opts.backoffMinMs ?? 500;
+    const maxBackoff = this.opts.backoffMaxMs ?? 30_000;
+    let backoff = minBackoff;
     while (!this.stopped) {
+      let listing = false;
+      let watchStarted: number | undefined;
       try {
-        if (!this.resourceVersion) await this.relist();
-        backoff = this.opts.backoffMinMs ?? 500;
-        const started = Date.now();
+        if (!this.resourceVersion) {
+          listing = true;
+          await this.relist();
+          listing = false;
+        }
+        watchStarted = Date.now();
         await this.watchOnce();
         if (this.stopped) break;
-        // A stream the server closed after a while is normal; one that dies at once is not.
-        if (Date.now() - started < 1000) await this.sleep(backoff);
         this.stats.restarts += 1;
+        // A stream the server closed after a while is normal; one that dies at once is not.
+        if (Date.now() - watchStarted >= 1000) {
+          backoff = minBackoff;
+          continue;
+        }
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, maxBackoff);
       } catch (err) {
         if (this.stopped) break;
         this.stats.errors += 1;
+        // A watch that ran a while before it failed starts the ramp again; one failing at once
+        // (or a failing list) goes on up it, so a lasting failure is not retried twice a second.
+        if (watchStarted !== undefined && Date.now() - watchStarted >= 1000) backoff = minBackoff;
         if (err instanceof ApiError && err.code === 410) this.resourceVersion = '';
-        const maxBackoff = this.opts.backoffMaxMs ?? 30_000;
-        if (err instanceof ApiError && (err.code === 404 || err.code === 403)) {
-          // Said once, not every retry: a cluster without the CRD (or the permission) stays so
-          // until somebody installs it, which the slowest retry still notices.
-          const known = this.lasting?.code === err.code;
-          this.lasting = err;
-          for (const w of this.settleWaiters.splice(0)) w();
-          backoff = maxBackoff;
-          const what = err.code === 404 ? 'the API server does not serve this resource (is its CustomResourceDefinition installed?)' : 'access is forbidden (RBAC)';
-          this.log[known ? 'debug' : 'warn']({ informer: this.opts.name, err: err.message, retryInMs: backoff }, `cannot list: ${what}; retrying`);
-        } else {
-          this.log.warn({ informer: this.opts.name, err: (err as Error).message, retryInMs: backoff }, 'watch failed; retrying');
-        }
+        if (listing && err instanceof ApiError && (err.code === 404 || err.code === 403)) this.listFailedLastingly(err, backoff);
+        else this.log.warn({ informer: this.opts.name, err: (err as Error).message, retryInMs: backoff }, 'watch failed; retrying');
         await this.sleep(backoff * (0.8 + Math.random() * 0.4));
         backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
+  }
+
+  /**
+   * A list refused with 404 (the resource is not served: for a custom resource, its CRD is not
+   * installed) or 403 (RBAC): retrying soon will not mend it, so whoever waits for the cache is
+   * told at once (waitUntilSettled), and the warning is repeated every LASTING_REPEAT_MS, not on
+   * every retry; the retries themselves keep their pace, so a fix is picked up quickly.
+   */
+  private listFailedLastingly(err: ApiError, retryInMs: number): void {
+    const now = Date.now();
+    const repeat = this.lasting?.code === err.code && now - this.lastingSaidAt < LASTING_REPEAT_MS;
+    this.lasting = err;
+    for (const w of this.settleWaiters.splice(0)) w();
+    if (!repeat) this.lastingSaidAt = now;
+    const what = err.code === 403 ? 'access is forbidden (RBAC)' : this.opts.customResource ? 'the API server does not serve this resource (is its CustomResourceDefinition installed?)' : 'the API server answers 404 for this resource (is the kubeconfig\'s server URL right?)';
+    this.log[repeat ? 'debug' : 'warn']({ informer: this.opts.name, err: err.message, retryInMs }, `cannot list: ${what}; retrying`);
   }
 
   /**
@@ -191,6 +217,9 @@ export class Informer<T extends KubernetesObject> {
   private async relist(): Promise<void> {
     this.stats.lists += 1;
     const list = await this.listAll();
+    // Stopped while it was in flight (a namespace deleted, the process stopping): whoever stopped
+    // it has cleaned up after it, and must not get adds for it afterwards.
+    if (this.stopped) return;
     const seen = new Set<string>();
     for (const obj of list.items) {
       const key = objectKey(obj);

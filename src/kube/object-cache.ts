@@ -37,7 +37,7 @@ export class InformerObjectCache implements ObjectCache {
     const key = `${gvr.group}/${gvr.plural}/${namespace}`;
     let entry = this.informers.get(key);
     if (!entry) {
-      const informer = new Informer<ApiObject>(this.http, { name: `${gvr.plural}(${namespace})`, path: `/apis/${gvr.group}/${gvr.version}/namespaces/${namespace}/${gvr.plural}`, ...(this.opts.silenceMs ? { silenceMs: this.opts.silenceMs } : {}) }, this.log);
+      const informer = new Informer<ApiObject>(this.http, { name: `${gvr.plural}(${namespace})`, path: `/apis/${gvr.group}/${gvr.version}/namespaces/${namespace}/${gvr.plural}`, customResource: true, ...(this.opts.silenceMs ? { silenceMs: this.opts.silenceMs } : {}) }, this.log);
       entry = { informer, usedAt: 0 };
       this.informers.set(key, entry);
       informer.start();

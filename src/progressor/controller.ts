@@ -132,7 +132,10 @@ export class Controller {
   healthy(): { ok: boolean; detail: string } {
     const informers = [this.namespaces, ...this.optedIn, ...this.canaries, ...this.nsDeployments.values()];
     const synced = informers.every((i) => i.hasSynced);
-    return { ok: !this.started || synced, detail: `informers ${synced ? 'synced' : 'syncing'}, ${this.keys().length} opted-in Deployments, ${this.timers.size} timers, ${this.running.size} reconciling` };
+    // Why it is not synced, when a list is refused (RBAC, a wrong server URL): readyz says it.
+    const refused = informers.find((i) => !i.hasSynced && i.lastingFailure)?.lastingFailure;
+    const state = synced ? 'synced' : refused ? `syncing (a list is refused: ${refused.message})` : 'syncing';
+    return { ok: !this.started || synced, detail: `informers ${state}, ${this.keys().length} opted-in Deployments, ${this.timers.size} timers, ${this.running.size} reconciling` };
   }
 
   canaryOf(namespace: string, stableName: string): V1Deployment | undefined {

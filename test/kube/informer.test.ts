@@ -205,11 +205,11 @@ describe('kube informer: a list that cannot work (resource not served, access fo
     await new Promise((r) => server.close(r));
   });
 
-  it('settles at once, says so once at warn (each new reason once), retries at the slowest pace, and recovers', async () => {
+  it('settles at once, says so once at warn (each new reason once), keeps retrying, and recovers', async () => {
     const port = (server.address() as AddressInfo).port;
-    const lines: Array<{ level: number; msg: string; retryInMs?: number }> = [];
+    const lines: Array<{ level: number; msg: string }> = [];
     const log = createLogger('test', 'debug', { write: (l: string) => void lines.push(JSON.parse(l)) });
-    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'things(ns)', path: '/apis/x.example/v1/namespaces/ns/things', backoffMinMs: 20, backoffMaxMs: 150 }, log);
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'things(ns)', path: '/apis/x.example/v1/namespaces/ns/things', customResource: true, backoffMinMs: 20, backoffMaxMs: 150 }, log);
     const until = async (cond: () => boolean) => {
       for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
       assert.ok(cond());
@@ -228,7 +228,6 @@ describe('kube informer: a list that cannot work (resource not served, access fo
       'cannot list: the API server does not serve this resource (is its CustomResourceDefinition installed?); retrying',
       'cannot list: access is forbidden (RBAC); retrying',
     ]);
-    assert.ok(warns.every((l) => l.retryInMs === 150), 'straight to the slowest retry');
     assert.ok(lines.some((l) => l.level === 20 && l.msg.startsWith('cannot list: the API server does not serve')), 'repeats go to debug');
     answer = 200;
     await inf.waitForSync();
@@ -253,7 +252,7 @@ describe('kube informer: stopped while its list is in flight', function () {
         watches += 1;
         return void res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
       }
-      answerList = () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], metadata: { resourceVersion: '1' } }));
+      answerList = () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [dep('a', '1')], metadata: { resourceVersion: '1' } }));
       listArrived();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -267,6 +266,8 @@ describe('kube informer: stopped while its list is in flight', function () {
   it('starts no watch after the list answers, so stop() returns at once', async () => {
     const port = (server.address() as AddressInfo).port;
     const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'test', path: '/apis/apps/v1/deployments' }, createLogger('test', 'silent'));
+    const seen: string[] = [];
+    inf.on((ev, o) => seen.push(`${ev} ${o.metadata!.name}`));
     inf.start();
     await listing;
     const stopped = inf.stop();
@@ -276,5 +277,55 @@ describe('kube informer: stopped while its list is in flight', function () {
     assert.equal(outcome, 'stopped', 'stop() waited for a watch started after it');
     assert.ok(Date.now() - started < 200, `stop() took ${Date.now() - started} ms`);
     assert.equal(watches, 0);
+    assert.deepEqual(seen, [], 'the list that answered after stop() is not applied: whoever stopped it has cleaned up');
+    assert.deepEqual(inf.list(), []);
+  });
+});
+
+describe('kube informer: a watch that fails at once, every time', function () {
+  this.timeout(15_000);
+  let server: http.Server;
+  let watches = 0;
+  let lists = 0;
+  let watchStatus = 500;
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch') !== 'true') {
+        lists += 1;
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], metadata: { resourceVersion: '1' } }));
+      }
+      watches += 1;
+      // 403: allowed to list but not to watch (a Role with get and list only).
+      if (watchStatus === 403) return void res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden: User "x" cannot watch resource "deployments"' }));
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcd is sad' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  for (const status of [500, 403]) it(`backs off further with every failure (${status}) instead of retrying at the shortest pace, and is not reported as a refused list`, async () => {
+    watchStatus = status;
+    watches = 0;
+    lists = 0;
+    const port = (server.address() as AddressInfo).port;
+    const lines: Array<{ level: number; msg: string }> = [];
+    const log = createLogger('test', 'debug', { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const inf = new Informer<V1Deployment>(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${port}` }, 'test')), { name: 'test', path: '/apis/apps/v1/deployments', backoffMinMs: 50, backoffMaxMs: 400 }, log);
+    inf.start();
+    await inf.waitForSync();
+    await new Promise((r) => setTimeout(r, 1500));
+    await inf.stop();
+    // 50, 100, 200, 400, 400 ms (+-20 %): about 5 in 1.5 s; at the shortest pace it would be some 25.
+    assert.ok(watches >= 3 && watches <= 8, `${watches} watch attempts in 1.5 s`);
+    assert.equal(lists, 1, 'a failing watch does not list again');
+    assert.equal(inf.lastingFailure, undefined, 'the list works: nothing lasting to report');
+    assert.ok(lines.every((l) => !l.msg.startsWith('cannot list')));
+    assert.ok(lines.some((l) => l.level === 40 && l.msg === 'watch failed; retrying'));
   });
 });

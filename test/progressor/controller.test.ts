@@ -82,3 +82,60 @@ describe('progressor controller start', function () {
     }
   });
 });
+
+describe('progressor controller: a list the API refuses (RBAC not there yet)', function () {
+  this.timeout(20_000);
+  let server: http.Server;
+  let forbidden = true;
+  const open = new Set<http.ServerResponse>();
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.searchParams.get('watch')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        open.add(res);
+        return;
+      }
+      if (forbidden && url.pathname === '/apis/apps/v1/deployments') {
+        return void res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden: User "system:serviceaccount:kube-canary:progressor" cannot list resource "deployments" in API group "apps" at the cluster scope' }));
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ metadata: { resourceVersion: '5' }, items: [] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    for (const r of open) r.end();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('says why it is not ready (readyz detail), and starts soon after the permission is granted', async () => {
+    const controller = new Controller({
+      kube: new Kube(new KubeHttp(specCredentials({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't' }, 'test'))),
+      reconciler: () => ({ reconcile: async () => ({}), forget: () => {} }) as unknown as Reconciler,
+      log: createLogger('test', 'silent'),
+      metrics: new ProgressorMetrics(false),
+    });
+    let started = false;
+    const starting = controller.start().then(() => (started = true));
+    try {
+      const t0 = Date.now();
+      while (!controller.healthy().detail.includes('refused') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      const h = controller.healthy();
+      assert.equal(h.ok, false);
+      assert.match(h.detail, /^informers syncing \(a list is refused: GET \/apis\/apps\/v1\/deployments: deployments\.apps is forbidden: User "system:serviceaccount:kube-canary:progressor" cannot list/);
+      assert.equal(started, false);
+      // A RoleBinding applied a moment later: picked up within the first steps of the backoff, not after its slowest retry (30 s).
+      await new Promise((r) => setTimeout(r, 1500));
+      forbidden = false;
+      const granted = Date.now();
+      await starting;
+      assert.ok(Date.now() - granted < 6000, `started ${Date.now() - granted} ms after the permission was granted`);
+      assert.equal(controller.healthy().ok, true);
+    } finally {
+      await controller.stop();
+    }
+  });
+});
