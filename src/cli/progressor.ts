@@ -18,7 +18,7 @@ import { PrometheusProvider } from '../metrics/prometheus.js';
 import { HttpGateRunner } from '../metrics/webhooks.js';
 import { Controller } from '../progressor/controller.js';
 import { LeaderElector } from '../progressor/leader.js';
-import { DEFAULT_GATE_CONCURRENCY, GateSlots } from '../progressor/gate-runs.js';
+import { GateSlots } from '../progressor/gate-runs.js';
 import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
@@ -42,7 +42,7 @@ interface ProgressorFlags {
   defaultProgressDeadline?: number;
   defaultProvider?: AvailableTrafficProviderName;
   concurrency: number;
-  gateConcurrency: number;
+  gateConcurrency?: number;
   watchSilence?: number;
   watchNamespaces?: string[];
 }
@@ -68,7 +68,7 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--default-progress-deadline <duration>', 'cluster default for kube-canary.io/progress-deadline', 'KUBE_CANARY_DEFAULT_PROGRESS_DEADLINE', durationOption('--default-progress-deadline', PROGRESS_DEADLINE_BOUNDS));
   envOption(cmd, '--default-provider <name>', `cluster default traffic provider (${AVAILABLE_TRAFFIC_PROVIDERS.join(', ')})`, 'KUBE_CANARY_DEFAULT_PROVIDER', providerOption('--default-provider'));
   envOption(cmd, '--concurrency <n>', 'releases reconciled in parallel (gates still running after 1s go on outside these slots, bounded by --gate-concurrency)', 'KUBE_CANARY_CONCURRENCY', intOption('--concurrency', 1, 1000), 32);
-  envOption(cmd, '--gate-concurrency <n>', 'gate sets (Prometheus queries, webhook calls) in flight at once across releases; the rest wait in order. As --concurrency by default: no more load than when gates ran inside the reconcile slots', 'KUBE_CANARY_GATE_CONCURRENCY', intOption('--gate-concurrency', 1, 1000), DEFAULT_GATE_CONCURRENCY);
+  envOption(cmd, '--gate-concurrency <n>', 'gate sets (Prometheus queries, webhook calls) in flight at once across releases; the rest wait in order (default: --concurrency, i.e. no more than when gates ran inside the reconcile slots)', 'KUBE_CANARY_GATE_CONCURRENCY', intOption('--gate-concurrency', 1, 1000));
   envOption(cmd, '--watch-namespaces <list>', 'act only in these comma-separated namespaces (default: every namespace; opt-in labels still apply)', 'KUBE_CANARY_WATCH_NAMESPACES', listOption);
   envOption(cmd, '--watch-silence <duration>', 'restart a watch that delivered nothing, not even a bookmark, for this long (default: 150s)', 'KUBE_CANARY_WATCH_SILENCE', durationOption('--watch-silence', seconds(10, 3600, '150s')));
   cmd.action(async (f: ProgressorFlags) => run(f, optionSource(cmd, 'defaultAnalysis', '--default-analysis', 'KUBE_CANARY_DEFAULT_ANALYSIS')));
@@ -105,7 +105,8 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
     metrics.gateRuns.set({ state: 'running' }, running);
   };
   countGateRuns({ waiting: 0, running: 0 });
-  const gateSlots = new GateSlots(f.gateConcurrency, countGateRuns);
+  const gateConcurrency = f.gateConcurrency ?? f.concurrency;
+  const gateSlots = new GateSlots(gateConcurrency, countGateRuns);
 
   let controller: Controller | undefined;
   let elector: LeaderElector | undefined;
@@ -186,7 +187,7 @@ async function run(f: ProgressorFlags, analysisFlag: string): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   log.info(
-    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, ...(credentials.proxy ? { proxy: credentials.proxy } : {}), lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, concurrency: f.concurrency, gateConcurrency: f.gateConcurrency, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
+    { identity: f.identity, server: kube.http.serverUrl, credentials: credentials.source, ...(credentials.proxy ? { proxy: credentials.proxy } : {}), lease: `${f.leaseNamespace ?? f.namespace}/${f.leaseName}`, concurrency: f.concurrency, gateConcurrency, metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : f.metricsAddr, trackLabel: f.trackLabel, prometheus: redactUrl(f.prometheusUrl) },
     'progressor starting',
   );
   elector.start();

@@ -17,7 +17,7 @@
  */
 import type { GateOutcome } from './types.js';
 
-/** As --concurrency's default: before gates left the reconcile slots, that many sets were in flight at most. */
+/** For a Reconciler given no slots (tests, tools): --concurrency's default, as the CLI defaults --gate-concurrency to --concurrency. */
 export const DEFAULT_GATE_CONCURRENCY = 32;
 
 /**

@@ -119,12 +119,18 @@ describe('kube-canary progressor start-up', function () {
     assert.match(out, /"msg":"Prometheus answers"/);
   });
 
-  it('bounds the gate sets in flight by --gate-concurrency (KUBE_CANARY_GATE_CONCURRENCY), 32 by default, says so at start and serves kube_canary_gate_runs', async () => {
+  it('bounds the gate sets in flight by --gate-concurrency (KUBE_CANARY_GATE_CONCURRENCY), --concurrency by default, says so at start and serves kube_canary_gate_runs', async () => {
     const prom = `http://127.0.0.1:${await closedPort()}`;
-    for (const [env, args, expected] of [[{}, [], 32], [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, [], 4], [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, ['--gate-concurrency', '7'], 7]] as const) {
+    const cases = [
+      [{}, [], 32, 32],
+      [{}, ['--concurrency', '200'], 200, 200],
+      [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, [], 4, 32],
+      [{ KUBE_CANARY_GATE_CONCURRENCY: '4' }, ['--gate-concurrency', '7', '--concurrency', '200'], 7, 200],
+    ] as const;
+    for (const [env, args, expected, concurrency] of cases) {
       const out = await start(prom, /progressor starting/, env, [...args]);
       const starting = JSON.parse(out.split('\n').find((l) => l.includes('progressor starting'))!) as { gateConcurrency: number; concurrency: number; metrics: string };
-      assert.deepEqual([starting.gateConcurrency, starting.concurrency], [expected, 32]);
+      assert.deepEqual([starting.gateConcurrency, starting.concurrency], [expected, concurrency]);
       if (expected === 32) {
         const text = await (await fetch(`http://${starting.metrics}/metrics`)).text();
         assert.match(text, /^kube_canary_gate_runs\{state="waiting"\} 0$/m);
