@@ -252,6 +252,15 @@ export function decide(req: AdmissionRequest, source: OptInSource, config: Webho
   if (oldAnn[ANN_FAILED_REVISION] !== undefined && mutated.metadata?.annotations?.[ANN_FAILED_REVISION] === undefined) {
     mutated.metadata!.annotations = { ...mutated.metadata!.annotations, [ANN_FAILED_REVISION]: oldAnn[ANN_FAILED_REVISION] };
   }
+  // No ReplicaSet runs the stored template (created paused, or updated before the Deployment
+  // controller's first sync): as on CREATE there is nothing to compare a canary against, and no
+  // revision a rollback could return to.
+  if (!inProgress && !hasRolledOut(old!)) {
+    ensureTrack(mutated.spec!.template, config.trackLabel, warnings);
+    const why = old!.spec?.paused === true ? 'it has been paused since it was created' : 'the Deployment controller has not acted on it yet';
+    warnings.push(`kube-canary: ${ref} has not rolled out yet (${why}), so this template change is not a canary: no pods run the template before it. The first template change after it has rolled out will be`);
+    return result('never rolled out: no canary');
+  }
 
   // A promotion rolling the stable Deployment onto the revision that passed: a new template is
   // released against that revision, and one that fails returns to it, not to the one before.
@@ -361,6 +370,15 @@ function restartWarning(ref: string, trackLabel: string): string {
 function malformed(ref: string, problem: string): string {
   return `Deployment ${ref}: ${problem}. The apiserver never sends this; the request was made or changed by hand`;
 }
+
+/**
+ * Whether the Deployment controller has ever rolled the Deployment out: it stamps the revision
+ * annotation with its first ReplicaSet, which a paused Deployment never gets.
+ */
+function hasRolledOut(d: V1Deployment): boolean {
+  return d.metadata?.annotations?.[K8S_REVISION] !== undefined;
+}
+const K8S_REVISION = 'deployment.kubernetes.io/revision';
 
 function isDeployment(o: unknown): o is V1Deployment {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) return false;

@@ -259,6 +259,31 @@ describe('kube-canary webhook against the real API server', function () {
     assert.deepEqual([...new Set(podImages(await podsOf(ns, 'review')))], ['review:1.7.0']);
   });
 
+  it('5b. a Deployment created paused gets no canary for its first template: it rolls out as written once resumed, and the next change is captured', async function () {
+    const ns = await namespace('test-created-paused');
+    const manifest = deploymentManifest({ name: 'review', namespace: ns, image: 'review:1.7.0', replicas: 2, labels: { [ENABLED_LABEL]: 'true' } });
+    manifest.spec!.paused = true;
+    await applyDeployment(manifest);
+    // What the webhook decides on: the Deployment controller has seen it and made no ReplicaSet.
+    await waitFor('the controller to observe the paused Deployment', async () => ((await getDeployment(ns, 'review')).status?.observedGeneration ?? 0) >= 1 || undefined);
+    assert.equal(annotations(await getDeployment(ns, 'review'))['deployment.kubernetes.io/revision'], undefined);
+    assert.equal((await clients().apps.listNamespacedReplicaSet({ namespace: ns })).items.length, 0);
+
+    const out = await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.8.0']);
+    assert.match(out.stderr, /has not rolled out yet \(it has been paused since it was created\), so this template change is not a canary/, `stderr: ${out.stderr}`);
+    const held = await getDeployment(ns, 'review');
+    assert.equal(annotations(held)[REVISION], undefined, 'no release is captured');
+    assert.equal(held.spec?.paused, true, "the user's pause stays");
+
+    // Nothing of kube-canary's holds it: resuming it is not refused, and it rolls out what was written.
+    const resumed = await kubectl(['-n', ns, 'rollout', 'resume', 'deployment/review']);
+    assert.doesNotMatch(resumed.stderr, /kube-canary/, `stderr: ${resumed.stderr}`);
+    await assertUntouchedRollout(ns, 'review', 'review:1.8.0', 2);
+
+    await kubectl(['-n', ns, 'set', 'image', 'deployment/review', 'review=review:1.9.0']);
+    await assertCaptured(ns, 'review', 'review:1.8.0', 'review:1.9.0');
+  });
+
   it('6. with the webhook down and failurePolicy Fail, opted-in updates are refused with a reason; others go through', async function () {
     const optedIn = await namespace('test-down');
     await readyDeployment(optedIn, 'review', 'review:1.7.0', { [ENABLED_LABEL]: 'true' });

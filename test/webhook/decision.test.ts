@@ -247,6 +247,66 @@ describe('webhook decision', () => {
     });
   });
 
+  describe('a Deployment that has not rolled out yet (no deployment.kubernetes.io/revision on the stored object)', () => {
+    /** The fixture's update, from a stored object the Deployment controller never rolled out. */
+    function neverRolledOut(paused: boolean): Review {
+      const r = loadReview('review-set-image');
+      for (const o of [r.request.oldObject!, r.request.object]) {
+        delete o.metadata!.annotations!['deployment.kubernetes.io/revision'];
+        if (paused) o.spec!.paused = true;
+      }
+      return r;
+    }
+
+    it('lets a new template of one created paused through as its first rollout: track label, no canary, the pause stays the user\'s', () => {
+      const r = neverRolledOut(true);
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'allowed'); // the template already carries version=stable: nothing to patch
+      const after = patchedObject(r, d);
+      assert.equal(after.spec!.paused, true);
+      assert.equal(after.spec!.template.metadata!.labels!.version, 'stable');
+      assert.equal(after.metadata!.annotations!['kube-canary.io/revision'], undefined);
+      assert.equal(after.metadata!.annotations!['kube-canary.io/stable-revision'], undefined);
+      assert.deepEqual(d.response.warnings, [
+        'kube-canary: test/review has not rolled out yet (it has been paused since it was created), so this template change is not a canary: no pods run the template before it. The first template change after it has rolled out will be',
+      ]);
+    });
+
+    it('does the same for an update that reaches it before the Deployment controller does, and still ensures the track label', () => {
+      const r = neverRolledOut(false);
+      delete r.request.object.spec!.template.metadata!.labels!.version;
+      const d = decide(r.request, 'label', config);
+      assert.equal(d.outcome, 'patched');
+      const after = patchedObject(r, d);
+      assert.equal(after.spec!.paused, undefined);
+      assert.equal(after.spec!.template.metadata!.labels!.version, 'stable');
+      assert.equal(after.metadata!.annotations!['kube-canary.io/revision'], undefined);
+      assert.match(d.response.warnings!.join('\n'), /test\/review has not rolled out yet \(the Deployment controller has not acted on it yet\), so this template change is not a canary/);
+    });
+
+    it('still refuses a revision that failed, and still captures once the controller has stamped its first revision', () => {
+      const failed = neverRolledOut(true);
+      failed.request.oldObject!.metadata!.annotations!['kube-canary.io/failed-revision'] = hashOf(failed, 'object');
+      assert.equal(decide(failed.request, 'label', config).outcome, 'denied');
+      const rolled = neverRolledOut(true);
+      rolled.request.oldObject!.metadata!.annotations!['deployment.kubernetes.io/revision'] = '1';
+      const after = patchedObject(rolled, decide(rolled.request, 'label', config));
+      assert.equal(after.metadata!.annotations!['kube-canary.io/revision'], hashOf(rolled, 'object'));
+    });
+
+    it('keeps a release already under way on such a Deployment (captured before kube-canary looked for a first rollout): a new template replaces it', () => {
+      const r = midRelease();
+      delete r.request.oldObject!.metadata!.annotations!['deployment.kubernetes.io/revision'];
+      delete r.request.object.metadata!.annotations!['deployment.kubernetes.io/revision'];
+      setImage(r.request.object, `${IMG}:1.9.0`);
+      const d = decide(r.request, 'label', config);
+      const after = patchedObject(r, d);
+      assert.equal(after.metadata!.annotations!['kube-canary.io/revision'], hashOf(r, 'object'));
+      assert.equal(after.spec!.paused, true);
+      assert.match(d.response.warnings!.join('\n'), /replacing/);
+    });
+  });
+
   describe('scope and identity', () => {
     const cases: Array<[string, (r: Review) => void, 'label' | 'namespace']> = [
       ['a Deployment not labelled true on /mutate', (r) => delete r.request.object.metadata!.labels!['kube-canary.io/enabled'], 'label'],
