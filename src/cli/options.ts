@@ -1,7 +1,7 @@
 /** Option parsers for commander that fail with a message naming the flag and what is allowed. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { checkDuration, withoutCredentials } from '../config/analysis.js';
-import { labelKeyProblem } from '../config/contract.js';
+import { trackLabelProblem } from '../config/contract.js';
 import { credentialsProblem } from '../metrics/http-client.js';
 
 export function listOption(value: string): string[] {
@@ -25,10 +25,22 @@ export function nonEmptyOption(flag: string, example: string) {
   };
 }
 
-/** A Kubernetes label key: kube-canary writes it on pods, so a bad one would make every write fail. */
-export function labelKeyOption(flag: string) {
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** A namespace name (DNS-1123 label): kube-canary's own namespace names its identity, so a typo would match nothing. */
+export function namespaceOption(flag: string) {
   return (value: string): string => {
-    const problem = labelKeyProblem(value);
+    if (!NAMESPACE_NAME.test(value)) {
+      throw new InvalidArgumentError(`${flag} ${JSON.stringify(value)} is not a namespace name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters, e.g. ${flag} kube-canary`);
+    }
+    return value;
+  };
+}
+
+/** The track label key: kube-canary writes it on pods, so a bad one would make every write fail, and a reserved one select nothing. */
+export function trackLabelOption(flag: string) {
+  return (value: string): string => {
+    const problem = trackLabelProblem(value);
     if (problem) throw new InvalidArgumentError(`${flag} ${problem}`);
     return value;
   };

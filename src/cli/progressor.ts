@@ -23,7 +23,7 @@ import { ProgressorMetrics, serveMetrics } from '../progressor/metrics.js';
 import { Reconciler } from '../progressor/reconciler.js';
 import { ProviderRegistry } from '../traffic/index.js';
 import { optionSource, providerOption, readAnalysisDefault } from './defaults.js';
-import { durationOption, envOption, httpUrlOption, intOption, labelKeyOption, listOption, seconds } from './options.js';
+import { durationOption, envOption, httpUrlOption, intOption, listOption, namespaceOption, seconds, trackLabelOption } from './options.js';
 
 interface ProgressorFlags {
   kubeconfig?: string;
@@ -55,10 +55,10 @@ export function registerProgressor(program: Command): void {
   envOption(cmd, '--kubeconfig <file>', 'kubeconfig to use (default: in-cluster config when in a pod, else $KUBECONFIG or ~/.kube/config)', 'KUBE_CANARY_KUBECONFIG', String);
   envOption(cmd, '--prometheus-url <url>', 'Prometheus base URL for metric checks', 'KUBE_CANARY_PROMETHEUS_URL', httpUrlOption('--prometheus-url', 'http://prometheus.istio-system:9090'), 'http://127.0.0.1:9090');
   envOption(cmd, '--prometheus-timeout <duration>', 'timeout of one Prometheus query; a timed-out check fails (default: 5s)', 'KUBE_CANARY_PROMETHEUS_TIMEOUT', durationOption('--prometheus-timeout', seconds(0.1, 300, '5s')));
-  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
-  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', String, process.env.POD_NAMESPACE ?? 'kube-canary');
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods (same as the webhook\'s)', 'KUBE_CANARY_TRACK_LABEL', trackLabelOption('--track-label'), DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed (env POD_NAMESPACE also works)", 'KUBE_CANARY_NAMESPACE', namespaceOption('--namespace'), process.env.POD_NAMESPACE ?? 'kube-canary');
   envOption(cmd, '--lease-name <name>', 'coordination.k8s.io Lease used for leader election', 'KUBE_CANARY_LEASE_NAME', String, 'kube-canary-progressor');
-  envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', String);
+  envOption(cmd, '--lease-namespace <ns>', 'namespace of the Lease (default: --namespace)', 'KUBE_CANARY_LEASE_NAMESPACE', namespaceOption('--lease-namespace'));
   envOption(cmd, '--lease-duration <duration>', 'how long a lease is valid without renewal (default: 15s)', 'KUBE_CANARY_LEASE_DURATION', durationOption('--lease-duration', seconds(1, 600, '15s')));
   envOption(cmd, '--renew-deadline <duration>', 'the leader stops acting if it could not renew for this long; shorter than the lease duration (default: 10s)', 'KUBE_CANARY_RENEW_DEADLINE', durationOption('--renew-deadline', seconds(0.5, 600, '10s')));
   envOption(cmd, '--retry-period <duration>', 'interval between lease renewals and acquisition attempts (default: 2s)', 'KUBE_CANARY_RETRY_PERIOD', durationOption('--retry-period', seconds(0.1, 60, '2s')));

@@ -6,7 +6,7 @@ import { createLogger, endLogger } from '../kube/logger.js';
 import { createWebhookMetrics } from '../webhook/metrics.js';
 import { DEFAULT_BODY_LIMIT, createApp, serve } from '../webhook/server.js';
 import { optionSource, readAnalysisDefault } from './defaults.js';
-import { durationOption, envOption, intOption, labelKeyOption, nonEmptyListOption, nonEmptyOption, seconds } from './options.js';
+import { durationOption, envOption, intOption, namespaceOption, nonEmptyListOption, nonEmptyOption, seconds, trackLabelOption } from './options.js';
 
 interface WebhookFlags {
   port: number;
@@ -38,9 +38,9 @@ export function registerWebhook(program: Command): void {
     durationOption('--shutdown-delay', seconds(0, 60, '5s')),
   );
   envOption(cmd, '--cert-poll-ms <n>', 'how often the certificate files are checked for a change, in milliseconds', 'KUBE_CANARY_CERT_POLL_MS', intOption('--cert-poll-ms', 50, 600_000), 2000);
-  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', labelKeyOption('--track-label'), DEFAULT_TRACK_LABEL);
+  envOption(cmd, '--track-label <key>', 'pod label key that tells stable from canary pods', 'KUBE_CANARY_TRACK_LABEL', trackLabelOption('--track-label'), DEFAULT_TRACK_LABEL);
   envOption(cmd, '--progressor-user <names>', 'comma-separated usernames (request.userInfo) of the progressor, whose writes pass untouched (default: system:serviceaccount:<--namespace>:kube-canary-progressor)', 'KUBE_CANARY_PROGRESSOR_USER', nonEmptyListOption('--progressor-user'));
-  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', nonEmptyOption('--namespace', 'kube-canary'), 'kube-canary');
+  envOption(cmd, '--namespace <ns>', "kube-canary's own namespace, never managed", 'POD_NAMESPACE', namespaceOption('--namespace'), 'kube-canary');
   envOption(cmd, '--default-analysis <yaml|@file>', 'cluster default analysis (same YAML as the kube-canary.io/analysis annotation); @path reads a file', 'KUBE_CANARY_DEFAULT_ANALYSIS', String);
   envOption(cmd, '--body-limit <bytes>', 'largest accepted request body (an AdmissionReview carries the object and oldObject)', 'KUBE_CANARY_BODY_LIMIT', intOption('--body-limit', 1024), DEFAULT_BODY_LIMIT);
   cmd.action(async (f: WebhookFlags) => {

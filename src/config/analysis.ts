@@ -154,8 +154,11 @@ function unknownFieldNote(key: string): string | undefined {
   return undefined;
 }
 
-function strict<T extends z.ZodRawShape>(shape: T) {
-  const allowed = Object.keys(shape).join(', ');
+/** A mapping with exactly these fields; `refusedLater`: fields parsed only to be refused with their own message, so not listed as allowed. */
+function strict<T extends z.ZodRawShape>(shape: T, refusedLater: string[] = []) {
+  const allowed = Object.keys(shape)
+    .filter((k) => !refusedLater.includes(k))
+    .join(', ');
   const unknown = (keys: string[]) => {
     const named = keys.slice(0, MAX_NAMED_FIELDS).map(show).join(', ');
     const more = keys.length > MAX_NAMED_FIELDS ? ` and ${keys.length - MAX_NAMED_FIELDS} more` : '';
@@ -181,7 +184,7 @@ const metricSchema = strict({
   threshold: num.optional(),
   interval: duration(INTERVAL_BOUNDS).optional(),
   templateRef: z.unknown().optional(),
-});
+}, ['templateRef']);
 
 const webhookSchema = strict({
   name: str,

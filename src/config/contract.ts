@@ -50,6 +50,19 @@ export function labelKeyProblem(key: string): string | undefined {
   if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return `${JSON.stringify(key)} is not a valid label key: the prefix before '/' must be a DNS subdomain (lowercase, at most 253 characters), e.g. example.com/track`;
   return undefined;
 }
+
+/**
+ * Why `key` cannot be the track label, or undefined: a valid label key that nobody else writes on
+ * the pods. The Deployment controller sets `pod-template-hash` on every pod to its own hash, and
+ * kube-canary's own labels mean something else: subsets keyed on either would select no pod.
+ */
+export function trackLabelProblem(key: string): string | undefined {
+  const problem = labelKeyProblem(key);
+  if (problem) return problem;
+  if (key === 'pod-template-hash') return `"pod-template-hash" is set by the Deployment controller on every pod (to the hash of its template), so it cannot tell stable from canary pods; use a key of your own, e.g. ${DEFAULT_TRACK_LABEL} (the default)`;
+  if (key.startsWith(PREFIX)) return `${JSON.stringify(key)} is one of kube-canary's own label keys (${PREFIX}...); use a key of your own, e.g. ${DEFAULT_TRACK_LABEL} (the default)`;
+  return undefined;
+}
 export const TRACK_STABLE = 'stable';
 export const TRACK_CANARY = 'canary';
 

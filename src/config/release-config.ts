@@ -57,7 +57,8 @@ export const PROGRESS_DEADLINE_BOUNDS = { ...INTERVAL_BOUNDS, example: '10m' } a
 const MANAGED = new Set<string>(MANAGED_ANNOTATIONS);
 const KNOWN = new Set<string>(USER_ANNOTATIONS);
 const LABELS = new Set<string>([LABEL_ENABLED, LABEL_ROLE, LABEL_STABLE_NAME]);
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** A Service name: a DNS-1035 label (unlike most names, it must start with a letter). */
+const SERVICE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function isReleaseRequest(v: string): v is ReleaseRequest {
   return (REQUESTS as readonly string[]).includes(v);
@@ -73,8 +74,8 @@ export function deploymentNameProblem(name: string, serviceAnnotation: string | 
   if (name.length > 63) {
     return { message: `the Deployment's name is ${name.length} characters long; kube-canary labels its canary with it (${LABEL_STABLE_NAME}), and a label value has at most 63 characters`, fix: 'rename' };
   }
-  if (serviceAnnotation === undefined && !DNS_LABEL.test(name)) {
-    return { message: `the name ${show(name)} is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set ${ANN_SERVICE} to the Service in front of this Deployment`, fix: 'service' };
+  if (serviceAnnotation === undefined && !SERVICE_NAME.test(name)) {
+    return { message: `the name ${show(name)} is not a Service name (a-z, 0-9 and '-', starting with a letter), so kube-canary cannot take the Service from it: set ${ANN_SERVICE} to the Service in front of this Deployment`, fix: 'service' };
   }
   return undefined;
 }
@@ -191,7 +192,7 @@ function parse(deploymentName: string, ann: Record<string, string>, defaults: Cl
   if (req !== undefined && !isReleaseRequest(req)) errors.push(`${ANN_REQUEST}: ${show(req)} is not a request; allowed: ${REQUESTS.join(', ')}`);
 
   const service = ann[ANN_SERVICE] ?? deploymentName;
-  if (ann[ANN_SERVICE] !== undefined && !DNS_LABEL.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', at most 63)`);
+  if (ann[ANN_SERVICE] !== undefined && !SERVICE_NAME.test(service)) errors.push(`${ANN_SERVICE}: ${show(service)} is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`);
 
   if (errors.length > 0 || !analysis.ok) return { ok: false, errors: capped(errors) };
   return { ok: true, value: { analysis: analysis.value, progressDeadlineMs, skipAnalysis, provider, service } };

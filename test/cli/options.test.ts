@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { InvalidArgumentError } from 'commander';
-import { durationOption, httpUrlOption, labelKeyOption, nonEmptyListOption, seconds } from '../../src/cli/options.js';
+import { durationOption, httpUrlOption, namespaceOption, nonEmptyListOption, seconds, trackLabelOption } from '../../src/cli/options.js';
 
 describe('CLI option parsers', () => {
   describe('--track-label (a label key kube-canary writes on pods)', () => {
-    const parse = labelKeyOption('--track-label');
+    const parse = trackLabelOption('--track-label');
     for (const ok of ['version', 'track', 'app.kubernetes.io/version', 'example.com/release-track', 'A_b.c-9']) {
       it(`accepts ${ok}`, () => assert.equal(parse(ok), ok));
     }
@@ -16,10 +16,29 @@ describe('CLI option parsers', () => {
       ['Example.com/track', /the prefix before '\/' must be a DNS subdomain/],
       ['/track', /the prefix before '\/' must be a DNS subdomain/],
       ['example.com/', /the name part/],
+      // Valid keys that something else writes on the pods: subsets keyed on them would select no pod.
+      ['pod-template-hash', /^--track-label "pod-template-hash" is set by the Deployment controller on every pod \(to the hash of its template\), so it cannot tell stable from canary pods; use a key of your own, e\.g\. version \(the default\)$/],
+      ['kube-canary.io/role', /^--track-label "kube-canary\.io\/role" is one of kube-canary's own label keys \(kube-canary\.io\/\.\.\.\); use a key of your own/],
+      ['kube-canary.io/enabled', /is one of kube-canary's own label keys/],
     ];
     for (const [value, message] of bad) {
       it(`refuses ${JSON.stringify(value)}, saying what a label key is`, () => {
         assert.throws(() => parse(value), (e: unknown) => e instanceof InvalidArgumentError && message.test(e.message));
+      });
+    }
+  });
+
+  describe('--namespace (kube-canary\'s own namespace: it names the progressor\'s identity)', () => {
+    const parse = namespaceOption('--namespace');
+    for (const ok of ['kube-canary', 'ops', 'a', '9ops', 'x'.repeat(63)]) {
+      it(`accepts ${ok.length > 20 ? `${ok.length} characters` : ok}`, () => assert.equal(parse(ok), ok));
+    }
+    for (const bad of ['', 'Bad_NS', 'kube-canary ', '-ops', 'ops-', 'a.b', 'x'.repeat(64)]) {
+      it(`refuses ${JSON.stringify(bad.length > 20 ? `${bad.length} characters` : bad)}, saying what a namespace name is`, () => {
+        assert.throws(
+          () => parse(bad),
+          (e: unknown) => e instanceof InvalidArgumentError && e.message === `--namespace ${JSON.stringify(bad)} is not a namespace name: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters, e.g. --namespace kube-canary`,
+        );
       });
     }
   });

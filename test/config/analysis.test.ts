@@ -211,6 +211,8 @@ describe('analysis: numbers, YAML errors and bounds', () => {
     ['webhooks: [{name: a, url: "http://x/"}, {name: a, url: "http://y/"}]', 'analysis.webhooks has the rollout webhook "a" twice; give each webhook of a type its own name'],
     ['iterations: 10', 'analysis has unknown field "iterations"; allowed: interval, threshold, maxWeight, stepWeight, stepWeights, metrics, webhooks ("iterations" is Flagger\'s: A/B testing, not supported: kube-canary shifts traffic by weight (stepWeight or stepWeights, maxWeight))'],
     ['webhooks: [{name: a, url: "http://x/", retries: 3}]', 'analysis.webhooks[0] has unknown field "retries"; allowed: name, type, url, timeout, metadata, muteAlert ("retries" is Flagger\'s'],
+    // templateRef is read only to be refused with its own message: not listed as allowed.
+    ['metrics: [{name: request-success-rate, thresholdRange: {min: 99}, templateVariables: {a: b}}]', 'analysis.metrics[0] has unknown field "templateVariables"; allowed: name, query, thresholdRange, threshold, interval ("templateVariables" is Flagger\'s'],
     ['r: &r {min: 99}\nmetrics:\n' + Array.from({ length: 60 }, (_, i) => `- {name: m${i}, query: up, thresholdRange: *r}`).join('\n'), 'its aliases (*name) expand to too many values: at most 50 in all'],
     ['interval: 0s', 'analysis.interval "0s" is shorter than 1s'],
     ['interval: 99999999999999999999h', 'analysis.interval "99999999999999999999h" is longer than 24h; use a duration from 1s to 24h'],

@@ -39,7 +39,13 @@ describe('release configuration (all kube-canary.io/* annotations)', () => {
 
   it('refuses a name a release cannot use, for the progressor: not a Service name without kube-canary.io/service, or longer than 63', () => {
     const dotted = parseReleaseConfig('api.v2', {});
-    assert.deepEqual(dotted.ok ? [] : dotted.errors, [`the name "api.v2" is not a Service name (a-z, 0-9 and '-'), so kube-canary cannot take the Service from it: set kube-canary.io/service to the Service in front of this Deployment`]);
+    assert.deepEqual(dotted.ok ? [] : dotted.errors, [`the name "api.v2" is not a Service name (a-z, 0-9 and '-', starting with a letter), so kube-canary cannot take the Service from it: set kube-canary.io/service to the Service in front of this Deployment`]);
+    // A Deployment's name may start with a digit, a Service's may not (DNS-1035): no Service could ever be created for it.
+    const digit = parseReleaseConfig('9lives', {});
+    assert.match(digit.ok ? '' : digit.errors.join('; '), /^the name "9lives" is not a Service name \(a-z, 0-9 and '-', starting with a letter\)/);
+    assert.ok(parseReleaseConfig('lives9', {}).ok);
+    const badService = parseReleaseConfig('review', { 'kube-canary.io/service': '1abc' });
+    assert.deepEqual(badService.ok ? [] : badService.errors, [`kube-canary.io/service: "1abc" is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`]);
     const named = parseReleaseConfig('api.v2', { 'kube-canary.io/service': 'api' });
     assert.ok(named.ok && named.value.service === 'api');
     const long = parseReleaseConfig('a'.repeat(64), { 'kube-canary.io/service': 'api', 'kube-canary.io/skip-analysis': 'yes' });

@@ -918,7 +918,7 @@ describe('webhook decision', () => {
       c.request.object.metadata!.name = c.request.name = 'api.v2';
       const created = decide(c.request, 'label', config);
       assert.equal(created.response.allowed, true);
-      assert.match(created.response.warnings!.join('\n'), /kube-canary: the name "api.v2" is not a Service name \(a-z, 0-9 and '-'\), so kube-canary cannot take the Service from it: set kube-canary.io\/service/);
+      assert.match(created.response.warnings!.join('\n'), /kube-canary: the name "api.v2" is not a Service name \(a-z, 0-9 and '-', starting with a letter\), so kube-canary cannot take the Service from it: set kube-canary.io\/service/);
       for (const w of created.response.warnings!) assert.ok(w.length <= 256, w);
       const r = loadReview('review-set-image');
       for (const o of [r.request.object, r.request.oldObject!]) o.metadata!.name = 'api.v2';
