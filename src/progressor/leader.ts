@@ -139,7 +139,9 @@ export class LeaderElector {
   private lose(why: string): void {
     if (!this.leading) return;
     this.leading = false;
-    this.log.warn({ identity: this.o.identity, why }, 'lost leadership; stopped acting, standing by to take the lease again');
+    // Stepping down to exit is no loss: said as such, not as a warning that it stands by.
+    if (this.stopped) this.log.info({ identity: this.o.identity }, 'stepped down as leader to shut down; stopped acting');
+    else this.log.warn({ identity: this.o.identity, why }, 'lost leadership; stopped acting, standing by to take the lease again');
     this.o.onStoppedLeading();
   }
 
@@ -148,7 +150,7 @@ export class LeaderElector {
     this.stopped = true;
     clearTimeout(this.timer);
     const wasLeading = this.leading;
-    this.lose('shutting down');
+    this.lose('shutting down'); // said apart: see lose()
     if (!wasLeading) return;
     try {
       const lease = await this.http.request<Lease>('GET', `${this.path}/${this.o.name}`, { timeoutMs: 3000, priority: 'high' });

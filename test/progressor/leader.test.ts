@@ -49,14 +49,26 @@ describe('progressor leader election (Lease)', function () {
     await new Promise((r) => server.close(r));
   });
 
-  function elector(id: string, events: string[]) {
+  function elector(id: string, events: string[], logLines?: Array<{ level: number; msg: string }>) {
     const kc = specCredentials({ server: `http://127.0.0.1:${port}`, token: id }, 'test');
     return new LeaderElector(
       new KubeHttp(kc),
       { namespace: 'kube-canary', name: 'test', identity: id, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 100, onStartedLeading: () => events.push(`${id} start`), onStoppedLeading: () => events.push(`${id} stop`) },
-      createLogger('test', 'silent'),
+      logLines ? createLogger('test', 'info', { write: (line: string) => void logLines.push(JSON.parse(line)) }) : createLogger('test', 'silent'),
     );
   }
+
+  it('says a shutdown is a step down (info), not a lost leadership it stands by to retake (warn)', async () => {
+    lease = undefined;
+    const lines: Array<{ level: number; msg: string }> = [];
+    const a = elector('a', [], lines);
+    a.start();
+    while (!a.isLeader()) await new Promise((r) => setTimeout(r, 20));
+    await a.release();
+    const said = lines.map((l) => `${l.level} ${l.msg}`);
+    assert.ok(said.includes('30 stepped down as leader to shut down; stopped acting'), said.join('\n'));
+    assert.ok(!said.some((l) => l.includes('lost leadership')), said.join('\n'));
+  });
 
   it('one leader; a partitioned leader fences itself before the other takes over; release hands over at once', async () => {
     lease = undefined;
