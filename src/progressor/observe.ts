@@ -43,6 +43,7 @@ export function canaryView(d: V1Deployment, trackLabel: string): CanaryView {
 
 function rolloutView(d: V1Deployment, trackLabel: string): RolloutView {
   const st = d.status ?? {};
+  const failure = st.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
   return {
     generation: d.metadata?.generation ?? 0,
     observedGeneration: st.observedGeneration ?? 0,
@@ -51,5 +52,6 @@ function rolloutView(d: V1Deployment, trackLabel: string): RolloutView {
     updatedReplicas: st.updatedReplicas ?? 0,
     availableReplicas: st.availableReplicas ?? 0,
     templateHash: templateHash(d.spec?.template, trackLabel),
+    ...(failure ? { replicaFailure: failure.reason || 'ReplicaFailure' } : {}),
   };
 }

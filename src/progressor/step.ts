@@ -691,7 +691,10 @@ function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
 export function rolloutPending(d: RolloutView, revision: string): string | undefined {
   if (d.templateHash !== revision) return `it is not on revision ${revision} yet`;
   if (d.observedGeneration < d.generation) return 'waiting for the Deployment controller to see the new spec';
-  if (d.updatedReplicas < d.replicas) return `${d.updatedReplicas} of ${d.replicas} new replicas have been updated`;
+  // The condition's message names a generated pod and changes with every retry: the reason and
+  // where to read the message keep the status (and the Waiting Event, said once per reason) steady.
+  const failing = d.replicaFailure ? `; its pods cannot be created (condition ReplicaFailure, ${d.replicaFailure}: kubectl describe deployment shows why, e.g. a ResourceQuota)` : '';
+  if (d.updatedReplicas < d.replicas) return `${d.updatedReplicas} of ${d.replicas} new replicas have been updated${failing}`;
   if (d.statusReplicas > d.updatedReplicas) return `${d.statusReplicas - d.updatedReplicas} old replicas are pending termination`;
   if (d.availableReplicas < d.updatedReplicas) return `${d.availableReplicas} of ${d.updatedReplicas} updated replicas are available`;
   return undefined;

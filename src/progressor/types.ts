@@ -20,6 +20,8 @@ export interface RolloutView {
   availableReplicas: number;
   /** templateHash of spec.template (for the stable Deployment: the newest template the user wrote). */
   templateHash: string;
+  /** The reason of a true ReplicaFailure condition: pods cannot be created (a ResourceQuota, admission). */
+  replicaFailure?: string;
 }
 
 /** The stable Deployment as the step function needs to see it. */

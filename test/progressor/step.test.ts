@@ -467,6 +467,14 @@ const rows: Row[] = [
     requeue: 55 * SEC,
   },
   {
+    name: 'Promoting, stable pods refused (ReplicaFailure, e.g. a ResourceQuota): the wait names the condition, in words that stay the same across retries',
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 2, updatedReplicas: 0, availableReplicas: 2, replicaFailure: 'FailedCreate', status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    events: ['Waiting for review.test rollout to finish: 0 of 2 new replicas have been updated; its pods cannot be created (condition ReplicaFailure, FailedCreate: kubectl describe deployment shows why, e.g. a ResourceQuota)'],
+    requeue: 55 * SEC,
+  },
+  {
     name: 'Promoting, stable status not yet observed for the new generation: not done',
     o: obs({ paused: false, generation: 3, observedGeneration: 2, updatedReplicas: 2, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1 }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
     at: T0 + 5 * SEC,
