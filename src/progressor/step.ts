@@ -149,12 +149,10 @@ function byPhase(s: ReleaseStatus, c: Ctx): StepResult {
 
 function initializing(s: ReleaseStatus, c: Ctx): StepResult {
   const a = c.cfg.analysis;
-  const gated = !c.cfg.skipAnalysis;
-  // confirm-rollout runs before the canary is scaled up, as in Flagger: nothing runs until approved.
-  if (gated && hasHooks(a, 'confirm-rollout') && !s.rolloutConfirmed) {
+  if (awaitingRollout(s, c)) {
     const g = c.obs.gates?.['confirm-rollout'];
     if (!g) return need('confirm-rollout', s);
-    if (!g.passed) return decided(wait(s, c, 'confirm-rollout', g));
+    if (!g.passed) return decided(wait(s, c, 'confirm-rollout', g, noCanary(c)));
     s = { ...s, rolloutConfirmed: true };
   }
   const actions = canaryActions(s, c);
@@ -230,16 +228,14 @@ function haltWhileUnready(s: ReleaseStatus, c: Ctx, actions: Action[]): StepResu
 }
 
 function waiting(s: ReleaseStatus, c: Ctx): StepResult {
-  const skipped = skipWhenReady(s, c, canaryActions(s, c));
+  const on = s.waitingOn;
+  if (on === 'confirm-rollout' || (on === undefined && s.stepIndex < 0)) return confirmingRollout(s, c);
+  const actions = canaryActions(s, c);
+  const skipped = skipWhenReady(s, c, actions);
   if (skipped) return skipped;
   const left = dueIn(s, c);
-  if (left > 0) return decided({ status: s, actions: canaryActions(s, c), requeueAfterMs: left });
-  const on = s.waitingOn;
-  if (on === 'confirm-rollout' || (on === undefined && s.stepIndex < 0)) {
-    return initializing(withoutWaiting(transition(s, 'Initializing', c.now, s.message)), c);
-  }
+  if (left > 0) return decided({ status: s, actions, requeueAfterMs: left });
   const kind: WaitingOn = on ?? 'confirm-traffic-increase';
-  const actions = canaryActions(s, c);
   // The canary keeps its traffic while a confirm gate holds: it is still judged every interval
   // (metrics, rollout and rollback webhooks), as in Flagger, and rolled back on its threshold;
   // not while it is unready (no data then is no failed check), as in Progressing.
@@ -255,6 +251,25 @@ function waiting(s: ReleaseStatus, c: Ctx): StepResult {
   if (!g.passed) return decided(wait(s, c, kind, g, actions, halted));
   const resumed = withoutWaiting({ ...transition(s, 'Progressing', c.now, s.message), lastCheckAt: iso(c.now) });
   return decided(kind === 'confirm-promotion' ? promote(resumed, c, actions) : advance(resumed, c, actions));
+}
+
+/**
+ * Waiting on confirm-rollout: no canary, the gate asked every interval, and the wait said once
+ * (Waiting stays the phase: going through Initializing would say it anew each time).
+ */
+function confirmingRollout(s: ReleaseStatus, c: Ctx): StepResult {
+  if (awaitingRollout(s, c)) {
+    const left = dueIn(s, c);
+    if (left > 0) return decided({ status: s, actions: noCanary(c), requeueAfterMs: left });
+    const g = c.obs.gates?.['confirm-rollout'];
+    if (!g) return need('confirm-rollout', s);
+    if (!g.passed) return decided(wait(s, c, 'confirm-rollout', g, noCanary(c)));
+    s = { ...s, rolloutConfirmed: true };
+  }
+  // Approved, or the gate no longer applies (skip-analysis set, the hook removed). The progress
+  // deadline bounds the canary's rollout, so it counts from now, not from the start of the wait.
+  const { lastCheckAt: _, ...next } = withoutWaiting(transition(s, 'Initializing', c.now, s.message));
+  return initializing(next, c);
 }
 
 function promoting(s: ReleaseStatus, c: Ctx): StepResult {
@@ -317,7 +332,8 @@ function paused(s: ReleaseStatus, c: Ctx): StepResult {
   // Held until a request: no gates, no deadline, no timer (the request's watch event wakes us).
   // Routes are still kept at the status weight by finish(), so the canary they send traffic to is
   // kept too: one deleted meanwhile is recreated (with its Warning), as in any other phase.
-  return decided({ status: s, actions: canaryActions(s, c) });
+  // Paused before confirm-rollout approved: there is no canary yet, and none is made.
+  return decided({ status: s, actions: awaitingRollout(s, c) ? [] : canaryActions(s, c) });
 }
 
 // ---- requests (kube-canary.io/request) -------------------------------------------------------
@@ -707,6 +723,19 @@ export function canaryReady(c: CanaryView | undefined, revision: string): boolea
 /** Fully rolled out on the new template: every replica updated and available, no old pod left. */
 export function stableRolledOut(st: StableView, revision: string): boolean {
   return rolloutPending(st, revision) === undefined;
+}
+
+/**
+ * confirm-rollout has not approved this release: as in Flagger, the canary is not scaled up until
+ * it does, so none runs meanwhile (its pods would take traffic through the Service's selector).
+ */
+function awaitingRollout(s: ReleaseStatus, c: Ctx): boolean {
+  return !c.cfg.skipAnalysis && s.stepIndex < 0 && !s.rolloutConfirmed && hasHooks(c.cfg.analysis, 'confirm-rollout');
+}
+
+/** Routes are set to 0 first (finish()), so a canary left over (a superseded revision's) has no traffic when it goes. */
+function noCanary(c: Ctx): Action[] {
+  return c.obs.canary ? [{ type: 'deleteCanary' }] : [];
 }
 
 function hasHooks(a: Analysis, type: WebhookType): boolean {

@@ -183,9 +183,19 @@ class StubWebhooks implements GateRunner {
   }
 }
 
+/** An approval service: refuses (HTTP 503) until `approve` is set. */
+class ApprovalWebhooks implements GateRunner {
+  approve = false;
+  calls = 0;
+  async run(g: { name: string }): Promise<CheckResult> {
+    this.calls += 1;
+    return this.approve ? { name: g.name, passed: true, message: 'ok' } : { name: g.name, passed: false, message: `webhook ${g.name}: HTTP 503` };
+  }
+}
+
 const ANALYSIS = { interval: '10s', threshold: 2, maxWeight: 50, stepWeight: 25, metrics: [{ name: 'request-success-rate', thresholdRange: { min: 99 }, interval: '10s' }] };
 
-function reconcilerFor(w: World, clock: { now: number }, metrics: MetricProvider = new StubMetrics(), promMetrics = new ProgressorMetrics(false), webhooks = new StubWebhooks(), extra: Partial<ReconcilerDeps> = {}) {
+function reconcilerFor(w: World, clock: { now: number }, metrics: MetricProvider = new StubMetrics(), promMetrics = new ProgressorMetrics(false), webhooks: GateRunner = new StubWebhooks(), extra: Partial<ReconcilerDeps> = {}) {
   return new Reconciler({
     kube: w.kube as never,
     providers: { get: () => w.provider },
@@ -203,11 +213,11 @@ function reconcilerFor(w: World, clock: { now: number }, metrics: MetricProvider
 }
 
 /** Drive reconciles like the controller does (timers, retries) until the release is over. */
-async function drive(w: World, clock: { now: number }, opts: { metrics?: StubMetrics; promMetrics?: ProgressorMetrics; maxRounds?: number } = {}) {
+async function drive(w: World, clock: { now: number }, opts: { metrics?: StubMetrics; promMetrics?: ProgressorMetrics; webhooks?: GateRunner; maxRounds?: number } = {}) {
   let crashes = 0;
   for (let round = 0; round < (opts.maxRounds ?? 200); round++) {
     w.settle();
-    const r = reconcilerFor(w, clock, opts.metrics, opts.promMetrics);
+    const r = reconcilerFor(w, clock, opts.metrics, opts.promMetrics, opts.webhooks);
     try {
       const res = await r.reconcile(structuredClone(w.stable));
       const s = parseStatus(w.stable.metadata!.annotations![ANN_STATUS]);
@@ -362,6 +372,32 @@ describe('progressor reconciler (in-memory world)', () => {
     clock.now += 1000;
     await reconcilerFor(w, clock, undefined, undefined, hooks).reconcile(structuredClone(w.stable));
     assert.deepEqual(hooks.payloads.at(-1) && [hooks.payloads.at(-1)!.checksum, hooks.payloads.at(-1)!.phase], [second, 'Initializing']);
+  });
+
+  it('holds a release while confirm-rollout refuses: no canary, the wait said once (a restart on every reconcile), promoted once it approves', async () => {
+    const w = new World({ ...ANALYSIS, webhooks: [{ name: 'approve', type: 'confirm-rollout', url: 'http://approve.test/' }] });
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const hooks = new ApprovalWebhooks();
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 10; i++) {
+      w.settle();
+      // A fresh reconciler each time: nothing kept in memory, as after a restart.
+      const r = await reconcilerFor(w, clock, undefined, undefined, hooks).reconcile(structuredClone(w.stable));
+      assert.equal(w.canary, undefined, `no canary while refused (reconcile ${i})`);
+      clock.now += i % 2 === 0 ? 3000 : (r.requeueAfterMs ?? 0); // a watch event between checks, then the requeue
+    }
+    const s = parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!;
+    assert.equal(s.phase, 'Waiting');
+    assert.equal(s.waitingOn, 'confirm-rollout');
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(hooks.calls, 5, 'asked once per interval');
+    assert.deepEqual(w.events, ['New revision detected review.test', 'Waiting for confirm-rollout approval of review.test: webhook approve: HTTP 503']);
+    hooks.approve = true;
+    await drive(w, clock, { webhooks: hooks });
+    w.settle();
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0');
+    assert.equal(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!.phase, 'Succeeded');
+    assert.ok(w.events.includes('Advance review.test canary weight 50'), w.events.join('\n'));
   });
 
   it('holds a release whose Service does not exist (a typo in kube-canary.io/service), saying so once, and goes on once it does', async () => {

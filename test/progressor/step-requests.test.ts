@@ -22,6 +22,7 @@ const withHooks = (hooks: Array<{ name: string; type: string }>) =>
 
 const at25 = { canary: readyCanary(), routes: { stable: 75, canary: 25 } };
 const progressing25 = (over = {}) => status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0), ...over });
+const waitingRollout = () => status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0), message: 'Waiting for confirm-rollout approval of review.test: webhook go answered 503' });
 const paused25 = (over = {}) => status({ phase: 'Paused', weight: 25, stepIndex: 0, failedChecks: 1, lastCheckAt: iso(T0), lastTransitionAt: iso(T0), message: 'Release of review.test paused by request at canary weight 25; ...', ...over });
 
 interface Row extends StepRow {
@@ -70,6 +71,25 @@ const rows: Row[] = [
     weight: 50,
     handled: true,
     check: (r) => assert.equal(written(r)!.waitingOn, undefined),
+  },
+  {
+    name: 'pause in Waiting (confirm-rollout): Paused at weight 0, no canary made; resumed, the gate is asked again',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), request: 'pause', status: waitingRollout() }),
+    at: T0 + 10 * SEC,
+    phase: 'Paused',
+    weight: 0,
+    actions: ['clearRequest', 'emitEvent', 'writeStatus'],
+    handled: true,
+    check: (r) => {
+      const held = written(r)!;
+      assert.equal(held.waitingOn, undefined);
+      const later = obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: held });
+      assert.deepEqual(types(decided(step(later, T0 + 60 * SEC)).actions), [], 'nothing made while paused');
+      const resumed = decided(step({ ...later, stable: { ...later.stable, request: 'resume' } }, T0 + 60 * SEC));
+      assert.equal(written(resumed)!.phase, 'Initializing');
+      assert.ok(!types(resumed.actions).includes('ensureCanary'));
+      assert.equal(step({ ...later, stable: { ...later.stable, status: written(resumed)! } }, T0 + 61 * SEC).kind, 'need');
+    },
   },
   {
     name: 'a new revision together with pause: the new release starts paused at weight 0',
@@ -180,6 +200,15 @@ const rows: Row[] = [
     handled: true,
   },
   {
+    name: 'promote while Waiting on confirm-rollout: Promoting, the gate is not asked, no canary made',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), request: 'promote', status: waitingRollout() }),
+    at: T0 + 3 * SEC,
+    phase: 'Promoting',
+    weight: 0,
+    absent: ['ensureCanary'],
+    handled: true,
+  },
+  {
     name: 'promote while Paused: Promoting',
     o: obs({ request: 'promote', status: paused25() }, at25),
     at: T0 + 60 * SEC,
@@ -217,6 +246,15 @@ const rows: Row[] = [
     o: obs({ request: 'abort', status: paused25() }, at25),
     phase: 'RollingBack',
     weight: 0,
+    handled: true,
+  },
+  {
+    name: 'abort while Waiting on confirm-rollout: RollingBack, no canary made',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), request: 'abort', status: waitingRollout() }),
+    at: T0 + 3 * SEC,
+    phase: 'RollingBack',
+    weight: 0,
+    absent: ['ensureCanary'],
     handled: true,
   },
   {

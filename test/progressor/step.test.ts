@@ -105,14 +105,6 @@ const rows: Row[] = [
     check: (r) => assert.match((r.actions[0] as { recreated?: string }).recreated ?? '', /^review-canary\.test was deleted during the release of revision new1; recreated it/),
   },
   {
-    name: 'canary not there while confirm-rollout holds: created without a recreation Warning (it never existed)',
-    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', rolloutConfirmed: true, lastCheckAt: iso(T0) }) }, {}),
-    at: T0 + 1 * SEC,
-    phase: 'Waiting',
-    actions: ['ensureCanary'],
-    check: (r) => assert.equal((r.actions[0] as { recreated?: string }).recreated, undefined),
-  },
-  {
     // The analysis annotation edited mid-release: the next step is the new plan's first weight
     // above the current traffic, not the old step index read against the new plan.
     name: 'plan changed mid-release (10..50 at 30 -> steps of 20 up to 40): advance to 40, then promote',
@@ -317,15 +309,94 @@ const rows: Row[] = [
     check: (r) => assert.equal(written(r)!.waitingOn, 'confirm-rollout'),
   },
   {
-    name: 'Waiting on confirm-rollout, approved: back to Initializing, canary created',
-    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }, { gates: { 'confirm-rollout': pass } }),
+    name: 'confirm-rollout refused for a new revision mid-release: traffic back to 0, then the superseded canary deleted',
+    o: obs({ revision: 'new2', templateHash: 'new2', config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Progressing', weight: 25, stepIndex: 0, lastCheckAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 75, canary: 25 }, gates: { 'confirm-rollout': failing('webhook go answered 503') } }),
+    at: T0 + 3 * SEC,
+    phase: 'Waiting',
+    weight: 0,
+    actions: ['ensureRoutes', 'setWeight', 'emitEvent', 'deleteCanary', 'emitEvent', 'writeStatus'],
+    events: ['New revision detected review.test: analysis restarts (revision new1 superseded by new2)', 'Waiting for confirm-rollout approval of review.test: webhook go answered 503'],
+    check: (r) => assert.deepEqual(r.actions[1], { type: 'setWeight', canary: 0 }),
+  },
+  {
+    name: 'Waiting on confirm-rollout between checks: no canary is made',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }),
+    at: T0 + 1 * SEC,
+    phase: 'Waiting',
+    actions: [],
+    requeue: 9 * SEC,
+  },
+  {
+    name: 'Waiting on confirm-rollout with a canary left over (a superseded revision): deleted, not updated',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }, { canary: readyCanary({ templateHash: 'new0' }) }),
+    at: T0 + 1 * SEC,
+    actions: ['deleteCanary'],
+  },
+  {
+    name: 'Waiting on confirm-rollout, due: the gate is asked for the Waiting release',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }),
     at: T0 + 10 * SEC,
+    need: 'confirm-rollout',
+  },
+  {
+    name: 'Waiting on confirm-rollout, still refused for the same reason: still Waiting, no canary, no new Event, the wait\'s start kept',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0), saidAt: iso(T0), message: 'Waiting for confirm-rollout approval of review.test: webhook go answered 503' }) }, { gates: { 'confirm-rollout': failing('webhook go answered 503') } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    actions: ['writeStatus'],
+    requeue: 10 * SEC,
+    check: (r) => {
+      const s = written(r)!;
+      assert.equal(s.waitingOn, 'confirm-rollout');
+      assert.equal(s.lastTransitionAt, iso(T0));
+      assert.equal(s.lastCheckAt, iso(T0 + 10 * SEC));
+    },
+  },
+  {
+    // As for the other confirm gates: one wait, whatever each call of the hook answered.
+    name: 'Waiting on confirm-rollout, refused for another reason: the status says it, no new Event',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0), saidAt: iso(T0), message: 'Waiting for confirm-rollout approval of review.test: webhook go answered 503' }) }, { gates: { 'confirm-rollout': failing('webhook go answered 403') } }),
+    at: T0 + 10 * SEC,
+    phase: 'Waiting',
+    actions: ['writeStatus'],
+    check: (r) => assert.equal(written(r)!.message, 'Waiting for confirm-rollout approval of review.test: webhook go answered 403'),
+  },
+  {
+    name: 'Waiting on confirm-rollout, approved after longer than the progress deadline: Initializing, canary created (never existed: no recreation Warning), its deadline counted from now',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0 + 110 * SEC), message: 'Waiting for confirm-rollout approval of review.test: webhook go answered 503' }) }, { gates: { 'confirm-rollout': pass } }),
+    at: T0 + 120 * SEC,
     phase: 'Initializing',
     actions: ['ensureCanary', 'emitEvent', 'writeStatus'],
+    events: ['Waiting for review-canary.test rollout to finish: 0 of 1 new replicas have been updated'],
+    requeue: 60 * SEC,
     check: (r) => {
-      assert.equal(written(r)!.rolloutConfirmed, true);
-      assert.equal(written(r)!.waitingOn, undefined);
+      const s = written(r)!;
+      assert.equal(s.rolloutConfirmed, true);
+      assert.equal(s.waitingOn, undefined);
+      assert.equal(s.lastCheckAt, undefined);
+      assert.equal(s.lastTransitionAt, iso(T0 + 120 * SEC));
+      assert.equal((r.actions[0] as { recreated?: string }).recreated, undefined);
     },
+  },
+  {
+    name: 'skip-analysis set while confirm-rollout holds: the gate no longer asked, the canary created',
+    o: obs({ config: config({ interval: '10s', maxWeight: 50, stepWeight: 25, metrics: [], webhooks: [{ name: 'go', type: 'confirm-rollout', url: 'http://hooks.test/' }] }, { 'kube-canary.io/skip-analysis': 'true' }), status: status({ phase: 'Waiting', waitingOn: 'confirm-rollout', lastCheckAt: iso(T0) }) }),
+    at: T0 + 1 * SEC,
+    phase: 'Initializing',
+    actions: ['ensureCanary', 'emitEvent', 'writeStatus'],
+  },
+  {
+    name: 'Paused before confirm-rollout approved: no canary is made',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Paused' }) }),
+    at: T0 + 1 * SEC,
+    phase: 'Paused',
+    actions: [],
+  },
+  {
+    name: 'Paused after confirm-rollout approved, its canary deleted: recreated as in any phase',
+    o: obs({ config: withHooks([{ name: 'go', type: 'confirm-rollout' }]), status: status({ phase: 'Paused', rolloutConfirmed: true }) }),
+    at: T0 + 1 * SEC,
+    actions: ['ensureCanary'],
   },
   {
     name: 'pre-rollout failing counts as a failed check',
@@ -687,6 +758,49 @@ describe('a hold that lasts', () => {
     assert.deepEqual(events(again.actions), ['Waiting for confirm-promotion approval of review.test: approve: 403']);
     assert.equal(written(again)?.saidAt, iso(T0 + HOLD_REPEAT_MS));
     assert.deepEqual(events(at(T0 + HOLD_REPEAT_MS + 10 * SEC, { saidAt: iso(T0 + HOLD_REPEAT_MS) }).actions), [], 'and not on every interval after that');
+  });
+});
+
+describe('confirm-rollout refusing over several intervals', () => {
+  it('makes no canary, says the wait once, asks every interval; once approved the canary is made', () => {
+    const cfg = withHooks([{ name: 'go', type: 'confirm-rollout' }]);
+    const said: string[] = [];
+    const asked: number[] = [];
+    let s: ReturnType<typeof status> | undefined;
+    let t = T0;
+    let answer = failing('webhook go answered 503');
+    // Each reconcile as the controller drives it: at the requeue time, answering the gate it asks for.
+    const reconcile = () => {
+      const o = obs({ config: cfg, ...(s ? { status: s } : {}) }, { routes: { stable: 100, canary: 0 } });
+      let r = step(o, t);
+      if (r.kind === 'need') {
+        assert.deepEqual(r, { kind: 'need', need: 'gates', gate: 'confirm-rollout', revision: 'new1', phase: s ? 'Waiting' : 'Initializing' });
+        asked.push(t);
+        r = step({ ...o, gates: { 'confirm-rollout': answer } }, t);
+      }
+      const d = decided(r);
+      said.push(...events(d.actions));
+      s = written(d) ?? s;
+      return d;
+    };
+    for (let i = 0; i < 12; i++) {
+      const d = reconcile();
+      assert.ok(!d.actions.some((a) => a.type === 'ensureCanary'), `no canary while refused (reconcile ${i}): ${JSON.stringify(d.actions)}`);
+      assert.equal(s?.phase, 'Waiting');
+      assert.equal(s?.waitingOn, 'confirm-rollout');
+      t += i % 2 === 0 ? 4 * SEC : (d.requeueAfterMs ?? 0); // a watch event between checks, then the requeue
+    }
+    assert.deepEqual(said, ['New revision detected review.test', 'Waiting for confirm-rollout approval of review.test: webhook go answered 503']);
+    assert.equal(asked.length, 6, 'once per interval');
+    // Still refused half an hour after it was said: said again (the apiserver drops Events after an hour).
+    t = T0 + HOLD_REPEAT_MS;
+    reconcile();
+    assert.equal(said.length, 3);
+    answer = pass;
+    t += 10 * SEC;
+    const d = reconcile();
+    assert.equal(s?.phase, 'Initializing');
+    assert.ok(d.actions.some((a) => a.type === 'ensureCanary'));
   });
 });
 
