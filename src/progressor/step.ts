@@ -686,7 +686,8 @@ function withoutWaiting(s: ReleaseStatus): ReleaseStatus {
 
 /** Canary create/update when it is missing or differs from what this revision needs. */
 function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
-  const replicas = canaryReplicas(c.obs.stable.replicas, c.cfg.analysis.maxWeight);
+  // A plan cut below the current weight mid-release: the canary still carries that weight until the next step.
+  const replicas = canaryReplicas(c.obs.stable.replicas, Math.max(c.cfg.analysis.maxWeight, s.weight));
   const cur = c.obs.canary;
   if (cur && cur.templateHash === s.revision && cur.replicas === replicas) return [];
   // The stable Deployment holds the captured template only while it is that revision.

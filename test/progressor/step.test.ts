@@ -123,6 +123,14 @@ const rows: Row[] = [
     events: ['Promoting revision new1 into review.test'],
   },
   {
+    name: 'plan cut below the current weight mid-release: the canary keeps the pods for the weight it carries until then',
+    o: obs({ replicas: 2, config: config({ interval: '10s', threshold: 2, maxWeight: 30, stepWeight: 10, metrics: [] }), status: status({ phase: 'Progressing', weight: 60, stepIndex: 5, lastCheckAt: iso(T0) }) }, { canary: readyCanary({ replicas: 2, statusReplicas: 2, updatedReplicas: 2, availableReplicas: 2 }), routes: { stable: 40, canary: 60 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Progressing',
+    weight: 60,
+    check: (r) => assert.ok(!r.actions.some((a) => a.type === 'ensureCanary'), `no scale-down to 1 pod while it carries 60%: ${JSON.stringify(r.actions)}`),
+  },
+  {
     name: 'canary not ready within the progress deadline: RollingBack at weight 0',
     o: obs({ status: status() }, { canary: readyCanary({ availableReplicas: 0 }) }),
     at: T0 + 61 * SEC,
