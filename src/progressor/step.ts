@@ -161,7 +161,7 @@ function initializing(s: ReleaseStatus, c: Ctx): StepResult {
     if (left <= 0) return decided(rollback(s, c, `${c.canaryId} was not ready within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`));
     const replicas = canaryReplicas(c.obs.stable.replicas, a.maxWeight);
     const msg = `Waiting for ${c.canaryId} rollout to finish: ${c.obs.canary ? rolloutPending(c.obs.canary, s.revision) : `0 of ${replicas} new replicas have been updated`}`;
-    const say = sayHold(s, msg, c.now);
+    const say = sayHold(s, msg, c.now, sameRolloutWait(s.message, msg));
     if (say) actions.push(event(false, 'Waiting', msg));
     return decided({ status: saying(s, msg, say, c.now), actions, requeueAfterMs: left });
   }
@@ -292,7 +292,7 @@ function promoting(s: ReleaseStatus, c: Ctx): StepResult {
   const left = deadlineLeft(s, c);
   if (left <= 0) return decided(rollback(s, c, `${c.id} rollout of revision ${s.revision} did not finish within the progress deadline ${formatDuration(c.cfg.progressDeadlineMs)}`, actions));
   const msg = `Waiting for ${c.id} rollout to finish: ${rolloutPending(st, s.revision) ?? 'unpausing it'}`;
-  const say = sayHold(s, msg, c.now);
+  const say = sayHold(s, msg, c.now, sameRolloutWait(s.message, msg));
   if (say) actions.push(event(false, 'Waiting', msg));
   return decided({ status: saying(s, msg, say, c.now), actions, requeueAfterMs: left });
 }
@@ -705,12 +705,24 @@ function canaryActions(s: ReleaseStatus, c: Ctx): Action[] {
  * `availableReplicas` counts pods of every template, so it says something about the new ones
  * only once no old pod is left: checked in that order.
  */
+const PODS_REFUSED = 'its pods cannot be created';
+
+/**
+ * Whether two rollout waits are one hold for the Events: the progress counts in the message move
+ * with every pod (and the controller's lag shows between writes), which is no news; pods being
+ * refused is.
+ */
+function sameRolloutWait(said: string | undefined, msg: string): boolean {
+  const head = msg.slice(0, msg.indexOf(' rollout to finish: '));
+  return said !== undefined && said.startsWith(`${head} rollout to finish: `) && said.includes(PODS_REFUSED) === msg.includes(PODS_REFUSED);
+}
+
 export function rolloutPending(d: RolloutView, revision: string): string | undefined {
   if (d.templateHash !== revision) return `it is not on revision ${revision} yet`;
   if (d.observedGeneration < d.generation) return 'waiting for the Deployment controller to see the new spec';
   // The condition's message names a generated pod and changes with every retry: the reason and
   // where to read the message keep the status (and the Waiting Event, said once per reason) steady.
-  const failing = d.replicaFailure ? `; its pods cannot be created (condition ReplicaFailure, ${d.replicaFailure}: kubectl describe deployment shows why, e.g. a ResourceQuota)` : '';
+  const failing = d.replicaFailure ? `; ${PODS_REFUSED} (condition ReplicaFailure, ${d.replicaFailure}: kubectl describe deployment shows why, e.g. a ResourceQuota)` : '';
   if (d.updatedReplicas < d.replicas) return `${d.updatedReplicas} of ${d.replicas} new replicas have been updated${failing}`;
   if (d.statusReplicas > d.updatedReplicas) return `${d.statusReplicas - d.updatedReplicas} old replicas are pending termination`;
   if (d.availableReplicas < d.updatedReplicas) return `${d.availableReplicas} of ${d.updatedReplicas} updated replicas are available`;

@@ -123,6 +123,34 @@ const rows: Row[] = [
     events: ['Promoting revision new1 into review.test'],
   },
   {
+    name: 'Promoting, the rollout moving on (the controller caught up, a pod updated): the status follows, no new Waiting Event',
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 3, updatedReplicas: 1, availableReplicas: 2, status: status({ phase: 'Promoting', weight: 50, stepIndex: 1, message: 'Waiting for review.test rollout to finish: waiting for the Deployment controller to see the new spec', saidAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    events: [],
+    check: (r) => assert.equal(written(r)?.message, 'Waiting for review.test rollout to finish: 1 of 2 new replicas have been updated'),
+  },
+  {
+    name: 'Promoting, the rollout moving on and then its pods refused: that is said',
+    o: obs({ paused: false, generation: 3, observedGeneration: 3, statusReplicas: 2, updatedReplicas: 1, availableReplicas: 2, replicaFailure: 'FailedCreate', status: status({ phase: 'Promoting', weight: 50, stepIndex: 1, message: 'Waiting for review.test rollout to finish: 1 of 2 new replicas have been updated', saidAt: iso(T0) }) }, { canary: readyCanary(), routes: { stable: 50, canary: 50 } }),
+    at: T0 + 5 * SEC,
+    phase: 'Promoting',
+    events: ['Waiting for review.test rollout to finish: 1 of 2 new replicas have been updated; its pods cannot be created (condition ReplicaFailure, FailedCreate: kubectl describe deployment shows why, e.g. a ResourceQuota)'],
+  },
+  {
+    name: 'canary rollout moving on (0 -> 1 of 2 updated): no new Waiting Event, said again after 30 minutes',
+    o: obs({ replicas: 4, status: status({ message: 'Waiting for review-canary.test rollout to finish: 0 of 2 new replicas have been updated', saidAt: iso(T0) }) }, { canary: readyCanary({ replicas: 2, statusReplicas: 1, updatedReplicas: 1, availableReplicas: 1 }) }),
+    at: T0 + 5 * SEC,
+    phase: 'Initializing',
+    events: [],
+    check: (r) => {
+      assert.equal(written(r)?.message, 'Waiting for review-canary.test rollout to finish: 1 of 2 new replicas have been updated');
+      const slow = config(undefined, { 'kube-canary.io/progress-deadline': '2h' });
+      const later = runRow({ name: 'later', o: obs({ replicas: 4, config: slow, status: { ...written(r)!, lastTransitionAt: iso(T0) } }, { canary: readyCanary({ replicas: 2, statusReplicas: 1, updatedReplicas: 1, availableReplicas: 1 }) }), at: T0 + HOLD_REPEAT_MS + 1 });
+      assert.deepEqual(events(later?.actions ?? []), ['Waiting for review-canary.test rollout to finish: 1 of 2 new replicas have been updated']);
+    },
+  },
+  {
     name: 'plan cut below the current weight mid-release: the canary keeps the pods for the weight it carries until then',
     o: obs({ replicas: 2, config: config({ interval: '10s', threshold: 2, maxWeight: 30, stepWeight: 10, metrics: [] }), status: status({ phase: 'Progressing', weight: 60, stepIndex: 5, lastCheckAt: iso(T0) }) }, { canary: readyCanary({ replicas: 2, statusReplicas: 2, updatedReplicas: 2, availableReplicas: 2 }), routes: { stable: 40, canary: 60 } }),
     at: T0 + 5 * SEC,
