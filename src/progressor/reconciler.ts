@@ -9,9 +9,9 @@
  *   3. Events and notification webhooks, only after the commit, so they describe what happened.
  * Before every write it asks `mayAct()` (leadership): a replica that lost its lease stops at once.
  */
-import type { V1Deployment, V1PodTemplateSpec } from '@kubernetes/client-node';
+import type { V1Deployment, V1PodTemplateSpec, V1Service } from '@kubernetes/client-node';
 import type { Analysis } from '../config/analysis.js';
-import { ANN_STATUS, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
+import { ANN_REQUEST, ANN_STATUS, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
 import type { ClusterDefaults } from '../config/release-config.js';
 import { type Phase, isTerminal } from '../config/status.js';
 import { templateHash } from '../config/template-hash.js';
@@ -27,7 +27,7 @@ import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
 import { HOLD_REPEAT_MS, step } from './step.js';
-import type { Decision, GateKind, GateOutcome, NotifyType, Observation } from './types.js';
+import type { Decision, GateKind, GateOutcome, NotifyType, Observation, StableView } from './types.js';
 
 export interface ReconcilerDeps {
   kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets' | 'getService'>;
@@ -172,6 +172,8 @@ export class Reconciler {
     const state = `${stable.metadata!.uid}|${st.revision ?? ''}|${stable.metadata!.annotations?.[ANN_STATUS] ?? ''}`;
     this.gateRuns.enter(key, state);
     const used = new Set<string>();
+    /** When the analysis answer this decision rests on was asked for (a verdict on the canary). */
+    let judgedAt: number | undefined;
     for (let pass = 0; pass < MAX_PASSES && !decision; pass++) {
       const r = step(obs, now);
       if (r.kind === 'decision') {
@@ -188,6 +190,7 @@ export class Reconciler {
           return {};
         }
         used.add(need);
+        if (gate === 'analysis') judgedAt = answer.requestedAt;
         now = Math.min(now, answer.requestedAt);
         obs.gates = { ...obs.gates, [gate]: answer.outcome };
       } else {
@@ -196,6 +199,26 @@ export class Reconciler {
       }
     }
     if (!decision) throw new Error('step() did not decide within its pass limit');
+
+    // A release is held (ReconcileError) while its Service is missing: routes for a host with no
+    // Service shift nothing, and a canary that gets no traffic through it fails its checks for
+    // no data, which says nothing about the canary. So nothing that gives the canary traffic or
+    // judges it is committed then: no weight above 0, no verdict of the analysis (no step, no
+    // failed check, no rollback for it). Routing back to stable (a promotion's end, an abort)
+    // needs no Service.
+    if (judgedAt !== undefined || decision.actions.some((a) => a.type === 'ensureRoutes' || (a.type === 'setWeight' && a.canary > 0))) {
+      const svc = await this.needService(target, st);
+      const window = Math.max(0, ...(cfg?.analysis.metrics.map((m) => m.intervalMs) ?? []));
+      const created = Date.parse(String(svc.metadata?.creationTimestamp ?? ''));
+      if (judgedAt !== undefined && created > judgedAt - window) {
+        // Created (again) within the window these checks looked at: they measured its absence.
+        // Judged afresh once a whole window has passed with it.
+        this.gateRuns.forget(key);
+        const at = d.now();
+        log.info({ service: target.service, createdAt: new Date(created).toISOString() }, 'Service created within the analysis window; checking again once a whole window has passed with it');
+        return { requeueAfterMs: Math.max(0, created + window - at), decidedAt: at };
+      }
+    }
 
     const effects = { target, provider, stableTemplate, canaryObj, log, analysis: cfg?.analysis, weightChangedAt: undefined as number | undefined };
     const written = await this.perform(stable, decision, effects);
@@ -228,7 +251,6 @@ export class Reconciler {
       guard();
       switch (a.type) {
         case 'ensureRoutes':
-          await this.needService(x.target);
           await this.needProvider(x.provider).reconcile(x.target);
           break;
         case 'setWeight':
@@ -292,11 +314,15 @@ export class Reconciler {
    * the traffic through the Service's own selector, outside the release's control): a typo in
    * kube-canary.io/service is said, and the release held, instead of "promoted" without a canary.
    */
-  private async needService(t: RouteTarget): Promise<void> {
+  private async needService(t: RouteTarget, st: StableView): Promise<V1Service> {
     try {
-      await this.d.kube.getService(t.namespace, t.service);
+      return await this.d.kube.getService(t.namespace, t.service);
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      const s = st.status;
+      const weight = s && s.revision === st.revision && !isTerminal(s.phase) ? s.weight : 0;
+      // Once the canary has traffic the webhook refuses another kube-canary.io/service (its old routes would keep that share).
+      if (weight > 0) throw new Error(`Service ${t.service} not found in ${t.namespace}: kube-canary routes its host, so the release of ${t.name} holds at canary weight ${weight} (no step, no check counted) until it exists again; create it again, or abort the release with "kubectl canary abort ${t.name} -n ${t.namespace}" (or: kubectl annotate deployment ${t.name} -n ${t.namespace} ${ANN_REQUEST}=abort)`);
       throw new Error(`Service ${t.service} not found in ${t.namespace}: kube-canary routes its host; create it, or set kube-canary.io/service on ${t.name} to the Service in front of it`);
     }
   }

@@ -36,6 +36,8 @@ class World {
   canaryCacheLags = false;
   /** Services in the namespace (the release routes the first by default). */
   services = ['review'];
+  /** Their creationTimestamp (as the API sends it: a string). */
+  serviceCreated = '2025-01-01T00:00:00Z';
 
   constructor(analysis: object, image = 'review:1.7.0') {
     this.stable = {
@@ -145,7 +147,7 @@ class World {
     listReplicaSets: async () => ({ items: structuredClone(this.replicaSets) }),
     getService: async (_ns: string, name: string) => {
       if (!this.services.includes(name)) throw apiError(404, 'not found');
-      return { metadata: { name } };
+      return { metadata: { name, creationTimestamp: this.serviceCreated } };
     },
   };
 
@@ -658,6 +660,86 @@ describe('progressor reconciler: kube-canary.io/request (in-memory world)', () =
       assert.equal(w.statusWrites.filter((p) => p === 'Failed').length, 1, `crash ${k}: failed once`);
       assert.equal(w.events.filter((e) => /aborted by request/.test(e)).length, 1, `crash ${k}: one abort Event`);
     }
+  });
+});
+
+describe('progressor reconciler: the Service deleted mid-release (in-memory world)', () => {
+  const T = Date.parse('2026-01-01T00:00:00Z');
+  const statusOf = (w: World) => parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!;
+  const once = (w: World, clock: { now: number }, metrics: StubMetrics, r = reconcilerFor(w, clock, metrics)) => {
+    w.settle();
+    return r.reconcile(structuredClone(w.stable));
+  };
+  /** Ship 1.8.0 and run until the canary carries 25 %, the next check due. */
+  async function at25(metrics: StubMetrics) {
+    const w = new World(ANALYSIS);
+    const clock = { now: T };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once(w, clock, metrics)).requeueAfterMs ?? 1000;
+    assert.equal(w.routes?.canary, 25);
+    clock.now += 10_000;
+    return { w, clock };
+  }
+  const held = /^Release blocked, retrying: Service review not found in test: kube-canary routes its host, so the release of review holds at canary weight 25 \(no step, no check counted\) until it exists again; create it again, or abort the release/;
+
+  it('holds the release (ReconcileError naming the Service): no step on passing checks, no failed check or rollback on failing ones; created again, it goes on and promotes', async () => {
+    const metrics = new StubMetrics();
+    const { w, clock } = await at25(metrics);
+    const before = statusOf(w);
+    const said = w.events.length;
+    w.services = [];
+    // Passing checks (data from before the deletion, or a webhook-only analysis) take no step;
+    // failing ones (no data: nothing reaches the canary) count nothing, however many intervals.
+    const r = reconcilerFor(w, clock, metrics);
+    for (const pass of [true, false, false, false]) {
+      metrics.pass = pass;
+      await assert.rejects(once(w, clock, metrics, r), /Service review not found in test/);
+      clock.now += 10_000;
+    }
+    assert.deepEqual(w.routes, { stable: 75, canary: 25 }, 'the weight is held');
+    assert.deepEqual(statusOf(w), before, 'nothing committed: no step, no failed check');
+    assert.equal(w.stable.metadata!.annotations![ANN_FAILED_REVISION], undefined);
+    assert.deepEqual(w.events.slice(said).map((e) => held.test(e)), [true], 'said once, and nothing else');
+
+    // Created again: checks over a window that saw it missing are not judged; the next one, a
+    // whole window later, is.
+    metrics.pass = true;
+    w.services = ['review'];
+    w.serviceCreated = new Date(clock.now - 2000).toISOString();
+    const calls = metrics.calls;
+    const deferred = await once(w, clock, metrics);
+    assert.equal(deferred.requeueAfterMs, 8000, 'due when its window (10 s) is all after the creation');
+    assert.deepEqual(statusOf(w), before);
+    clock.now += deferred.requeueAfterMs!;
+    await once(w, clock, metrics);
+    assert.equal(metrics.calls, calls + 2, 'checked afresh, not with the deferred answer');
+    assert.deepEqual(w.routes, { stable: 50, canary: 50 });
+    await drive(w, clock, { metrics });
+    assert.equal(statusOf(w).phase, 'Succeeded');
+    assert.equal(statusOf(w).failedChecks, 0);
+  });
+
+  it('a release held for its Service can be aborted: all traffic back on stable, no Service needed', async () => {
+    const metrics = new StubMetrics();
+    const { w, clock } = await at25(metrics);
+    w.services = [];
+    await assert.rejects(once(w, clock, metrics), /Service review not found/);
+    w.annotate('kube-canary.io/request', 'abort');
+    await drive(w, clock, { metrics });
+    assert.equal(statusOf(w).phase, 'Failed');
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+  });
+
+  it('a promotion under way is not held: it sends the canary no more traffic and ends with all of it on stable', async () => {
+    const metrics = new StubMetrics();
+    const { w, clock } = await at25(metrics);
+    for (let i = 0; i < 5 && statusOf(w).phase !== 'Promoting'; i++) clock.now += (await once(w, clock, metrics)).requeueAfterMs ?? 1000;
+    assert.equal(statusOf(w).phase, 'Promoting');
+    w.services = [];
+    await drive(w, clock, { metrics });
+    assert.equal(statusOf(w).phase, 'Succeeded');
+    assert.deepEqual(w.routes, { stable: 100, canary: 0 });
+    assert.equal(w.stable.spec!.template.spec!.containers[0]!.image, 'review:1.8.0');
   });
 });
 
