@@ -7,9 +7,12 @@
  *   2. review:1.7.0 in namespace `test`; `kubectl set image ... review:1.8.0` is analysed step
  *      by step and promoted;
  *   3. a bad review:1.9.0 (30% 5xx) is rolled back, and re-applying it is refused;
- *   4. a summary; everything the demo started is stopped (recorded pids), also on Ctrl-C.
+ *   4. a summary; everything the demo started is stopped (recorded pids), also on Ctrl-C, and
+ *      what it made in the cluster is deleted (namespace `test`, the progressor's Lease).
  *
- * Env: DEMO_INTERVAL (analysis interval in s, default 5), KEEP_CLUSTER=1 (leave the control plane up).
+ * Namespace `test` is the demo's: one there before it starts (an earlier demo's) is deleted.
+ * Env: DEMO_INTERVAL (analysis interval in s, default 5), KEEP_CLUSTER=1 (leave the control plane
+ * up, and namespace `test` with review and its Events, to look at with kubectl afterwards).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,7 +20,7 @@ import { join } from 'node:path';
 import { parseAnalysis, type Analysis } from '../src/config/analysis.js';
 import { PrometheusProvider } from '../src/metrics/prometheus.js';
 import type { CheckResult } from '../src/metrics/provider.js';
-import { clients, clusterDir, getDeployment, kubectl, repoRoot, run, waitFor, waitForDeploymentReady } from '../test/e2e/harness/cluster.js';
+import { clients, clusterDir, clusterEnv, getDeployment, kubectl, repoRoot, run, waitFor, waitForDeploymentReady } from '../test/e2e/harness/cluster.js';
 import {
   ANN_ANALYSIS,
   ANN_FAILED_REVISION,
@@ -35,6 +38,7 @@ import {
 
 const NS = 'test';
 const INTERVAL_S = Number(process.env['DEMO_INTERVAL'] ?? 5);
+const KEEP = process.env['KEEP_CLUSTER'] === '1';
 const tty = process.stdout.isTTY;
 const c = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
 const bold = c('1');
@@ -58,18 +62,31 @@ async function cleanup(): Promise<void> {
   cleaningUp = true;
   title('cleaning up');
   if (env) {
-    say('stopping progressor, webhook, Prometheus and simulator (recorded pids)');
+    say('stopping progressor, webhook, Prometheus and simulator (recorded pids); deleting the progressor\'s Lease');
     await env.stop().catch((e) => say(red(`stop failed: ${(e as Error).message}`)));
   }
-  if (existsSync(join(clusterDir, 'env'))) {
-    await kubectl(['delete', 'namespace', NS, '--wait=false'], { allowFailure: true }).catch(() => undefined);
+  if (KEEP) {
+    say(`namespace ${NS} kept (KEEP_CLUSTER=1): ${inspect()}; delete it with: ${kubectlShown()} delete namespace ${NS}`);
+  } else if (existsSync(join(clusterDir, 'env'))) {
+    say(`deleting namespace ${NS}`);
+    await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true', '--timeout=60s'], { allowFailure: true, timeoutMs: 70_000 }).catch(() => undefined);
   }
-  if (startedCluster && process.env['KEEP_CLUSTER'] !== '1') {
+  if (startedCluster && !KEEP) {
     say('stopping the local control plane (hack/cluster/down.sh)');
     await runShown(join(repoRoot, 'hack/cluster/down.sh'), []).catch(() => undefined);
   } else if (!startedCluster) {
     say('the control plane was already running before the demo; left as it was');
   }
+}
+
+/** kubectl as the user can run it against this control plane. */
+function kubectlShown(): string {
+  const e = clusterEnv();
+  return `KUBECONFIG=${e.kubeconfig} ${e.kubectl}`;
+}
+
+function inspect(): string {
+  return `${kubectlShown()} describe deployment review -n ${NS}`;
 }
 
 /** Runs a command with its output prefixed and shown as it comes (progress of the build). */
@@ -94,8 +111,20 @@ async function clusterUp(): Promise<void> {
     return;
   }
   say('starting etcd, kube-apiserver, controller-manager, scheduler and kwok (building them first if not cached; a cold build takes 10-30 min)');
+  const before = apiserverPid();
   startedCluster = true;
   await runShown(join(repoRoot, 'hack/cluster/up.sh'), []);
+  // up.sh checks again and keeps a recorded cluster that answers after all (it was only slow to
+  // answer us): not the demo's to stop, then. One it started has a new apiserver pid.
+  startedCluster = apiserverPid() !== before;
+}
+
+function apiserverPid(): string | undefined {
+  try {
+    return readFileSync(join(clusterDir, 'pids/kube-apiserver.pid'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether the cluster recorded in .cluster/env answers /readyz (read directly: the harness caches the env). */
@@ -190,7 +219,8 @@ async function main(): Promise<void> {
   await clusterUp();
 
   title('components');
-  if (existsSync(join(clusterDir, 'env'))) {
+  if ((await kubectl(['get', 'namespace', NS], { allowFailure: true })).code === 0) {
+    say(`deleting namespace ${NS} left from an earlier run (the demo's own namespace)`);
     await kubectl(['delete', 'namespace', NS, '--wait=true', '--timeout=60s'], { allowFailure: true, timeoutMs: 70_000 });
   }
   await clients().core.createNamespace({ body: { metadata: { name: NS } } });
@@ -241,7 +271,7 @@ async function main(): Promise<void> {
       `  release 1.9.0: ${r2.phase === 'Failed' ? green('rolled back') : red(r2.phase ?? '?')} in ${dur(r2)}s after ${r2.failedChecks} failed checks; routes ${r2.weights.join(' -> ')}`,
       `  re-apply of 1.9.0: ${again.code !== 0 ? green('refused by the webhook') : red('accepted (unexpected)')}`,
       `  review now runs ${final.spec?.template.spec?.containers[0]?.image}; failed revision recorded: ${final.metadata?.annotations?.[ANN_FAILED_REVISION] ? 'yes' : 'no'}`,
-      `  see it yourself next time: KEEP_CLUSTER=1 make demo, then kubectl describe deployment review -n test`,
+      KEEP ? `  see it yourself: ${inspect()}` : `  see it yourself next time: KEEP_CLUSTER=1 make demo, then kubectl describe deployment review -n ${NS}`,
       '',
     ].join('\n'),
   );

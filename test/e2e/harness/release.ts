@@ -213,7 +213,10 @@ export async function startReleaseEnv(namespace: string, opts: { rps?: number; p
     const kc = await progressorKubeconfig(dir);
     // Its own Lease and namespace, so environments running side by side on one control plane
     // (parallel suites, the bench, the demo) never wait on each other's leader election.
-    const scope = ['--watch-namespaces', namespace, '--lease-name', `kube-canary-progressor-${namespace}`];
+    const leaseName = `kube-canary-progressor-${namespace}`;
+    const scope = ['--watch-namespaces', namespace, '--lease-name', leaseName];
+    // Removed once the progressor has stopped (the stops run in reverse): nothing of the environment is left.
+    started.push(async () => void (await kubectl(['-n', PROGRESSOR_NAMESPACE, 'delete', 'lease', leaseName, '--ignore-not-found'], { allowFailure: true })));
     const progressor = await startProgressor({ kubeconfig: kc, prometheusUrl: prometheus.url, extraArgs: [...scope, ...(opts.progressorArgs ?? [])] });
     started.push(() => env.progressor.stop());
     const env: ReleaseEnv = {
