@@ -5,9 +5,9 @@
  * answered within `inlineMs` goes on in the background, the reconcile returns without deciding,
  * and the release is reconciled again when the run answers (`onDone`).
  *
- * An answer is for the state its run was started in: the same Deployment (uid) with the same
- * stored status. Any commit, or a new revision, makes the runs of the older state stale: they are
- * aborted and dropped. An answer is kept until a reconcile that used it has committed, so a commit
+ * An answer is for the state its run was started in (the reconciler's key: the same Deployment
+ * (uid), stored status and gate configuration). Any commit, a new revision, or an edit of the
+ * checks makes the runs of the older state stale: they are aborted and dropped. An answer is kept until a reconcile that used it has committed, so a commit
  * lost to a conflict or an API error is retried with the same answer instead of running the checks
  * again; it is not used once it is older than `maxAgeMs` (one analysis interval).
  *
@@ -15,7 +15,7 @@
  * releases and a slow Prometheus or slow webhooks, up to one run per release would otherwise be in
  * flight at once. A run that waits for a slot has not started; its reconcile does not wait for it.
  */
-import type { GateOutcome } from './types.js';
+import type { GateOutcome, PendingCheck } from './types.js';
 
 /** For a Reconciler given no slots (tests, tools): --concurrency's default, as the CLI defaults --gate-concurrency to --concurrency. */
 export const DEFAULT_GATE_CONCURRENCY = 32;
@@ -106,6 +106,15 @@ interface Run {
   failed?: Error;
   /** Not started yet: waits for one of the GateSlots. */
   waiting: boolean;
+  /** Its checks that have not answered yet (filled by `start`). */
+  pending: Set<PendingCheck>;
+}
+
+/** A run that has not answered: since when it was asked for, whether it waits for a slot, and the checks it waits for. */
+export interface RunProgress {
+  requestedAt: number;
+  waiting: boolean;
+  pending: PendingCheck[];
 }
 
 export interface GateRunsOptions {
@@ -128,7 +137,7 @@ export class GateRuns {
    * a new run's if it answers within inlineMs; undefined while a run goes on in the background or
    * waits for a slot. `start` is called only when a new run is needed, once it has a slot.
    */
-  async get(key: string, state: string, need: string, now: number, maxAgeMs: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Promise<GateAnswer | undefined> {
+  async get(key: string, state: string, need: string, now: number, maxAgeMs: number, start: (signal: AbortSignal, pending: Set<PendingCheck>) => Promise<GateOutcome>, outer?: AbortSignal): Promise<GateAnswer | undefined> {
     const runs = this.runsFor(key, state);
     this.expire(runs, maxAgeMs);
     let run = runs.get(need);
@@ -177,9 +186,11 @@ export class GateRuns {
     this.byRelease.delete(key);
   }
 
-  /** Whether release `key`'s run for `need` waits for a slot (not started yet). */
-  waiting(key: string, need: string): boolean {
-    return this.byRelease.get(key)?.runs.get(need)?.waiting ?? false;
+  /** Release `key`'s run for `need`, while it has not answered. */
+  progress(key: string, need: string): RunProgress | undefined {
+    const run = this.byRelease.get(key)?.runs.get(need);
+    if (!run || run.outcome || run.failed) return undefined;
+    return { requestedAt: run.requestedAt, waiting: run.waiting, pending: [...run.pending] };
   }
 
   /** Runs waiting, in flight, or answered and not spent. */
@@ -204,13 +215,13 @@ export class GateRuns {
     return runs;
   }
 
-  private launch(key: string, need: string, runs: Map<string, Run>, now: number, start: (signal: AbortSignal) => Promise<GateOutcome>, outer?: AbortSignal): Run {
+  private launch(key: string, need: string, runs: Map<string, Run>, now: number, start: (signal: AbortSignal, pending: Set<PendingCheck>) => Promise<GateOutcome>, outer?: AbortSignal): Run {
     const abort = new AbortController();
     // Linked by hand and unlinked when done: the outer signal lives as long as the controller.
     const onAbort = () => abort.abort();
     outer?.addEventListener('abort', onAbort, { once: true });
     if (outer?.aborted) abort.abort();
-    const run: Run = { requestedAt: now, abort, wake: false, waiting: true, done: Promise.resolve() };
+    const run: Run = { requestedAt: now, abort, wake: false, waiting: true, done: Promise.resolve(), pending: new Set() };
     const current = () => !abort.signal.aborted && this.byRelease.get(key)?.runs === runs && runs.get(need) === run;
     runs.set(need, run);
     // An aborted run (its state left, the release gone, the controller stopped) rejects here,
@@ -218,7 +229,7 @@ export class GateRuns {
     run.done = this.o.slots
       .run(abort.signal, () => {
         run.waiting = false;
-        return start(abort.signal);
+        return start(abort.signal, run.pending);
       })
       .then(
         (outcome) => {

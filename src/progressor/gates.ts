@@ -6,7 +6,7 @@
 import type { Analysis, WebhookGate, WebhookType } from '../config/analysis.js';
 import { canaryName } from '../config/contract.js';
 import type { CheckResult, GateRunner, MetricProvider } from '../metrics/provider.js';
-import type { GateKind, GateOutcome, NotifyType } from './types.js';
+import type { GateKind, GateOutcome, NotifyType, PendingCheck } from './types.js';
 
 export interface GateDeps {
   metrics: MetricProvider;
@@ -22,29 +22,35 @@ export interface GateContext {
 
 const hooks = (a: Analysis, type: WebhookType) => a.webhooks.filter((w) => w.type === type);
 
-async function safe(name: string, f: () => Promise<CheckResult>): Promise<CheckResult> {
+/** `pending`: the check is in it until it answers, so a set that runs long can say which of its checks it waits for. */
+async function safe(name: string, f: () => Promise<CheckResult>, pending?: Set<PendingCheck>, check?: PendingCheck): Promise<CheckResult> {
+  if (check) pending?.add(check);
   try {
     return await f();
   } catch (err) {
     return { name, passed: false, message: `${name}: ${(err as Error).message}` };
+  } finally {
+    if (check) pending?.delete(check);
   }
 }
 
 /** `extra`: metadata of the call itself, which wins over the hook's own keys of the same name (as in Flagger). */
-function callHook(deps: GateDeps, gate: WebhookGate, c: GateContext, signal?: AbortSignal, extra?: Record<string, string>): Promise<CheckResult> {
-  return safe(gate.name, () => deps.webhooks.run(gate, { name: c.name, namespace: c.namespace, phase: c.phase, checksum: c.revision, metadata: extra ? { ...gate.metadata, ...extra } : gate.metadata }, signal));
+function callHook(deps: GateDeps, gate: WebhookGate, c: GateContext, signal?: AbortSignal, extra?: Record<string, string>, pending?: Set<PendingCheck>): Promise<CheckResult> {
+  const check: PendingCheck = { kind: 'webhook', name: gate.name, timeoutMs: gate.timeoutMs };
+  return safe(gate.name, () => deps.webhooks.run(gate, { name: c.name, namespace: c.namespace, phase: c.phase, checksum: c.revision, metadata: extra ? { ...gate.metadata, ...extra } : gate.metadata }, signal), pending, check);
 }
 
-export async function runGates(kind: GateKind, a: Analysis, c: GateContext, deps: GateDeps, signal?: AbortSignal): Promise<GateOutcome> {
+/** `pending` holds the checks that have not answered yet, while the set runs. */
+export async function runGates(kind: GateKind, a: Analysis, c: GateContext, deps: GateDeps, signal?: AbortSignal, pending?: Set<PendingCheck>): Promise<GateOutcome> {
   if (kind !== 'analysis') {
-    const results = await Promise.all(hooks(a, kind).map((g) => callHook(deps, g, c, signal)));
+    const results = await Promise.all(hooks(a, kind).map((g) => callHook(deps, g, c, signal, undefined, pending)));
     return { passed: results.every((r) => r.passed), rollbackRequested: false, results };
   }
   const target = { namespace: c.namespace, stable: c.name, canary: canaryName(c.name) };
   const [metrics, rollout, rollback] = await Promise.all([
-    Promise.all(a.metrics.map((m) => safe(m.name, () => deps.metrics.check(m, { ...target, intervalMs: m.intervalMs }, signal)))),
-    Promise.all(hooks(a, 'rollout').map((g) => callHook(deps, g, c, signal))),
-    Promise.all(hooks(a, 'rollback').map((g) => callHook(deps, g, c, signal))),
+    Promise.all(a.metrics.map((m) => safe(m.name, () => deps.metrics.check(m, { ...target, intervalMs: m.intervalMs }, signal), pending, { kind: 'metric', name: m.name }))),
+    Promise.all(hooks(a, 'rollout').map((g) => callHook(deps, g, c, signal, undefined, pending))),
+    Promise.all(hooks(a, 'rollback').map((g) => callHook(deps, g, c, signal, undefined, pending))),
   ]);
   const checks = [...metrics, ...rollout];
   // A rollback hook "passing" (2xx) is the request to roll back; its failures mean "carry on".

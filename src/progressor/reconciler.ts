@@ -14,7 +14,8 @@ import type { Analysis } from '../config/analysis.js';
 import { ANN_REQUEST, ANN_STATUS, LABEL_ROLE, LABEL_STABLE_NAME, ROLE_CANARY, canaryName } from '../config/contract.js';
 import type { ClusterDefaults } from '../config/release-config.js';
 import { type Phase, isTerminal } from '../config/status.js';
-import { templateHash } from '../config/template-hash.js';
+import { formatDuration } from '../config/duration.js';
+import { canonicalJson, templateHash } from '../config/template-hash.js';
 import type { Kube } from '../kube/client.js';
 import { isConflict, isNotFound, errorMessage } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -22,12 +23,12 @@ import type { Logger } from '../kube/logger.js';
 import type { RouteTarget, TrafficProvider } from '../traffic/provider.js';
 import { buildCanary, canarySelector } from './canary.js';
 import { type GateContext, type GateDeps, notify, runGates } from './gates.js';
-import { DEFAULT_GATE_CONCURRENCY, GateRuns, GateSlots } from './gate-runs.js';
+import { DEFAULT_GATE_CONCURRENCY, GateRuns, GateSlots, type RunProgress } from './gate-runs.js';
 import type { ProgressorMetrics } from './metrics.js';
 import { canaryView, stableView } from './observe.js';
 import { buildStablePatch, isStablePatchAction } from './stable-patch.js';
 import { HOLD_REPEAT_MS, step } from './step.js';
-import type { Decision, GateKind, GateOutcome, NotifyType, Observation, StableView } from './types.js';
+import type { Decision, GateKind, GateOutcome, NotifyType, Observation, PendingCheck, StableView } from './types.js';
 
 export interface ReconcilerDeps {
   kube: Pick<Kube, 'createDeployment' | 'patchDeployment' | 'deleteDeployment' | 'getDeployment' | 'listReplicaSets' | 'getService'>;
@@ -88,19 +89,22 @@ export class Reconciler {
   private readonly lastError = new Map<string, { msg: string; at: number }>();
   /** The Deployment object (uid) whose routes were looked at outside a release, per release key. */
   private readonly lookedAt = new Map<string, string>();
+  /** The last SlowGates Event per release, so a gate set that runs long is said once per distinct reason (again after HOLD_REPEAT_MS). */
+  private readonly slowSaid = new Map<string, { msg: string; at: number }>();
 
   /** The Deployment is gone: nothing more to say about it. */
   forget(namespace: string, name: string): void {
     this.lastError.delete(`${namespace}/${name}`);
+    this.slowSaid.delete(`${namespace}/${name}`);
     this.lookedAt.delete(`${namespace}/${name}`);
     this.gateRuns.forget(`${namespace}/${name}`);
   }
 
   /** One gate set, run once per need (GateRuns): its duration, checks and log line are counted here, not per reconcile that reads the answer. */
-  private async runGates(gate: GateKind, analysis: Analysis, c: GateContext, signal: AbortSignal, log: Logger): Promise<GateOutcome> {
+  private async runGates(gate: GateKind, analysis: Analysis, c: GateContext, signal: AbortSignal, pending: Set<PendingCheck>, log: Logger): Promise<GateOutcome> {
     const d = this.d;
     const started = Date.now();
-    const outcome = await runGates(gate, analysis, c, d.gates, signal);
+    const outcome = await runGates(gate, analysis, c, d.gates, signal, pending);
     if (signal.aborted) return outcome;
     d.metrics.gateDuration.observe({ gate }, (Date.now() - started) / 1000);
     for (const res of outcome.results) d.metrics.checks.inc({ namespace: c.namespace, name: c.name, gate, check: res.name, result: res.passed ? 'pass' : 'fail' });
@@ -169,7 +173,7 @@ export class Reconciler {
     // from an earlier reconcile moves that instant back to when its run was started (when the
     // check fell due), so that slow gates do not push every later step back.
     let now = d.now();
-    const state = `${stable.metadata!.uid}|${st.revision ?? ''}|${stable.metadata!.annotations?.[ANN_STATUS] ?? ''}`;
+    const state = runState(stable, st, cfg?.analysis);
     this.gateRuns.enter(key, state);
     const used = new Set<string>();
     /** When the analysis answer this decision rests on was asked for (a verdict on the canary). */
@@ -184,11 +188,8 @@ export class Reconciler {
         const ctx = { namespace: st.namespace, name: st.name, revision: r.revision, phase: r.phase };
         // Webhooks may act (a load test, a notification): a replica that lost its lease calls none.
         if (!d.mayAct()) throw new NotLeaderError();
-        const answer = await this.gateRuns.get(key, state, need, now, cfg!.analysis.intervalMs, (sig) => this.runGates(gate, cfg!.analysis, ctx, sig, log), signal);
-        if (!answer) {
-          log.debug({ gate }, this.gateRuns.waiting(key, need) ? 'gates waiting for a slot (--gate-concurrency); deciding when they answer' : 'gates still running; deciding when they answer');
-          return {};
-        }
+        const answer = await this.gateRuns.get(key, state, need, now, cfg!.analysis.intervalMs, (sig, pending) => this.runGates(gate, cfg!.analysis, ctx, sig, pending, log), signal);
+        if (!answer) return this.gatesRunning(stable, st, key, need, gate, cfg!.analysis, target, log);
         used.add(need);
         if (gate === 'analysis') judgedAt = answer.requestedAt;
         now = Math.min(now, answer.requestedAt);
@@ -231,6 +232,38 @@ export class Reconciler {
       ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion, written } : {}),
       ...(effects.weightChangedAt !== undefined ? { weightChangedAt: effects.weightChangedAt } : {}),
     };
+  }
+
+  /**
+   * The gate set `need` has not answered; its answer wakes the release. Until then nothing is
+   * decided, but a set that runs long is not held silently: once it is slowGatesAfterMs past the
+   * instant its check fell due, the status message names the checks it waits for (or the slot it
+   * waits for), written once per change, and a Warning SlowGates says it once per distinct reason
+   * and again every HOLD_REPEAT_MS. Only the message is written: the runs' state (runState) ignores
+   * it, so saying the hold does not abandon the checks it is about.
+   */
+  private async gatesRunning(stable: V1Deployment, st: StableView, key: string, need: string, gate: GateKind, analysis: Analysis, target: RouteTarget, log: Logger): Promise<ReconcileResult> {
+    // GateRuns.get() answered nothing: the run has not answered (nor failed).
+    const p = this.gateRuns.progress(key, need)!;
+    const now = this.d.now();
+    const left = p.requestedAt + slowGatesAfterMs(analysis.intervalMs) - now;
+    if (left > 0) {
+      log.debug({ gate }, p.waiting ? 'gates waiting for a slot (--gate-concurrency); deciding when they answer' : 'gates still running; deciding when they answer');
+      return { requeueAfterMs: left, decidedAt: now };
+    }
+    // Only a status of this release is written to (a new revision's is committed with its first decision).
+    const own = st.status && st.status.revision === st.revision && !isTerminal(st.status.phase) ? st.status : undefined;
+    const msg = slowGatesMessage(`${st.name}.${st.namespace}`, gate, p, own?.weight);
+    const last = this.slowSaid.get(key);
+    const say = last?.msg !== msg || now - last.at >= HOLD_REPEAT_MS;
+    const status = own && own.message !== msg ? { ...own, message: msg } : undefined;
+    const repeatIn = say ? HOLD_REPEAT_MS : last!.at + HOLD_REPEAT_MS - now;
+    if (!say && !status) return { requeueAfterMs: repeatIn, decidedAt: now };
+    const dec: Decision = { actions: [...(status ? [{ type: 'writeStatus' as const, status }] : []), ...(say ? [{ type: 'emitEvent' as const, warning: true, reason: 'SlowGates', message: msg }] : [])], ...(status ? { status } : {}) };
+    const written = await this.perform(stable, dec, { target, log, analysis });
+    if (say) this.slowSaid.set(key, { msg, at: now });
+    log.info({ gate, since: new Date(p.requestedAt).toISOString(), waiting: p.waiting, pending: p.pending.map((c) => c.name) }, 'gates running long; said so');
+    return { requeueAfterMs: repeatIn, decidedAt: now, ...(written?.metadata?.resourceVersion ? { wroteResourceVersion: written.metadata.resourceVersion, written } : {}) };
   }
 
   private async perform(
@@ -460,6 +493,41 @@ export class Reconciler {
       log.debug({ phase: s.phase, weight: s.weight, failedChecks: s.failedChecks, message: s.message }, 'release status');
     }
   }
+}
+
+/**
+ * The release state a gate run's answer is for (GateRuns): the Deployment object, its revision,
+ * its stored status but for the message (a hold said while the gates run must not abandon them),
+ * and the configuration of the checks (interval, metrics, the webhooks that gate). An analysis
+ * edited mid-release (a hanging hook removed, a metric's threshold changed) abandons the runs of
+ * the old one; the next check runs the new one. Edits of the steps, of `threshold` (failed checks)
+ * or of notification hooks keep them.
+ */
+function runState(stable: V1Deployment, st: StableView, analysis: Analysis | undefined): string {
+  let status = stable.metadata!.annotations?.[ANN_STATUS] ?? '';
+  if (st.status) {
+    const { message: _m, saidAt: _s, ...rest } = st.status;
+    status = canonicalJson(rest);
+  }
+  const checks = analysis ? canonicalJson({ intervalMs: analysis.intervalMs, metrics: analysis.metrics, webhooks: analysis.webhooks.filter((w) => w.type !== 'event' && w.type !== 'post-rollout') }) : '';
+  return `${stable.metadata!.uid}|${st.revision ?? ''}|${status}|${checks}`;
+}
+
+/**
+ * How long after its check fell due a gate set that has not answered is said to hold the release:
+ * as long again as the interval (a set that takes about the interval, e.g. a load test, is normal),
+ * at most a minute (so a long interval does not hide a hanging hook), and 5 s of slack.
+ */
+function slowGatesAfterMs(intervalMs: number): number {
+  return Math.min(intervalMs, 60_000) + 5_000;
+}
+
+function slowGatesMessage(id: string, gate: GateKind, p: RunProgress, weight: number | undefined): string {
+  const what = `the ${gate} checks of ${id}${weight !== undefined ? ` at canary weight ${weight}` : ''}`;
+  const since = new Date(p.requestedAt).toISOString();
+  if (p.waiting) return `Waiting for ${what}: queued since ${since} for one of the progressor's --gate-concurrency slots, all taken by other checks`;
+  const checks = p.pending.map((c) => (c.kind === 'webhook' ? `webhook ${c.name} (timeout ${formatDuration(c.timeoutMs)})` : `metric ${c.name}`));
+  return `Waiting for ${what}, running since ${since}: ${checks.length ? `no answer yet from ${checks.join(', ')}` : 'no answer yet'}`;
 }
 
 export class StaleError extends Error {

@@ -65,6 +65,9 @@ export interface GateOutcome {
   results: CheckResult[];
 }
 
+/** A check of a gate set that has not answered yet (for the hold message while its set runs long). */
+export type PendingCheck = { kind: 'metric'; name: string } | { kind: 'webhook'; name: string; timeoutMs: number };
+
 export interface Observation {
   stable: StableView;
   canary?: CanaryView;

@@ -186,7 +186,7 @@ describe('gate runs in flight are bounded (--gate-concurrency)', () => {
     assert.deepEqual(g.started, ['test/a', 'test/b']);
     assert.deepEqual([counts.running, counts.waiting], [2, 3]);
     assert.deepEqual(
-      keys.map((k) => r.waiting(k, NEED)),
+      keys.map((k) => r.progress(k, NEED)?.waiting),
       [false, false, true, true, true],
     );
     // Asked again meanwhile (a watch event, the resync): still waiting, not queued twice.
@@ -239,7 +239,7 @@ describe('gate runs in flight are bounded (--gate-concurrency)', () => {
     r.enter('test/b', 's2'); // b committed (or a new revision): its waiting run is not wanted
     r.forget('test/c'); // c's Deployment was deleted
     assert.deepEqual([counts.running, counts.waiting], [1, 2]);
-    assert.equal(r.waiting('test/b', NEED), false);
+    assert.equal(r.progress('test/b', NEED), undefined);
 
     // a's state changes while it runs: aborted, but its requests are in flight until it ends.
     r.enter('test/a', 's2');

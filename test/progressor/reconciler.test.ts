@@ -14,7 +14,7 @@ import type { CheckResult, GateRunner, MetricProvider, WebhookPayload } from '..
 import { GateSlots } from '../../src/progressor/gate-runs.js';
 import { ProgressorMetrics } from '../../src/progressor/metrics.js';
 import { buildCanary } from '../../src/progressor/canary.js';
-import { Reconciler, type ReconcilerDeps, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
+import { type ReconcileResult, Reconciler, type ReconcilerDeps, StaleError, isOurCanary } from '../../src/progressor/reconciler.js';
 import { HOLD_REPEAT_MS } from '../../src/progressor/step.js';
 import type { RouteTarget, Routes, TrafficProvider } from '../../src/traffic/provider.js';
 
@@ -213,6 +213,9 @@ function reconcilerFor(w: World, clock: { now: number }, metrics: MetricProvider
     ...extra,
   });
 }
+
+/** Nothing decided, nothing written (at most a timer to look again). */
+const undecided = (r: ReconcileResult, msg?: string) => assert.deepEqual([r.phase, r.wroteResourceVersion], [undefined, undefined], msg);
 
 /** Drive reconciles like the controller does (timers, retries) until the release is over. */
 async function drive(w: World, clock: { now: number }, opts: { metrics?: StubMetrics; promMetrics?: ProgressorMetrics; webhooks?: GateRunner; maxRounds?: number } = {}) {
@@ -784,8 +787,8 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     const status = w.stable.metadata!.annotations![ANN_STATUS];
     const calls = metrics.calls;
     // Returns although the check has not answered (it never would, if it waited for this one).
-    assert.deepEqual(await once(), {});
-    assert.deepEqual(await once(), {}, 'a reconcile meanwhile (watch event, resync) waits for nothing');
+    undecided(await once());
+    undecided(await once(), 'a reconcile meanwhile (watch event, resync) waits for nothing');
     assert.equal(metrics.calls, calls + 1, 'one run, not one per reconcile');
     assert.equal(w.stable.metadata!.annotations![ANN_STATUS], status, 'nothing decided, nothing written');
     assert.equal(w.routes?.canary, 25);
@@ -822,7 +825,7 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
   it('a new revision while a check runs aborts that check; its late answer is not used and wakes nobody', async () => {
     const { w, metrics, woken, once } = await at25();
     metrics.hold = true;
-    assert.deepEqual(await once(), {});
+    undecided(await once());
     const first = metrics.waiting[0]!;
     w.capture('review:1.9.0');
     await once();
@@ -839,9 +842,9 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     const second = await at25(slots);
     first.metrics.hold = true;
     second.metrics.hold = true;
-    assert.deepEqual(await first.once(), {});
+    undecided(await first.once());
     const calls = second.metrics.calls;
-    assert.deepEqual(await second.once(), {});
+    undecided(await second.once());
     assert.equal(second.metrics.calls, calls, 'not started: it waits for the slot');
     assert.equal(second.w.routes?.canary, 25);
 
@@ -853,6 +856,179 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     assert.deepEqual(second.woken, ['test/review']);
     await second.once();
     assert.equal(second.w.routes?.canary, 50);
+  });
+});
+
+describe('progressor reconciler: the analysis edited while its checks run (in-memory world)', () => {
+  const T = Date.parse('2026-01-01T00:00:00Z');
+  const HOOK = { name: 'load-test', type: 'rollout', url: 'http://load.test/', timeout: '10m' };
+  const WITH_HOOK = { ...ANALYSIS, webhooks: [HOOK] };
+
+  /** Webhooks that never answer (until their signal aborts them). */
+  class Hanging implements GateRunner {
+    readonly calls: AbortSignal[] = [];
+    async run(_g: unknown, _p: WebhookPayload, signal?: AbortSignal): Promise<CheckResult> {
+      this.calls.push(signal!);
+      return new Promise((_resolve, reject) => signal!.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+    }
+  }
+
+  async function hangingAt25() {
+    const w = new World(WITH_HOOK);
+    const clock = { now: T };
+    const hooks = new Hanging();
+    const woken: string[] = [];
+    const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), hooks as never, { gateInlineMs: 20, wake: (k) => woken.push(k) });
+    const once = () => {
+      w.settle();
+      return r.reconcile(structuredClone(w.stable));
+    };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
+    assert.equal(w.routes?.canary, 25);
+    clock.now += 10_000;
+    await once(); // the check falls due: the hook is called and hangs
+    assert.equal(hooks.calls.length, 1);
+    return { w, clock, hooks, woken, once };
+  }
+
+  it('a hanging hook removed from the analysis: its run is abandoned (aborted) and the next check, at once, runs the edited analysis (its metric)', async () => {
+    const { w, hooks, woken, once } = await hangingAt25();
+    w.annotate('kube-canary.io/analysis', JSON.stringify(ANALYSIS));
+    await once();
+    assert.equal(hooks.calls[0]!.aborted, true, 'the run of the old analysis is aborted');
+    assert.equal(w.routes?.canary, 50, 'stepped on: the metric of the edited analysis passed');
+    assert.equal(parseStatus(w.stable.metadata!.annotations![ANN_STATUS])?.weight, 50);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(woken, [], 'the abandoned run wakes nobody');
+  });
+
+  it("a hook's timeout edited: the old run is abandoned and one run of the new configuration starts, once however often the release is reconciled", async () => {
+    const { w, hooks, once } = await hangingAt25();
+    w.annotate('kube-canary.io/analysis', JSON.stringify({ ...WITH_HOOK, webhooks: [{ ...HOOK, timeout: '30s' }] }));
+    undecided(await once());
+    undecided(await once());
+    assert.equal(hooks.calls.length, 2, 'one new run, not one per reconcile');
+    assert.deepEqual(hooks.calls.map((s) => s.aborted), [true, false]);
+    assert.equal(w.routes?.canary, 25);
+  });
+
+  it('an edit that leaves the checks as they were (the steps, the threshold, an event hook) keeps the run in flight', async () => {
+    const { w, hooks, once } = await hangingAt25();
+    w.annotate('kube-canary.io/analysis', JSON.stringify({ ...WITH_HOOK, stepWeight: 10, threshold: 3, webhooks: [HOOK, { name: 'slack', type: 'event', url: 'http://notify.test/' }] }));
+    undecided(await once());
+    assert.equal(hooks.calls.length, 1);
+    assert.equal(hooks.calls[0]!.aborted, false);
+  });
+});
+
+describe('progressor reconciler: gates that run long are said (in-memory world)', () => {
+  const T = Date.parse('2026-01-01T00:00:00Z');
+  const HOOK = { name: 'load-test', type: 'rollout', url: 'http://load.test/', timeout: '10m' };
+
+  /** Webhooks that never answer until `answer()` (or their signal aborts them). */
+  class Held implements GateRunner {
+    readonly calls: Array<{ signal: AbortSignal; answer: () => void }> = [];
+    async run(g: { name: string }, _p: WebhookPayload, signal?: AbortSignal): Promise<CheckResult> {
+      return new Promise((resolve, reject) => {
+        this.calls.push({ signal: signal!, answer: () => resolve({ name: g.name, passed: true, message: 'ok' }) });
+        signal!.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
+    }
+  }
+
+  async function heldAt25(gateSlots?: GateSlots) {
+    const w = new World({ ...ANALYSIS, webhooks: [HOOK] });
+    const clock = { now: T };
+    const hooks = new Held();
+    let hold = false;
+    const gate = { run: (g: { name: string }, p: WebhookPayload, s?: AbortSignal) => (hold ? hooks.run(g, p, s) : Promise.resolve({ name: g.name, passed: true, message: 'ok' })) };
+    const woken: string[] = [];
+    const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), gate as never, { gateInlineMs: 20, wake: (k) => woken.push(k), ...(gateSlots ? { gateSlots } : {}) });
+    const once = () => {
+      w.settle();
+      return r.reconcile(structuredClone(w.stable));
+    };
+    w.capture('review:1.8.0');
+    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
+    assert.equal(w.routes?.canary, 25);
+    clock.now += 10_000;
+    hold = true;
+    return { w, clock, hooks, woken, once };
+  }
+
+  const message = (w: World) => parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!.message;
+
+  it('once a check is an interval and 5 s overdue, the status names the hook still running, since when and its timeout, written once, with one Warning; said again after 30 minutes; the run goes on', async () => {
+    const { w, clock, hooks, woken, once } = await heldAt25();
+    const due = clock.now;
+    const r1 = await once();
+    undecided(r1);
+    assert.equal(r1.requeueAfterMs, 15_000, 'looked at again when it would be slow: the 10 s interval and 5 s');
+    assert.match(message(w), /^Advance review\.test canary weight 25$/);
+    const events = w.events.length;
+
+    clock.now += 15_000;
+    const r2 = await once();
+    const said = `Waiting for the analysis checks of review.test at canary weight 25, running since ${new Date(due).toISOString()}: no answer yet from webhook load-test (timeout 10m)`;
+    assert.equal(message(w), said);
+    assert.deepEqual(w.events.slice(events), [said]);
+    assert.ok(r2.wroteResourceVersion, 'the write is reported (its own watch event needs no reconcile)');
+    const status = parseStatus(w.stable.metadata!.annotations![ANN_STATUS])!;
+    assert.equal(status.phase, 'Progressing');
+    assert.equal(status.weight, 25);
+    assert.equal(hooks.calls.length, 1);
+    assert.equal(hooks.calls[0]!.signal.aborted, false, 'saying the hold does not abandon the run it is about');
+
+    // Reconciles meanwhile (watch events, resyncs) write and say nothing more.
+    const writes = w.writes;
+    clock.now += 60_000;
+    await once();
+    await once();
+    assert.equal(w.writes, writes);
+    assert.equal(w.events.length, events + 1);
+    assert.equal(hooks.calls.length, 1);
+
+    // Still hanging 30 minutes after it was said: said again (the apiserver drops Events after an hour), not written again.
+    clock.now += HOLD_REPEAT_MS;
+    await once();
+    assert.deepEqual(w.events.slice(events), [said, said]);
+    assert.equal(w.writes, writes);
+
+    hooks.calls[0]!.answer();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(woken, ['test/review']);
+    await once();
+    assert.equal(w.routes?.canary, 50);
+    assert.equal(message(w), 'Advance review.test canary weight 50');
+  });
+
+  it('a check that waits for a gate slot (--gate-concurrency) that long says so', async () => {
+    const slots = new GateSlots(1);
+    const first = await heldAt25(slots);
+    const second = await heldAt25(slots);
+    const due = second.clock.now;
+    undecided(await first.once());
+    undecided(await second.once());
+    second.clock.now += 15_000;
+    await second.once();
+    assert.equal(message(second.w), `Waiting for the analysis checks of review.test at canary weight 25: queued since ${new Date(due).toISOString()} for one of the progressor's --gate-concurrency slots, all taken by other checks`);
+    assert.equal(second.w.events.at(-1), message(second.w));
+  });
+
+  it('a new revision whose first gate hangs (confirm-rollout) is said in an Event; the status of the release before it is left alone', async () => {
+    const w = new World({ ...ANALYSIS, webhooks: [{ name: 'approve', type: 'confirm-rollout', url: 'http://approve.test/', timeout: '1m' }] });
+    const clock = { now: T };
+    const hooks = new Held();
+    const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), hooks as never, { gateInlineMs: 20 });
+    w.capture('review:1.8.0');
+    w.settle();
+    undecided(await r.reconcile(structuredClone(w.stable)));
+    clock.now += 15_000;
+    undecided(await r.reconcile(structuredClone(w.stable)));
+    assert.equal(w.stable.metadata!.annotations![ANN_STATUS], undefined, 'no status written');
+    assert.deepEqual(w.events, [`Waiting for the confirm-rollout checks of review.test, running since ${new Date(T).toISOString()}: no answer yet from webhook approve (timeout 1m)`]);
+    assert.equal(hooks.calls[0]!.signal.aborted, false);
   });
 });
 
