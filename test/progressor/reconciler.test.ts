@@ -237,6 +237,26 @@ async function drive(w: World, clock: { now: number }, opts: { metrics?: StubMet
   throw new Error(`release did not finish: ${w.stable.metadata!.annotations![ANN_STATUS]}`);
 }
 
+/**
+ * Ship 1.8.0 with one reconciler (as the controller keeps one) until the canary carries 25 %;
+ * the next check is then due.
+ */
+async function shippedTo25(analysis: ConstructorParameters<typeof World>[0], metrics: MetricProvider, webhooks: GateRunner, extra: Partial<ReconcilerDeps> = {}) {
+  const w = new World(analysis);
+  const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+  const woken: string[] = [];
+  const r = reconcilerFor(w, clock, metrics, new ProgressorMetrics(false), webhooks, { gateInlineMs: 20, wake: (k) => woken.push(k), ...extra });
+  const once = () => {
+    w.settle();
+    return r.reconcile(structuredClone(w.stable));
+  };
+  w.capture('review:1.8.0');
+  for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
+  assert.equal(w.routes?.canary, 25);
+  clock.now += 10_000;
+  return { w, clock, woken, once, r };
+}
+
 describe('progressor reconciler (in-memory world)', () => {
   it("promotes the article's release: events in order, stable on the new image, routes 100/0, no canary", async () => {
     const w = new World(ANALYSIS);
@@ -747,7 +767,6 @@ describe('progressor reconciler: the Service deleted mid-release (in-memory worl
 });
 
 describe('progressor reconciler: gates that take long (in-memory world)', () => {
-  const T = Date.parse('2026-01-01T00:00:00Z');
 
   /** Metric checks that answer at once, or, while `hold` is set, only when `answer()` is called. */
   class HeldMetrics implements MetricProvider {
@@ -762,22 +781,9 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
     }
   }
 
-  /** Ship 1.8.0 with one reconciler (as the controller keeps one) until the canary carries 25%; the next check is then due. */
   async function at25(gateSlots?: GateSlots) {
-    const w = new World(ANALYSIS);
-    const clock = { now: T };
     const metrics = new HeldMetrics();
-    const woken: string[] = [];
-    const r = reconcilerFor(w, clock, metrics, new ProgressorMetrics(false), new StubWebhooks(), { gateInlineMs: 20, wake: (k) => woken.push(k), ...(gateSlots ? { gateSlots } : {}) });
-    const once = () => {
-      w.settle();
-      return r.reconcile(structuredClone(w.stable));
-    };
-    w.capture('review:1.8.0');
-    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
-    assert.equal(w.routes?.canary, 25);
-    clock.now += 10_000;
-    return { w, clock, metrics, woken, once, r };
+    return { ...(await shippedTo25(ANALYSIS, metrics, new StubWebhooks(), gateSlots ? { gateSlots } : {})), metrics };
   }
 
   it('a check slower than the inline wait leaves the reconcile slot; its answer wakes the release, which then steps with it, due from when the check fell due', async () => {
@@ -860,7 +866,6 @@ describe('progressor reconciler: gates that take long (in-memory world)', () => 
 });
 
 describe('progressor reconciler: the analysis edited while its checks run (in-memory world)', () => {
-  const T = Date.parse('2026-01-01T00:00:00Z');
   const HOOK = { name: 'load-test', type: 'rollout', url: 'http://load.test/', timeout: '10m' };
   const WITH_HOOK = { ...ANALYSIS, webhooks: [HOOK] };
 
@@ -874,19 +879,8 @@ describe('progressor reconciler: the analysis edited while its checks run (in-me
   }
 
   async function hangingAt25() {
-    const w = new World(WITH_HOOK);
-    const clock = { now: T };
     const hooks = new Hanging();
-    const woken: string[] = [];
-    const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), hooks as never, { gateInlineMs: 20, wake: (k) => woken.push(k) });
-    const once = () => {
-      w.settle();
-      return r.reconcile(structuredClone(w.stable));
-    };
-    w.capture('review:1.8.0');
-    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
-    assert.equal(w.routes?.canary, 25);
-    clock.now += 10_000;
+    const { w, clock, woken, once } = await shippedTo25(WITH_HOOK, new StubMetrics(), hooks);
     await once(); // the check falls due: the hook is called and hangs
     assert.equal(hooks.calls.length, 1);
     return { w, clock, hooks, woken, once };
@@ -938,21 +932,10 @@ describe('progressor reconciler: gates that run long are said (in-memory world)'
   }
 
   async function heldAt25(gateSlots?: GateSlots) {
-    const w = new World({ ...ANALYSIS, webhooks: [HOOK] });
-    const clock = { now: T };
     const hooks = new Held();
     let hold = false;
     const gate = { run: (g: { name: string }, p: WebhookPayload, s?: AbortSignal) => (hold ? hooks.run(g, p, s) : Promise.resolve({ name: g.name, passed: true, message: 'ok' })) };
-    const woken: string[] = [];
-    const r = reconcilerFor(w, clock, new StubMetrics(), new ProgressorMetrics(false), gate as never, { gateInlineMs: 20, wake: (k) => woken.push(k), ...(gateSlots ? { gateSlots } : {}) });
-    const once = () => {
-      w.settle();
-      return r.reconcile(structuredClone(w.stable));
-    };
-    w.capture('review:1.8.0');
-    for (let i = 0; i < 20 && w.routes?.canary !== 25; i++) clock.now += (await once()).requeueAfterMs ?? 1000;
-    assert.equal(w.routes?.canary, 25);
-    clock.now += 10_000;
+    const { w, clock, woken, once } = await shippedTo25({ ...ANALYSIS, webhooks: [HOOK] }, new StubMetrics(), gate, gateSlots ? { gateSlots } : {});
     hold = true;
     return { w, clock, hooks, woken, once };
   }
